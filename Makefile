@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# xpmem top-level Makefile.
+#
+#   make              module (for KVER), libxpmem, tests
+#   make demo         boot a guest and show two processes sharing memory
+#   make check        the test suites in guests, on every kernel of the matrix
+#   make install      PREFIX=/usr/local DESTDIR= (library, header, pkg-config)
+#
+# KVER selects the kernel release to build the module against (default:
+# the running kernel if its headers exist, else the newest Debian 6.1).
+# KERNELS selects the guest kernels of `make check` (names from
+# scripts/kernels); KERNEL=NAME is the same for a single one.
+
+VERSION   := 3.0.0
+SONAME    := libxpmem.so.0
+PREFIX    ?= /usr/local
+LIBDIR    ?= $(PREFIX)/lib
+INCLUDEDIR?= $(PREFIX)/include
+B         := build
+
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+WARN      := -Wall -Wextra -Werror=implicit-function-declaration
+LIB_CFLAGS:= $(CFLAGS) $(WARN) -fPIC -fvisibility=hidden -Iinclude/uapi
+TEST_CFLAGS := $(CFLAGS) $(WARN) -Iinclude/uapi -Itests -pthread
+
+KVER ?= $(shell if [ -e /lib/modules/$$(uname -r)/build/Makefile ]; then \
+		uname -r; else scripts/kernels debian-6.1 | cut -d' ' -f2; fi)
+KDIR ?= /lib/modules/$(KVER)/build
+ifdef KERNEL
+KERNELS := $(KERNEL)
+endif
+KERNELS ?= $(shell scripts/kernels | cut -d' ' -f1)
+
+MOD_SRC := $(wildcard drivers/xpmem/*.c drivers/xpmem/*.h) \
+	   drivers/xpmem/Kbuild include/uapi/xpmem.h
+MOD_OUT := $(B)/modules/$(KVER)
+
+LIB_SO  := $(B)/lib/libxpmem.so.$(VERSION)
+LIB_A   := $(B)/lib/libxpmem.a
+PCS     := $(B)/lib/pkgconfig/xpmem.pc $(B)/lib/pkgconfig/cray-xpmem.pc
+
+TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c)
+TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
+
+.PHONY: all module lib tests check demo install deps clean
+all: module lib tests
+
+# ---- kernel module: built in a private copy per release -------------------
+module: $(MOD_OUT)/xpmem.ko
+$(MOD_OUT)/xpmem.ko: $(MOD_SRC)
+	@test -e $(KDIR)/Makefile || { echo "no kernel headers at $(KDIR) (run scripts/deps)"; exit 1; }
+	@mkdir -p $(MOD_OUT)/src/drivers/xpmem $(MOD_OUT)/src/include/uapi
+	@cp drivers/xpmem/*.c drivers/xpmem/*.h drivers/xpmem/Kbuild $(MOD_OUT)/src/drivers/xpmem/
+	@cp include/uapi/xpmem.h $(MOD_OUT)/src/include/uapi/
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(MOD_OUT)/src/drivers/xpmem CONFIG_XPMEM=m W=1 modules
+	@cp $(MOD_OUT)/src/drivers/xpmem/xpmem.ko $@
+
+# ---- libxpmem ---------------------------------------------------------------
+lib: $(LIB_SO) $(LIB_A) $(PCS)
+$(B)/lib/xpmem.o: lib/libxpmem/xpmem.c include/uapi/xpmem.h
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+$(LIB_SO): $(B)/lib/xpmem.o lib/libxpmem/libxpmem.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libxpmem/libxpmem.map -o $@ $<
+	ln -sf libxpmem.so.$(VERSION) $(B)/lib/$(SONAME)
+	ln -sf $(SONAME) $(B)/lib/libxpmem.so
+$(LIB_A): $(B)/lib/xpmem.o
+	$(AR) rcs $@ $<
+$(B)/lib/pkgconfig/%.pc: lib/libxpmem/%.pc.in Makefile
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
+
+# ---- tests --------------------------------------------------------------------
+tests: $(TEST_BINS)
+$(B)/tests/%: tests/%.c tests/tap.h include/uapi/xpmem.h $(LIB_SO)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
+
+# ---- running ------------------------------------------------------------------
+deps:
+	scripts/deps
+
+check: deps
+	$(MAKE) all
+	tests/check $(KERNELS)
+
+demo: deps
+	$(MAKE) all
+	scripts/xpmem-vm --kernel $(firstword $(KERNELS)) run -- tests/demo/run-demo
+
+install: lib
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 755 $(LIB_SO) $(DESTDIR)$(LIBDIR)/
+	ln -sf libxpmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libxpmem.so
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 644 $(PCS) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 include/uapi/xpmem.h $(DESTDIR)$(INCLUDEDIR)/xpmem.h
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,598 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xpmem_attach.c - attachments: the vma in the attacher, and its faults.
+ *
+ * Each attachment is a shared mapping of its own pseudo-filesystem inode.
+ * That inode's address_space is what invalidation zaps with
+ * unmap_mapping_range(): the kernel's i_mmap tree finds every vma of the
+ * attachment (also after mremap or a split) and i_mmap_rwsem keeps them
+ * from being torn down while they are zapped, without ever taking the
+ * attacher's mmap lock.
+ *
+ * The vma is VM_PFNMAP and its PTEs are "special": they hold no page
+ * reference and no mapcount.  No page is pinned after a fault returns; the
+ * only thing that keeps an attacher coherent is the exporting mm's
+ * notifier (xpmem_mm.c), which zaps these PTEs before the page goes.
+ *
+ * Fault path and locks.  The fault core holds the attacher's mmap lock
+ * (read).  Resolving the page needs the *source* mm's mmap lock, and
+ * holding two mmap locks would need a global order that the fault core
+ * does not follow.  So:
+ *   1. mmap_read_trylock() on the source: a trylock never waits, so it
+ *      cannot take part in a deadlock.
+ *   2. If it is contended, drop the fault lock, resolve in the source with
+ *      a normal (killable) lock, remember the pfn and the sequence in a
+ *      one-entry stash, and return VM_FAULT_RETRY; the retried fault
+ *      installs from the stash if no invalidation happened meanwhile.
+ * In both cases the sequence was sampled before resolving, and the PTE is
+ * installed only if it is unchanged, checked under the attacher's page
+ * table lock (apply_to_page_range() calls us with it held), which is the
+ * same lock the invalidation's zap takes.
+ *
+ * Write faults resolve the source page with FOLL_WRITE, which breaks
+ * copy-on-write in the source and marks the page dirty there; so a
+ * writable attacher PTE always points at the page the source itself
+ * writes to.  Read faults install read-only PTEs; a later write comes
+ * through pfn_mkwrite, which re-resolves for write.
+ */
+#include <linux/fs.h>
+#include <linux/fs_context.h>
+#include <linux/mman.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/pseudo_fs.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/delay.h>
+#include <linux/slab.h>
+
+#include "xpmem_internal.h"
+#include "xpmem_compat.h"
+
+#define XPMEM_FS_MAGIC	0x58504d4d	/* "XPMM" */
+
+static struct vfsmount *xpmem_mnt;
+static const struct vm_operations_struct xpmem_att_vm_ops;
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static void xpmem_att_free(struct kref *ref)
+{
+	struct xpmem_attachment *att =
+		container_of(ref, struct xpmem_attachment, ref);
+	struct xpmem_access *ap = att->ap;
+
+	WARN_ON_ONCE(att->rmap.linked);
+	mutex_lock(&ap->lock);
+	list_del(&att->ap_node);
+	mutex_unlock(&ap->lock);
+	iput(att->inode);
+	xpmem_access_put(ap);
+	kfree(att);
+	xpmem_uncount(attachments);
+}
+
+static void xpmem_att_put(struct xpmem_attachment *att)
+{
+	kref_put(&att->ref, xpmem_att_free);
+}
+
+/*
+ * Withdraw an attachment (its permit was released or its segment removed):
+ * from now on its faults get SIGBUS, and its present PTEs are zapped now.
+ * Called with att->ap->lock held.
+ */
+void xpmem_attachment_revoke(struct xpmem_attachment *att)
+{
+	WRITE_ONCE(att->revoked, true);
+	xpmem_rmap_revoke(att->xmm, &att->rmap);
+}
+
+/* The rmap entry's invalidate: runs in the xpmem invalidation worker. */
+static void xpmem_att_rmap_invalidate(struct xpmem_rmap *rmap,
+				      unsigned long start, unsigned long end,
+				      struct xpmem_inval *inv)
+{
+	struct xpmem_attachment *att =
+		container_of(rmap, struct xpmem_attachment, rmap);
+	unsigned int delay = READ_ONCE(xpmem_ack_delay_ms);
+
+	if (delay)	/* test hook: a slow acknowledger */
+		msleep(delay);
+	unmap_mapping_range(att->inode->i_mapping, start - att->src_start,
+			    end - start, 1);
+	xpmem_count(acks);
+	xpmem_inval_ack(inv);
+}
+
+static const struct xpmem_rmap_ops xpmem_att_rmap_ops = {
+	.name = "local",
+	.invalidate = xpmem_att_rmap_invalidate,
+};
+
+/* ---- resolving a page in the source -------------------------------------- */
+
+/*
+ * Return a referenced page of the source at @addr.  The caller holds the
+ * source mmap lock.  The reference is dropped as soon as the PTE is in.
+ */
+static int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
+			  struct page **page)
+{
+	struct vm_area_struct *vma = vma_lookup(mm, addr);
+	long n;
+
+	if (!vma)
+		return -EFAULT;		/* a hole in the segment */
+	/*
+	 * Never resolve through another attachment (or any pfn mapping):
+	 * attachments map only the exporter's own pages, which is also what
+	 * lets the invalidation worker ignore nested notifier calls.
+	 */
+	if (vma->vm_ops == &xpmem_att_vm_ops ||
+	    (vma->vm_flags & (VM_IO | VM_PFNMAP)))
+		return -EFAULT;
+	if (!(vma->vm_flags & (write ? VM_WRITE : VM_READ)))
+		return -EACCES;
+	n = xpmem_gup_remote_one(mm, addr, write ? FOLL_WRITE : 0, page);
+	if (n == 1)
+		return 0;
+	return n < 0 ? (int)n : -EFAULT;
+}
+
+static vm_fault_t xpmem_errno_to_fault(int err)
+{
+	switch (err) {
+	case -EACCES:
+		return VM_FAULT_SIGSEGV;
+	case -ENOMEM:
+		return VM_FAULT_OOM;
+	default:
+		return VM_FAULT_SIGBUS;
+	}
+}
+
+static unsigned long xpmem_att_src(struct vm_area_struct *vma,
+				   struct xpmem_attachment *att,
+				   unsigned long addr)
+{
+	return att->src_start + (vma->vm_pgoff << PAGE_SHIFT) +
+	       (addr - vma->vm_start);
+}
+
+/* ---- the one-entry stash of the slow path --------------------------------- */
+
+static void xpmem_stash_put(struct xpmem_attachment *att, unsigned long src,
+			    unsigned long pfn, bool write, unsigned long seq)
+{
+	spin_lock(&att->stash_lock);
+	att->stash_src = src | 1;	/* src is page aligned: bit 0 = valid */
+	att->stash_pfn = pfn;
+	att->stash_write = write;
+	att->stash_seq = seq;
+	spin_unlock(&att->stash_lock);
+}
+
+static bool xpmem_stash_take(struct xpmem_attachment *att, unsigned long src,
+			     bool write, unsigned long seq, unsigned long *pfn)
+{
+	bool hit;
+
+	spin_lock(&att->stash_lock);
+	hit = att->stash_src == (src | 1) && att->stash_seq == seq &&
+	      (att->stash_write || !write);
+	if (hit)
+		*pfn = att->stash_pfn;
+	att->stash_src = 0;
+	spin_unlock(&att->stash_lock);
+	return hit;
+}
+
+/* ---- installing a PTE ------------------------------------------------------ */
+
+struct xpmem_install {
+	struct mm_struct *mm;
+	struct xpmem_rmap *rmap;
+	unsigned long seq;
+	pte_t pte;
+	bool retry;
+};
+
+/* Called by apply_to_page_range() with the attacher's PTE lock held. */
+static int xpmem_install_pte(pte_t *ptep, unsigned long addr, void *data)
+{
+	struct xpmem_install *in = data;
+
+	if (xpmem_rmap_read_retry(in->rmap, in->seq)) {
+		in->retry = true;
+		return 0;
+	}
+	/* another thread's fault may have won: its PTE is just as current */
+	if (pte_none(ptep_get(ptep)))
+		set_pte_at(in->mm, addr, ptep, in->pte);
+	return 0;
+}
+
+static int xpmem_install(struct vm_area_struct *vma, unsigned long addr,
+			 unsigned long pfn, bool write, struct xpmem_rmap *rmap,
+			 unsigned long seq)
+{
+	unsigned long flags = write ? vma->vm_flags : vma->vm_flags & ~VM_WRITE;
+	struct xpmem_install in = {
+		.mm = vma->vm_mm,
+		.rmap = rmap,
+		.seq = seq,
+	};
+	pte_t pte = pte_mkspecial(pfn_pte(pfn, vm_get_page_prot(flags)));
+	int ret;
+
+	in.pte = write ? pte_mkdirty(pte_mkyoung(pte)) : pte_mkyoung(pte);
+	ret = apply_to_page_range(vma->vm_mm, addr, PAGE_SIZE,
+				  xpmem_install_pte, &in);
+	if (ret)
+		return ret;
+	return in.retry ? -EAGAIN : 0;
+}
+
+/* ---- faults ----------------------------------------------------------------- */
+
+/*
+ * The source mmap lock is contended.  Drop the attacher's fault lock,
+ * resolve with a sleeping lock, stash the result and have the fault
+ * retried.  Only @att (referenced) may be touched after the lock is gone.
+ */
+static vm_fault_t xpmem_fault_slow(struct vm_fault *vmf,
+				   struct xpmem_attachment *att,
+				   unsigned long src, bool write,
+				   unsigned long seq)
+{
+	struct mm_struct *src_mm = att->xmm->mn.mm;
+	struct page *page;
+
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;	/* the caller keeps its lock */
+
+	xpmem_count(fault_slow);
+	kref_get(&att->ref);
+	xpmem_release_fault_lock(vmf);
+	if (mmget_not_zero(src_mm)) {
+		if (!mmap_read_lock_killable(src_mm)) {
+			if (!xpmem_src_page(src_mm, src, write, &page)) {
+				xpmem_stash_put(att, src, page_to_pfn(page),
+						write, seq);
+				put_page(page);
+			}
+			mmap_read_unlock(src_mm);
+		}
+		mmput(src_mm);
+	}
+	xpmem_att_put(att);
+	return VM_FAULT_RETRY;
+}
+
+/*
+ * Lock the source mm without ever waiting while the attacher's fault lock
+ * is held.  Returns 0 with the lock held, or a fault code to return.
+ */
+static vm_fault_t xpmem_lock_source(struct vm_fault *vmf,
+				    struct xpmem_attachment *att,
+				    unsigned long src, bool write,
+				    unsigned long seq)
+{
+	struct mm_struct *src_mm = att->xmm->mn.mm;
+
+	if (mmap_read_trylock(src_mm))
+		return 0;
+	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY)
+		return xpmem_fault_slow(vmf, att, src, write, seq);
+	/*
+	 * The fault core cannot drop its lock here (no current caller does
+	 * this for a VM_PFNMAP vma, but stay correct): poll, sleeping.
+	 */
+	while (!mmap_read_trylock(src_mm)) {
+		if (fatal_signal_pending(current))
+			return VM_FAULT_SIGBUS;
+		schedule_timeout_killable(1);
+	}
+	return 0;
+}
+
+static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct xpmem_attachment *att = vma->vm_private_data;
+	struct xpmem_mm *xmm = att->xmm;
+	struct mm_struct *src_mm = xmm->mn.mm;
+	unsigned long addr = vmf->address & PAGE_MASK;
+	unsigned long src = xpmem_att_src(vma, att, addr);
+	bool write = vmf->flags & FAULT_FLAG_WRITE;
+
+	xpmem_count(faults);
+	if (write && !att->writable)
+		return VM_FAULT_SIGSEGV;
+
+	for (;;) {
+		struct page *page = NULL;
+		unsigned long seq, pfn;
+		vm_fault_t vret;
+		int err;
+
+		if (READ_ONCE(att->revoked) || READ_ONCE(xmm->dead))
+			return VM_FAULT_SIGBUS;
+		seq = xpmem_rmap_read_begin(xmm, &att->rmap);
+
+		if (!xpmem_stash_take(att, src, write, seq, &pfn)) {
+			if (!mmget_not_zero(src_mm))
+				return VM_FAULT_SIGBUS;	/* owner exiting */
+			vret = xpmem_lock_source(vmf, att, src, write, seq);
+			if (vret) {
+				mmput_async(src_mm);
+				return vret;
+			}
+			err = xpmem_src_page(src_mm, src, write, &page);
+			mmap_read_unlock(src_mm);
+			/* never run the source's exit_mmap under our fault lock */
+			mmput_async(src_mm);
+			if (err)
+				return xpmem_errno_to_fault(err);
+			pfn = page_to_pfn(page);
+		}
+
+		err = xpmem_install(vma, addr, pfn, write, &att->rmap, seq);
+		if (page)
+			put_page(page);		/* no pin outlives the fault */
+		if (!err)
+			return VM_FAULT_NOPAGE;
+		if (err != -EAGAIN)
+			return xpmem_errno_to_fault(err);
+		xpmem_count(fault_retries);
+	}
+}
+
+/*
+ * Write to a read-only PTE of a writable attachment.  Let the core make it
+ * writable only if the source, resolved for write now, still maps the same
+ * page and nothing invalidated it since; otherwise drop the PTE and let
+ * the ordinary fault path (which may drop locks and retry) resolve it.
+ */
+static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct xpmem_attachment *att = vma->vm_private_data;
+	struct xpmem_mm *xmm = att->xmm;
+	struct mm_struct *src_mm = xmm->mn.mm;
+	unsigned long addr = vmf->address & PAGE_MASK;
+	unsigned long src = xpmem_att_src(vma, att, addr);
+	struct page *page;
+	unsigned long seq;
+	bool same = false;
+	int err;
+
+	xpmem_count(mkwrite);
+	if (!att->writable)
+		return VM_FAULT_SIGSEGV;
+	if (READ_ONCE(att->revoked) || READ_ONCE(xmm->dead))
+		return VM_FAULT_SIGBUS;
+	seq = xpmem_rmap_read_begin(xmm, &att->rmap);
+	if (!mmget_not_zero(src_mm))
+		return VM_FAULT_SIGBUS;
+	if (mmap_read_trylock(src_mm)) {
+		err = xpmem_src_page(src_mm, src, true, &page);
+		mmap_read_unlock(src_mm);
+		mmput_async(src_mm);
+		if (err)
+			return xpmem_errno_to_fault(err);
+		same = page_to_pfn(page) == pte_pfn(vmf->orig_pte) &&
+		       !xpmem_rmap_read_retry(&att->rmap, seq);
+		put_page(page);
+	} else {
+		mmput_async(src_mm);
+	}
+	if (same)
+		return 0;
+	zap_vma_ptes(vma, addr, PAGE_SIZE);
+	return VM_FAULT_NOPAGE;
+}
+
+/*
+ * A vma of the attachment is duplicated by a split or an mremap move (fork
+ * never copies it: VM_DONTCOPY, and VM_IO stops MADV_DOFORK).
+ */
+static void xpmem_att_vma_open(struct vm_area_struct *vma)
+{
+	struct xpmem_attachment *att = vma->vm_private_data;
+
+	atomic_inc(&att->nr_vmas);
+	kref_get(&att->ref);
+}
+
+/* Called with the attacher's mmap lock held for writing (or at exit). */
+static void xpmem_att_vma_close(struct vm_area_struct *vma)
+{
+	struct xpmem_attachment *att = vma->vm_private_data;
+
+	if (atomic_dec_and_test(&att->nr_vmas))
+		xpmem_rmap_remove(att->xmm, &att->rmap);
+	xpmem_att_put(att);
+}
+
+static const struct vm_operations_struct xpmem_att_vm_ops = {
+	.open = xpmem_att_vma_open,
+	.close = xpmem_att_vma_close,
+	.fault = xpmem_att_fault,
+	.pfn_mkwrite = xpmem_att_pfn_mkwrite,
+};
+
+/* ---- creating the vma ------------------------------------------------------ */
+
+/* ->mmap of the attachment's pseudo file; reached only from xpmem_attach(). */
+static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct xpmem_attachment *att = file->private_data;
+
+	if (att->mapped)	/* mapped once, by xpmem_attach() itself */
+		return -EBUSY;
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != att->size)
+		return -EINVAL;
+	if (!att->writable) {
+		if (vma->vm_flags & VM_WRITE)
+			return -EPERM;
+		xpmem_vm_flags_clear(vma, VM_MAYWRITE);
+	}
+	xpmem_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
+			   VM_DONTDUMP | VM_DONTCOPY);
+	vma->vm_ops = &xpmem_att_vm_ops;
+	vma->vm_private_data = att;
+	kref_get(&att->ref);
+	att->mapped = true;
+	atomic_set(&att->nr_vmas, 1);
+	xpmem_rmap_insert(att->xmm, &att->rmap);
+	return 0;
+}
+
+static const struct file_operations xpmem_att_fops = {
+	.owner = THIS_MODULE,
+	.mmap = xpmem_att_mmap,
+};
+
+int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
+		 unsigned long size, unsigned long *vaddr)
+{
+	struct xpmem_attachment *att;
+	struct xpmem_segment *seg;
+	struct xpmem_access *ap;
+	struct inode *inode;
+	struct file *file;
+	unsigned long addr;
+	int ret;
+
+	if (!current->mm)
+		return -EINVAL;
+	ap = xpmem_access_lookup(apid);
+	if (IS_ERR(ap))
+		return PTR_ERR(ap);
+	seg = ap->seg;
+	ret = -EINVAL;
+	if (!size || !PAGE_ALIGNED(offset) || !PAGE_ALIGNED(size) ||
+	    !PAGE_ALIGNED(*vaddr))
+		goto err_put_ap;
+	if (offset >= seg->size || size > seg->size - offset)
+		goto err_put_ap;
+	ret = -ENOENT;
+	if (READ_ONCE(seg->xmm->dead))
+		goto err_put_ap;	/* the exporting process has exited */
+
+	ret = -ENOMEM;
+	att = kzalloc(sizeof(*att), GFP_KERNEL);
+	if (!att)
+		goto err_put_ap;
+	kref_init(&att->ref);
+	att->ap = ap;			/* takes over the lookup reference */
+	att->xmm = seg->xmm;
+	att->src_start = seg->start + offset;
+	att->size = size;
+	att->writable = ap->writable;
+	spin_lock_init(&att->stash_lock);
+	xpmem_rmap_init(&att->rmap, &xpmem_att_rmap_ops, att->src_start, size);
+	INIT_LIST_HEAD(&att->ap_node);
+
+	inode = alloc_anon_inode(xpmem_mnt->mnt_sb);
+	if (IS_ERR(inode)) {
+		ret = PTR_ERR(inode);
+		kfree(att);
+		goto err_put_ap;
+	}
+	att->inode = inode;
+	xpmem_count(attachments);
+
+	mutex_lock(&ap->lock);
+	if (ap->released) {
+		mutex_unlock(&ap->lock);
+		iput(inode);
+		kfree(att);
+		xpmem_uncount(attachments);
+		ret = -ENOENT;
+		goto err_put_ap;
+	}
+	list_add_tail(&att->ap_node, &ap->attachments);
+	mutex_unlock(&ap->lock);
+
+	/* the file owns one inode reference, the attachment keeps its own */
+	ihold(inode);
+	__module_get(THIS_MODULE);	/* dropped by fput of the file */
+	file = alloc_file_pseudo(inode, xpmem_mnt, "xpmem", O_RDWR,
+				 &xpmem_att_fops);
+	if (IS_ERR(file)) {
+		module_put(THIS_MODULE);
+		iput(inode);
+		ret = PTR_ERR(file);
+		goto err_put_att;
+	}
+	file->private_data = att;
+
+	addr = vm_mmap(file, *vaddr, size,
+		       PROT_READ | (att->writable ? PROT_WRITE : 0),
+		       MAP_SHARED | (*vaddr ? MAP_FIXED : 0), 0);
+	fput(file);		/* the vma holds its own reference */
+	if (IS_ERR_VALUE(addr)) {
+		ret = (int)addr;
+		goto err_put_att;
+	}
+	*vaddr = addr;
+	xpmem_att_put(att);	/* the vma holds its own reference */
+	return 0;
+
+err_put_att:
+	xpmem_att_put(att);	/* also drops ap */
+	return ret;
+err_put_ap:
+	xpmem_access_put(ap);
+	return ret;
+}
+
+int xpmem_detach(unsigned long vaddr)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	unsigned long start, len;
+
+	if (!mm)
+		return -EINVAL;
+	mmap_read_lock(mm);
+	vma = vma_lookup(mm, vaddr);
+	if (!vma || vma->vm_ops != &xpmem_att_vm_ops) {
+		mmap_read_unlock(mm);
+		return -EINVAL;
+	}
+	start = vma->vm_start;
+	len = vma->vm_end - vma->vm_start;
+	mmap_read_unlock(mm);
+	return vm_munmap(start, len);
+}
+
+/* ---- the pseudo filesystem that owns the attachment inodes ---------------- */
+
+static int xpmem_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, XPMEM_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+/* no .owner: the internal mount must not pin the module it belongs to */
+static struct file_system_type xpmem_fs_type = {
+	.name = "xpmem",
+	.init_fs_context = xpmem_fs_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+int xpmem_attach_init(void)
+{
+	xpmem_mnt = kern_mount(&xpmem_fs_type);
+	return PTR_ERR_OR_ZERO(xpmem_mnt);
+}
+
+void xpmem_attach_exit(void)
+{
+	kern_unmount(xpmem_mnt);
+}

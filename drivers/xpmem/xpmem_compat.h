@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * xpmem_compat.h - the only place where kernel version differences live.
+ *
+ * Supported: 6.1 (Debian 12) up to 6.12 (Debian 12 security / 13).
+ */
+#ifndef _XPMEM_COMPAT_H
+#define _XPMEM_COMPAT_H
+
+#include <linux/version.h>
+#include <linux/mm.h>
+
+/* 6.3 made vma->vm_flags read-only behind vm_flags_set()/vm_flags_clear() */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+static inline void xpmem_vm_flags_set(struct vm_area_struct *vma,
+				      unsigned long flags)
+{
+	vma->vm_flags |= flags;
+}
+
+static inline void xpmem_vm_flags_clear(struct vm_area_struct *vma,
+					unsigned long flags)
+{
+	vma->vm_flags &= ~flags;
+}
+#else
+static inline void xpmem_vm_flags_set(struct vm_area_struct *vma,
+				      vm_flags_t flags)
+{
+	vm_flags_set(vma, flags);
+}
+
+static inline void xpmem_vm_flags_clear(struct vm_area_struct *vma,
+					vm_flags_t flags)
+{
+	vm_flags_clear(vma, flags);
+}
+#endif
+
+/* 6.5 dropped the vmas argument of get_user_pages_remote() */
+static inline long xpmem_gup_remote_one(struct mm_struct *mm,
+					unsigned long addr,
+					unsigned int gup_flags,
+					struct page **page)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+	return get_user_pages_remote(mm, addr, 1, gup_flags, page, NULL, NULL);
+#else
+	return get_user_pages_remote(mm, addr, 1, gup_flags, page, NULL);
+#endif
+}
+
+/*
+ * Drop whatever lock the fault core took for this fault: the mmap lock, or
+ * since 6.6 possibly only the per-VMA lock (before 6.6 a file-backed vma is
+ * never faulted under the per-VMA lock alone).
+ */
+static inline void xpmem_release_fault_lock(struct vm_fault *vmf)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
+	mmap_read_unlock(vmf->vma->vm_mm);
+#else
+	release_fault_lock(vmf);
+#endif
+}
+
+#endif /* _XPMEM_COMPAT_H */

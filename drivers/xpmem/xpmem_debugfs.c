@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xpmem_debugfs.c - /sys/kernel/debug/xpmem/
+ *
+ *   counters      "name value" lines; the live-object counts (segments,
+ *                 accesses, attachments, notifiers, rmap_entries) return
+ *                 to 0 when nothing is in use, which the tests assert.
+ *   ack_delay_ms  test hook: delay every local acknowledgement, to
+ *                 exercise slow acknowledgers (0 = off).
+ */
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
+
+#include "xpmem_internal.h"
+
+unsigned int xpmem_ack_delay_ms;
+
+static struct dentry *xpmem_debugfs_dir;
+
+#define XPMEM_COUNTER(name) { #name, &xpmem_stats.name }
+
+static const struct {
+	const char *name;
+	atomic_long_t *value;
+} xpmem_counter_table[] = {
+	XPMEM_COUNTER(segments),
+	XPMEM_COUNTER(accesses),
+	XPMEM_COUNTER(attachments),
+	XPMEM_COUNTER(notifiers),
+	XPMEM_COUNTER(rmap_entries),
+	XPMEM_COUNTER(faults),
+	XPMEM_COUNTER(fault_retries),
+	XPMEM_COUNTER(fault_slow),
+	XPMEM_COUNTER(mkwrite),
+	XPMEM_COUNTER(invalidations),
+	XPMEM_COUNTER(invalidate_hits),
+	XPMEM_COUNTER(invalidate_nonblock_busy),
+	XPMEM_COUNTER(acks),
+	XPMEM_COUNTER(ack_wait_slow),
+	XPMEM_COUNTER(revokes),
+};
+
+static int xpmem_counters_show(struct seq_file *m, void *unused)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(xpmem_counter_table); i++)
+		seq_printf(m, "%s %ld\n", xpmem_counter_table[i].name,
+			   atomic_long_read(xpmem_counter_table[i].value));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(xpmem_counters);
+
+void xpmem_debugfs_init(void)
+{
+	/* debugfs failures are not fatal; the handles are checked inside */
+	xpmem_debugfs_dir = debugfs_create_dir(XPMEM_MODULE_NAME, NULL);
+	debugfs_create_file("counters", 0444, xpmem_debugfs_dir, NULL,
+			    &xpmem_counters_fops);
+	debugfs_create_u32("ack_delay_ms", 0600, xpmem_debugfs_dir,
+			   &xpmem_ack_delay_ms);
+}
+
+void xpmem_debugfs_exit(void)
+{
+	debugfs_remove_recursive(xpmem_debugfs_dir);
+}

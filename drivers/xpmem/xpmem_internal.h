@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * xpmem_internal.h - objects shared by the files of the xpmem driver.
+ *
+ * Object graph (arrows are counted references):
+ *
+ *   xpmem_file (one per open of /dev/xpmem)
+ *     lists the segments and access permits its users created
+ *
+ *   xpmem_segment --> xpmem_mm (the exporting mm's notifier)
+ *   xpmem_access  --> xpmem_segment
+ *   xpmem_attachment --> xpmem_access
+ *        embeds an xpmem_rmap that sits in xpmem_mm's interval tree for as
+ *        long as some vma maps the attachment.
+ *
+ * Who may sleep where, and the lock order, are documented at the top of
+ * the file that owns each lock: xpmem_mm.c (rmap_sem, seq_lock),
+ * xpmem_main.c (xpmem_file.lock), xpmem_segment.c (segment/access locks),
+ * xpmem_attach.c (fault path).
+ */
+#ifndef _XPMEM_INTERNAL_H
+#define _XPMEM_INTERNAL_H
+
+#include <linux/atomic.h>
+#include <linux/completion.h>
+#include <linux/interval_tree.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mmu_notifier.h>
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/uidgid.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "xpmem.h"
+
+#define XPMEM_MODULE_NAME "xpmem"
+
+/* ---- counters, exported read-only in debugfs (xpmem_debugfs.c) ------- */
+
+struct xpmem_counters {
+	/* live objects: must all return to 0 when nothing is in use */
+	atomic_long_t segments;
+	atomic_long_t accesses;
+	atomic_long_t attachments;
+	atomic_long_t notifiers;	/* xpmem_mm = registered mmu notifiers */
+	atomic_long_t rmap_entries;	/* entries in all reverse maps */
+	/* event counts: only ever grow */
+	atomic_long_t faults;
+	atomic_long_t fault_retries;	/* sequence changed during a fault */
+	atomic_long_t fault_slow;	/* source mmap lock busy: dropped & retried */
+	atomic_long_t mkwrite;
+	atomic_long_t invalidations;	/* invalidate_range_start calls */
+	atomic_long_t invalidate_hits;	/* ... that overlapped an attachment */
+	atomic_long_t invalidate_nonblock_busy; /* -EAGAIN to a non-blockable caller */
+	atomic_long_t acks;		/* secondary mappings zapped and acked */
+	atomic_long_t ack_wait_slow;	/* ack waits that exceeded the warning time */
+	atomic_long_t revokes;
+};
+
+extern struct xpmem_counters xpmem_stats;
+extern unsigned int xpmem_ack_delay_ms;	/* test hook, debugfs */
+
+#define xpmem_count(field)	atomic_long_inc(&xpmem_stats.field)
+#define xpmem_uncount(field)	atomic_long_dec(&xpmem_stats.field)
+
+/* ---- per exporting mm: notifier, reverse map, invalidation sequence --- */
+
+struct xpmem_mm {
+	struct mmu_notifier mn;		/* mn.mm is the exporting mm (mmgrab'd) */
+
+	/* interval tree of struct xpmem_rmap, keyed by source VA */
+	struct rw_semaphore rmap_sem;
+	struct rb_root_cached rmap;
+
+	/*
+	 * Invalidation sequence, as in mmu_interval_notifier: odd while at
+	 * least one invalidation is between start and end.  Protected by
+	 * seq_lock; faults wait on seq_wq for the odd period to end.
+	 */
+	spinlock_t seq_lock;
+	unsigned long invalidate_seq;
+	unsigned int active;
+	wait_queue_head_t seq_wq;
+
+	bool dead;			/* ->release ran: the mm is exiting */
+};
+
+struct xpmem_rmap;
+struct xpmem_inval;
+
+/*
+ * A secondary mapping of part of an exporting mm that must acknowledge
+ * every invalidation before the kernel may free or reuse the pages.
+ * Local attachments are one kind; remote partitions add another kind
+ * by providing their own ops.
+ */
+struct xpmem_rmap_ops {
+	const char *name;
+	/*
+	 * Tear down the translations of source range [start, end) and call
+	 * xpmem_inval_ack(inv) once they are gone, from any context, now or
+	 * later.  Called from the xpmem invalidation worker; may sleep.
+	 */
+	void (*invalidate)(struct xpmem_rmap *rmap, unsigned long start,
+			   unsigned long end, struct xpmem_inval *inv);
+};
+
+struct xpmem_rmap {
+	struct interval_tree_node it;	/* [start, last] in the source mm */
+	const struct xpmem_rmap_ops *ops;
+	unsigned long invalidate_seq;	/* under xpmem_mm.seq_lock */
+	bool linked;			/* in xpmem_mm.rmap (under rmap_sem) */
+};
+
+/* One invalidation being carried out; lives on the invalidator's stack. */
+struct xpmem_inval {
+	struct xpmem_mm *xmm;
+	unsigned long start, end;
+	struct xpmem_rmap *only;	/* NULL: every overlapping entry */
+	atomic_t pending;		/* outstanding acks + 1 for the walker */
+	struct completion done;
+	struct work_struct work;
+};
+
+struct xpmem_mm *xpmem_mm_get(struct mm_struct *mm);
+void xpmem_mm_put(struct xpmem_mm *xmm);
+void xpmem_rmap_init(struct xpmem_rmap *rmap, const struct xpmem_rmap_ops *ops,
+		     unsigned long start, unsigned long size);
+void xpmem_rmap_insert(struct xpmem_mm *xmm, struct xpmem_rmap *rmap);
+void xpmem_rmap_remove(struct xpmem_mm *xmm, struct xpmem_rmap *rmap);
+unsigned long xpmem_rmap_read_begin(struct xpmem_mm *xmm,
+				    struct xpmem_rmap *rmap);
+bool xpmem_rmap_read_retry(struct xpmem_rmap *rmap, unsigned long seq);
+void xpmem_rmap_revoke(struct xpmem_mm *xmm, struct xpmem_rmap *rmap);
+void xpmem_inval_ack(struct xpmem_inval *inv);
+int xpmem_mm_init(void);
+void xpmem_mm_exit(void);
+
+/* ---- the open file ---------------------------------------------------- */
+
+struct xpmem_file {
+	struct mutex lock;		/* protects both lists */
+	struct list_head segments;
+	struct list_head accesses;
+};
+
+/* ---- segments and access permits (xpmem_segment.c) ------------------- */
+
+struct xpmem_segment {
+	struct kref ref;
+	xpmem_segid_t segid;
+	u32 slot;
+	pid_t tgid;			/* thread group that made it */
+	struct xpmem_file *owner;
+	struct list_head file_node;	/* in owner->segments */
+	struct xpmem_mm *xmm;		/* exporting mm */
+	unsigned long start, size;
+	kuid_t uid;
+	kgid_t gid;
+	umode_t mode;
+
+	struct mutex lock;		/* protects accesses, removed */
+	struct list_head accesses;
+	bool removed;
+};
+
+struct xpmem_access {
+	struct kref ref;
+	xpmem_apid_t apid;
+	u32 slot;
+	pid_t tgid;			/* the only thread group that may use it */
+	struct xpmem_file *owner;
+	struct list_head file_node;	/* in owner->accesses */
+	struct xpmem_segment *seg;
+	struct list_head seg_node;	/* in seg->accesses */
+	bool writable;
+
+	struct mutex lock;		/* protects attachments, released */
+	struct list_head attachments;
+	bool released;
+};
+
+int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
+		       unsigned long size, umode_t mode, xpmem_segid_t *segid);
+int xpmem_segment_remove(struct xpmem_file *xf, xpmem_segid_t segid);
+int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
+		     xpmem_apid_t *apid);
+int xpmem_access_release(struct xpmem_file *xf, xpmem_apid_t apid);
+struct xpmem_access *xpmem_access_lookup(xpmem_apid_t apid);
+void xpmem_access_put(struct xpmem_access *ap);
+void xpmem_file_cleanup(struct xpmem_file *xf, bool all);
+void xpmem_segment_ids_destroy(void);
+
+/* ---- attachments (xpmem_attach.c) ------------------------------------- */
+
+struct xpmem_attachment {
+	struct kref ref;
+	struct xpmem_rmap rmap;		/* source range, in ap->seg->xmm */
+	struct xpmem_access *ap;
+	struct xpmem_mm *xmm;		/* == ap->seg->xmm, cached */
+	unsigned long src_start, size;
+	bool writable;
+	bool revoked;			/* WRITE_ONCE under ap->lock */
+	bool mapped;			/* the one vm_mmap() happened */
+	atomic_t nr_vmas;		/* vmas mapping this attachment */
+	struct inode *inode;		/* own address_space: zap target */
+	struct list_head ap_node;	/* in ap->attachments */
+
+	/*
+	 * A page resolved with the fault lock dropped (slow path), to be
+	 * installed when the fault is retried.  No page reference is kept:
+	 * the notifier sequence says whether it is still what the source
+	 * maps.
+	 */
+	spinlock_t stash_lock;
+	unsigned long stash_src;	/* 0: empty */
+	unsigned long stash_pfn;
+	unsigned long stash_seq;
+	bool stash_write;
+};
+
+int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
+		 unsigned long size, unsigned long *vaddr);
+int xpmem_detach(unsigned long vaddr);
+void xpmem_attachment_revoke(struct xpmem_attachment *att);
+int xpmem_attach_init(void);
+void xpmem_attach_exit(void);
+
+/* ---- debugfs (xpmem_debugfs.c) ---------------------------------------- */
+
+void xpmem_debugfs_init(void);
+void xpmem_debugfs_exit(void);
+
+#endif /* _XPMEM_INTERNAL_H */

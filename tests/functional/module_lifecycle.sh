@@ -1,0 +1,58 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Module lifecycle, as TAP: unload refused while /dev/xpmem is in use or an
+# attachment is mapped, clean unload afterwards, and reload.
+# Needs root and the module loaded (the guest loads it).
+set -u
+ko=${XPMEM_KO:?XPMEM_KO must name the xpmem.ko that is loaded}
+n=0 fail=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+nok() { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n $1"; shift; for l in "$@"; do echo "# $l"; done; }
+
+echo "TAP version 13"
+echo "1..4"
+
+# 1: refused while a process holds /dev/xpmem open
+exec 9</dev/xpmem
+if rmmod xpmem 2>/dev/null; then
+	nok unload_refused_while_device_open "rmmod succeeded with /dev/xpmem open"
+	insmod "$ko"
+else
+	ok unload_refused_while_device_open
+fi
+exec 9<&-
+
+# 2: refused while an attachment is mapped (device closed by then)
+holder=$(dirname "$0")/../../build/tests/functional/xpmem_hold_attachment
+"$holder" & hpid=$!
+for _ in $(seq 50); do [ -e /tmp/xpmem-holding ] && break; sleep 0.1; done
+if rmmod xpmem 2>/dev/null; then
+	nok unload_refused_while_attachment_mapped "rmmod succeeded with a live attachment"
+	insmod "$ko"
+else
+	ok unload_refused_while_attachment_mapped
+fi
+kill "$hpid" 2>/dev/null
+wait "$hpid" 2>/dev/null
+rm -f /tmp/xpmem-holding
+
+# 3: clean unload once nothing uses it
+ok_unload=0
+for _ in $(seq 50); do
+	if rmmod xpmem 2>/dev/null; then ok_unload=1; break; fi
+	sleep 0.1
+done
+if [ $ok_unload = 1 ] && [ ! -e /dev/xpmem ]; then
+	ok unload_clean_after_last_user
+else
+	nok unload_clean_after_last_user "rmmod still refused: $(cat /sys/module/xpmem/refcnt 2>/dev/null)"
+fi
+
+# 4: reload works and the device comes back
+if insmod "$ko" && [ -c /dev/xpmem ]; then
+	ok reload_after_unload
+else
+	nok reload_after_unload "insmod failed or /dev/xpmem missing"
+fi
+echo "# $((n - fail)) passed, $fail failed, 0 skipped"
+[ $fail -eq 0 ]

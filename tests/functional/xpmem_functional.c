@@ -1,0 +1,1152 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Functional tests of /dev/xpmem through libxpmem: one behaviour per test.
+ * Run inside the test guest with the module loaded (tests/run-suite).
+ */
+#define _GNU_SOURCE
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "tap.h"
+#include "xpmem.h"
+
+#define PG ((size_t)sysconf(_SC_PAGESIZE))
+#define LONGS_PER_PAGE (PG / sizeof(long))
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static long *map_pages(size_t n)
+{
+	void *p = mmap(NULL, n * PG, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* page i of a buffer holds (tag << 32 | i) in every long */
+static void fill(long *buf, size_t pages, long tag)
+{
+	for (size_t i = 0; i < pages * LONGS_PER_PAGE; i++)
+		buf[i] = (tag << 32) | (long)(i / LONGS_PER_PAGE);
+}
+
+static long bad_long(const long *buf, size_t pages, long tag)
+{
+	for (size_t i = 0; i < pages * LONGS_PER_PAGE; i++)
+		if (buf[i] != ((tag << 32) | (long)(i / LONGS_PER_PAGE)))
+			return (long)i;
+	return -1;
+}
+
+static void *attach_apid(xpmem_apid_t apid, off_t off, size_t size)
+{
+	struct xpmem_addr a = { .apid = apid, .offset = off };
+
+	return xpmem_attach(a, size, NULL);
+}
+
+/* get + attach a whole segment of `pages` pages */
+static long *attach_seg(xpmem_segid_t segid, int flags, size_t pages,
+			xpmem_apid_t *apid_out)
+{
+	xpmem_apid_t apid = xpmem_get(segid, flags, XPMEM_PERMIT_MODE, NULL);
+	void *p;
+
+	if (apid < 0)
+		return NULL;
+	p = attach_apid(apid, 0, pages * PG);
+	if (p == (void *)-1)
+		return NULL;
+	if (apid_out)
+		*apid_out = apid;
+	return p;
+}
+
+/* ---- a peer process with two pipes ------------------------------------------- */
+
+struct peer {
+	pid_t pid;
+	int to, from;
+};
+
+static int chan_send(int fd, long v)
+{
+	return write(fd, &v, sizeof(v)) == sizeof(v) ? 0 : -1;
+}
+
+static long chan_recv(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	long v;
+
+	if (poll(&p, 1, 30000) != 1 || read(fd, &v, sizeof(v)) != sizeof(v))
+		return -999;
+	return v;
+}
+
+static int peer_start(struct peer *p, int (*fn)(int in, int out, void *arg),
+		      void *arg)
+{
+	int a[2], b[2];
+
+	if (pipe(a) || pipe(b))
+		return -1;
+	p->pid = fork();
+	if (p->pid < 0)
+		return -1;
+	if (p->pid == 0) {
+		close(a[1]);
+		close(b[0]);
+		_exit(fn(a[0], b[1], arg));
+	}
+	close(a[0]);
+	close(b[1]);
+	p->to = a[1];
+	p->from = b[0];
+	return 0;
+}
+
+static int peer_send(struct peer *p, long v) { return chan_send(p->to, v); }
+static long peer_recv(struct peer *p) { return chan_recv(p->from); }
+
+/* exit status, or 128 + signal */
+static int peer_wait(struct peer *p)
+{
+	int st;
+
+	close(p->to);
+	close(p->from);
+	if (waitpid(p->pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* ---- debugfs counters ---------------------------------------------------------- */
+
+static long counter(const char *name)
+{
+	FILE *f = fopen("/sys/kernel/debug/xpmem/counters", "r");
+	char key[64];
+	long v, r = -1;
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", key, &v) == 2)
+		if (!strcmp(key, name))
+			r = v;
+	fclose(f);
+	return r;
+}
+
+static const char *const live_counters[] = {
+	"segments", "accesses", "attachments", "notifiers", "rmap_entries",
+};
+
+/* wait up to 10 s for every live-object counter to reach 0 */
+static int counters_settle_to_zero(void)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		int all = 1;
+
+		for (size_t i = 0; i < 5; i++)
+			if (counter(live_counters[i]) != 0)
+				all = 0;
+		if (all)
+			return 0;
+		usleep(100000);
+	}
+	for (size_t i = 0; i < 5; i++)
+		tap_diag("%s = %ld", live_counters[i], counter(live_counters[i]));
+	return 1;
+}
+
+/* ---- basic calls ------------------------------------------------------------------ */
+
+static int t_version_matches_header(void)
+{
+	int v = xpmem_version();
+
+	FAIL_IF(v != XPMEM_CURRENT_VERSION, "version %#x, header says %#x",
+		v, XPMEM_CURRENT_VERSION);
+	return 0;
+}
+
+static int t_make_then_remove(void)
+{
+	long *buf = map_pages(4);
+	xpmem_segid_t s = xpmem_make(buf, 4 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+
+	FAIL_IF(s <= 0, "make: %s", strerror(errno));
+	FAIL_IF(xpmem_remove(s) != 0, "remove: %s", strerror(errno));
+	FAIL_UNLESS_ERRNO(xpmem_remove(s), ENOENT);
+	return 0;
+}
+
+static int t_make_whole_address_space(void)
+{
+	long *buf = map_pages(2), *att;
+	xpmem_segid_t s;
+	xpmem_apid_t a;
+
+	fill(buf, 2, 7);
+	s = xpmem_make(NULL, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(s <= 0, "make whole AS: %s", strerror(errno));
+	a = xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	FAIL_IF(a <= 0, "get: %s", strerror(errno));
+	/* in a whole-address-space segment the offset is the address */
+	att = attach_apid(a, (off_t)(uintptr_t)buf, 2 * PG);
+	FAIL_IF(att == (void *)-1, "attach: %s", strerror(errno));
+	FAIL_IF(bad_long(att, 2, 7) >= 0, "data differs at %ld", bad_long(att, 2, 7));
+	FAIL_IF(xpmem_detach(att) || xpmem_release(a) || xpmem_remove(s), "teardown");
+	return 0;
+}
+
+static int t_get_then_release(void)
+{
+	long *buf = map_pages(1);
+	xpmem_segid_t s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	xpmem_apid_t a = xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+
+	FAIL_IF(a <= 0, "get: %s", strerror(errno));
+	FAIL_IF(xpmem_release(a) != 0, "release: %s", strerror(errno));
+	FAIL_UNLESS_ERRNO(xpmem_release(a), ENOENT);
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, 0, PG), ENOENT);
+	return xpmem_remove(s);
+}
+
+static int t_attach_then_detach(void)
+{
+	long *buf = map_pages(4), *att, v;
+	xpmem_segid_t s;
+
+	fill(buf, 4, 1);
+	s = xpmem_make(buf, 4 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	att = attach_seg(s, XPMEM_RDWR, 4, NULL);
+	FAIL_IF(!att, "attach: %s", strerror(errno));
+	FAIL_IF(att == buf, "attachment must be a new mapping");
+	FAIL_IF(bad_long(att, 4, 1) >= 0, "data differs");
+	FAIL_IF(xpmem_detach(att) != 0, "detach: %s", strerror(errno));
+	FAIL_IF(tap_probe(att, 0, &v) != SIGSEGV, "detached range still mapped");
+	FAIL_UNLESS_ERRNO(xpmem_detach(att), EINVAL);
+	return xpmem_remove(s);
+}
+
+/* ---- data visibility between processes -------------------------------------------- */
+
+static xpmem_segid_t g_segid;
+
+static int attacher_reads_after_go(int in, int out, void *arg)
+{
+	long *att = attach_seg(g_segid, XPMEM_RDWR, 1, NULL);
+
+	(void)arg;
+	if (!att)
+		return 10;
+	chan_send(out, att[0]);		/* before */
+	if (chan_recv(in) != 1)
+		return 11;
+	chan_send(out, att[0]);		/* after the source wrote */
+	chan_recv(in);
+	return 0;
+}
+
+static int t_attacher_sees_source_writes(void)
+{
+	long *buf = map_pages(1);
+	struct peer p;
+	long before, after;
+
+	buf[0] = 1;
+	g_segid = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(peer_start(&p, attacher_reads_after_go, NULL), "fork");
+	before = peer_recv(&p);
+	buf[0] = 0x1234;
+	peer_send(&p, 1);
+	after = peer_recv(&p);
+	peer_send(&p, 0);
+	FAIL_IF(peer_wait(&p) != 0, "attacher failed");
+	FAIL_IF(before != 1 || after != 0x1234, "attacher saw %#lx then %#lx", before, after);
+	return xpmem_remove(g_segid);
+}
+
+static int attacher_writes_page(int in, int out, void *arg)
+{
+	long *att = attach_seg(g_segid, XPMEM_RDWR, 2, NULL);
+
+	(void)in;
+	(void)arg;
+	if (!att)
+		return 10;
+	fill(att, 2, 0x55);
+	chan_send(out, 1);
+	return 0;
+}
+
+static int t_source_sees_attacher_writes(void)
+{
+	long *buf = map_pages(2);
+	struct peer p;
+
+	fill(buf, 2, 1);
+	g_segid = xpmem_make(buf, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(peer_start(&p, attacher_writes_page, NULL), "fork");
+	FAIL_IF(peer_recv(&p) != 1, "attacher did not finish");
+	FAIL_IF(peer_wait(&p) != 0, "attacher failed");
+	FAIL_IF(bad_long(buf, 2, 0x55) >= 0, "source sees old data at %ld", bad_long(buf, 2, 0x55));
+	return xpmem_remove(g_segid);
+}
+
+static int t_read_then_write_through_rdwr_attachment(void)
+{
+	long *buf = map_pages(1), *att;
+	xpmem_segid_t s;
+
+	buf[0] = 3;
+	s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	att = attach_seg(s, XPMEM_RDWR, 1, NULL);
+	FAIL_IF(!att, "attach: %s", strerror(errno));
+	FAIL_IF(att[0] != 3, "read %ld", att[0]);	/* read-only PTE first */
+	att[0] = 4;					/* then upgrade on write */
+	FAIL_IF(buf[0] != 4, "source sees %ld after attacher write", buf[0]);
+	buf[0] = 5;
+	FAIL_IF(att[0] != 5, "attacher sees %ld after source write", att[0]);
+	return xpmem_remove(s);
+}
+
+static int attacher_reads_value(int in, int out, void *arg)
+{
+	long *att = attach_seg(g_segid, XPMEM_RDWR, 1, NULL);
+
+	(void)arg;
+	if (!att)
+		return 10;
+	while (chan_recv(in) == 1)
+		chan_send(out, att[0]);
+	return 0;
+}
+
+static int t_two_attachers_see_each_other(void)
+{
+	long *buf = map_pages(1);
+	struct peer a, b;
+	long *att;
+
+	buf[0] = 0;
+	g_segid = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(peer_start(&a, attacher_reads_value, NULL), "fork");
+	FAIL_IF(peer_start(&b, attacher_reads_value, NULL), "fork");
+	peer_send(&a, 1);
+	FAIL_IF(peer_recv(&a) != 0, "first read");
+	peer_send(&b, 1);
+	FAIL_IF(peer_recv(&b) != 0, "first read");
+	/* the test process attaches too and writes through its attachment */
+	att = attach_seg(g_segid, XPMEM_RDWR, 1, NULL);
+	FAIL_IF(!att, "attach");
+	att[0] = 42;
+	peer_send(&a, 1);
+	peer_send(&b, 1);
+	FAIL_IF(peer_recv(&a) != 42, "attacher A missed the write");
+	FAIL_IF(peer_recv(&b) != 42, "attacher B missed the write");
+	peer_send(&a, 0);
+	peer_send(&b, 0);
+	FAIL_IF(peer_wait(&a) || peer_wait(&b), "attacher failed");
+	FAIL_IF(buf[0] != 42, "source sees %ld", buf[0]);
+	return xpmem_remove(g_segid);
+}
+
+static int t_same_segment_attached_twice(void)
+{
+	long *buf = map_pages(2), *a1, *a2;
+	xpmem_segid_t s;
+
+	fill(buf, 2, 2);
+	s = xpmem_make(buf, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	a1 = attach_seg(s, XPMEM_RDWR, 2, NULL);
+	a2 = attach_seg(s, XPMEM_RDWR, 2, NULL);
+	FAIL_IF(!a1 || !a2 || a1 == a2, "two attachments %p %p", a1, a2);
+	a1[LONGS_PER_PAGE + 1] = 99;
+	FAIL_IF(a2[LONGS_PER_PAGE + 1] != 99, "second attachment missed write");
+	FAIL_IF(buf[LONGS_PER_PAGE + 1] != 99, "source missed write");
+	FAIL_IF(xpmem_detach(a1) || a2[0] != ((2L << 32) | 0), "detach one, other still works");
+	return xpmem_remove(s);
+}
+
+static int t_attach_at_offset(void)
+{
+	long *buf = map_pages(8), *att;
+	xpmem_segid_t s;
+	xpmem_apid_t a;
+
+	fill(buf, 8, 9);
+	s = xpmem_make(buf, 8 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	a = xpmem_get(s, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	att = attach_apid(a, 3 * PG, 2 * PG);
+	FAIL_IF(att == (void *)-1, "attach: %s", strerror(errno));
+	FAIL_IF(att[0] != ((9L << 32) | 3) || att[LONGS_PER_PAGE] != ((9L << 32) | 4),
+		"offset attach sees %#lx %#lx", att[0], att[LONGS_PER_PAGE]);
+	return xpmem_remove(s);
+}
+
+static int t_attach_at_fixed_address(void)
+{
+	long *buf = map_pages(2), *att;
+	void *want = mmap(NULL, 4 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	xpmem_segid_t s;
+	xpmem_apid_t a;
+
+	fill(buf, 2, 4);
+	want = (char *)want + PG;
+	s = xpmem_make(buf, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	a = xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	att = xpmem_attach((struct xpmem_addr){ .apid = a, .offset = 0 }, 2 * PG, want);
+	FAIL_IF(att != want, "attached at %p, asked %p (%s)", att, want, strerror(errno));
+	FAIL_IF(bad_long(att, 2, 4) >= 0, "data differs");
+	return xpmem_remove(s);
+}
+
+static int t_thread_of_same_process_uses_apid(void);
+
+/* ---- permissions ------------------------------------------------------------------ */
+
+static int t_rdonly_attach_write_gets_sigsegv(void)
+{
+	long *buf = map_pages(1), *att, v = 5;
+	xpmem_segid_t s;
+
+	buf[0] = 1;
+	s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	att = attach_seg(s, XPMEM_RDONLY, 1, NULL);
+	FAIL_IF(!att, "attach: %s", strerror(errno));
+	FAIL_IF(att[0] != 1, "read %ld", att[0]);
+	FAIL_IF(tap_probe(att, 1, &v) != SIGSEGV, "write to RDONLY attachment did not SIGSEGV");
+	FAIL_IF(buf[0] != 1, "source changed to %ld", buf[0]);
+	return xpmem_remove(s);
+}
+
+static int t_rdonly_attach_cannot_mprotect_writable(void)
+{
+	long *buf = map_pages(1), *att;
+	xpmem_segid_t s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+
+	att = attach_seg(s, XPMEM_RDONLY, 1, NULL);
+	FAIL_IF(!att, "attach");
+	FAIL_UNLESS_ERRNO(mprotect(att, PG, PROT_READ | PROT_WRITE), EACCES);
+	return xpmem_remove(s);
+}
+
+static int drop_to_nobody(void)
+{
+	return setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+	       setresuid(65534, 65534, 65534);
+}
+
+static int other_uid_gets(int in, int out, void *arg)
+{
+	long flags = (long)arg;
+
+	(void)in;
+	if (drop_to_nobody())
+		return 10;
+	if (xpmem_get(g_segid, (int)flags, XPMEM_PERMIT_MODE, NULL) >= 0)
+		chan_send(out, 0);
+	else
+		chan_send(out, errno);
+	return 0;
+}
+
+static int t_mode_0600_refuses_other_uid(void)
+{
+	long *buf = map_pages(1);
+	struct peer p;
+	long err;
+
+	if (geteuid() != 0)
+		return TAP_SKIP;
+	g_segid = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(peer_start(&p, other_uid_gets, (void *)XPMEM_RDONLY), "fork");
+	err = peer_recv(&p);
+	FAIL_IF(peer_wait(&p) != 0, "child failed");
+	FAIL_IF(err != EACCES, "other uid got errno %ld, want EACCES", err);
+	return xpmem_remove(g_segid);
+}
+
+static int t_mode_0644_other_uid_read_only(void)
+{
+	long *buf = map_pages(1);
+	struct peer p;
+	long ro, rw;
+
+	if (geteuid() != 0)
+		return TAP_SKIP;
+	g_segid = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0644);
+	peer_start(&p, other_uid_gets, (void *)XPMEM_RDONLY);
+	ro = peer_recv(&p);
+	peer_wait(&p);
+	peer_start(&p, other_uid_gets, (void *)XPMEM_RDWR);
+	rw = peer_recv(&p);
+	peer_wait(&p);
+	FAIL_IF(ro != 0, "RDONLY get refused: errno %ld", ro);
+	FAIL_IF(rw != EACCES, "RDWR get: errno %ld, want EACCES", rw);
+	return xpmem_remove(g_segid);
+}
+
+static xpmem_apid_t g_apid;
+
+static int other_process_uses_apid(int in, int out, void *arg)
+{
+	(void)in;
+	(void)arg;
+	chan_send(out, attach_apid(g_apid, 0, PG) == (void *)-1 ? errno : 0);
+	chan_send(out, xpmem_release(g_apid) ? errno : 0);
+	return 0;
+}
+
+static int t_apid_of_another_process_refused(void)
+{
+	long *buf = map_pages(1);
+	struct peer p;
+	long e1, e2;
+
+	g_segid = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0666);
+	g_apid = xpmem_get(g_segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	FAIL_IF(g_apid <= 0, "get");
+	FAIL_IF(peer_start(&p, other_process_uses_apid, NULL), "fork");
+	e1 = peer_recv(&p);
+	e2 = peer_recv(&p);
+	peer_wait(&p);
+	FAIL_IF(e1 != EPERM, "attach with foreign apid: errno %ld, want EPERM", e1);
+	FAIL_IF(e2 != EPERM, "release of foreign apid: errno %ld, want EPERM", e2);
+	FAIL_IF(xpmem_release(g_apid) != 0, "owner's release failed");
+	return xpmem_remove(g_segid);
+}
+
+static int t_guessed_ids_refused(void)
+{
+	long *buf = map_pages(1);
+	xpmem_segid_t s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	xpmem_apid_t a = xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+
+	/* same slot, another tag: must not reach the object */
+	FAIL_UNLESS_ERRNO(xpmem_get(s ^ (1LL << 32), XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL), ENOENT);
+	FAIL_UNLESS_ERRNO(xpmem_remove(s ^ (1LL << 40)), ENOENT);
+	FAIL_UNLESS_ERRNO((long)attach_apid(a ^ (1LL << 33), 0, PG), ENOENT);
+	FAIL_UNLESS_ERRNO(xpmem_release(a ^ (1LL << 33)), ENOENT);
+	/* neighbouring slot */
+	FAIL_UNLESS_ERRNO(xpmem_get(s + 1, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL), ENOENT);
+	return xpmem_remove(s);
+}
+
+/* ---- bad input ---------------------------------------------------------------------- */
+
+static int t_bad_ids_give_einval_or_enoent(void)
+{
+	FAIL_UNLESS_ERRNO(xpmem_get(0, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_get(-5, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_remove(0), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_release(-1), EINVAL);
+	FAIL_UNLESS_ERRNO((long)attach_apid(0, 0, PG), EINVAL);
+	/* well formed but never issued */
+	FAIL_UNLESS_ERRNO(xpmem_get((1LL << 32) | 0x7ffffff0, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL), ENOENT);
+	FAIL_UNLESS_ERRNO(xpmem_release((1LL << 32) | 0x7ffffff0), ENOENT);
+	return 0;
+}
+
+static int t_unknown_flags_and_reserved_give_einval(void)
+{
+	long *buf = map_pages(1);
+	xpmem_segid_t s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	int fd = open("/dev/xpmem", O_RDWR);
+	struct xpmem_cmd_make mk;
+	struct xpmem_cmd_attach at;
+
+	FAIL_IF(fd < 0, "open: %s", strerror(errno));
+	FAIL_UNLESS_ERRNO(xpmem_get(s, 0, XPMEM_PERMIT_MODE, NULL), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_get(s, XPMEM_RDONLY | XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_get(s, XPMEM_RDWR, 2, NULL), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_make(buf, PG, 2, (void *)0600), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)01000), EINVAL);
+
+	memset(&mk, 0, sizeof(mk));
+	mk.vaddr = (uintptr_t)buf;
+	mk.size = PG;
+	mk.permit_type = XPMEM_PERMIT_MODE;
+	mk.permit_value = 0600;
+	mk.flags = 1;
+	FAIL_UNLESS_ERRNO(ioctl(fd, XPMEM_CMD_MAKE, &mk), EINVAL);
+	mk.flags = 0;
+	mk.reserved[1] = 1;
+	FAIL_UNLESS_ERRNO(ioctl(fd, XPMEM_CMD_MAKE, &mk), EINVAL);
+	memset(&at, 0, sizeof(at));
+	at.apid = 1;
+	at.size = PG;
+	at.pad = 1;
+	FAIL_UNLESS_ERRNO(ioctl(fd, XPMEM_CMD_ATTACH, &at), EINVAL);
+	FAIL_UNLESS_ERRNO(ioctl(fd, _IO('X', 0x7f), NULL), ENOTTY);
+	close(fd);
+	return xpmem_remove(s);
+}
+
+static int t_make_bad_ranges_give_einval(void)
+{
+	char *buf = (char *)map_pages(2);
+
+	FAIL_UNLESS_ERRNO(xpmem_make(buf + 8, PG, XPMEM_PERMIT_MODE, (void *)0600), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_make(buf, PG + 8, XPMEM_PERMIT_MODE, (void *)0600), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_make(buf, 0, XPMEM_PERMIT_MODE, (void *)0600), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_make((void *)-PG, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_make((void *)(1UL << 47), PG, XPMEM_PERMIT_MODE, (void *)0600), EINVAL);
+	return 0;
+}
+
+static int t_attach_bad_ranges_give_einval(void)
+{
+	long *buf = map_pages(4);
+	xpmem_segid_t s = xpmem_make(buf, 4 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	xpmem_apid_t a = xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	char *hint = (char *)map_pages(1);
+
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, 8, PG), EINVAL);		/* misaligned offset */
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, 0, 0), EINVAL);		/* empty */
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, 0, PG + 1), EINVAL);	/* misaligned size */
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, 3 * PG, 2 * PG), EINVAL);	/* past the end */
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, 4 * PG, PG), EINVAL);	/* starts at the end */
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, -(off_t)PG, PG), EINVAL);	/* negative */
+	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, 0 }, PG, hint + 8), EINVAL);
+	return xpmem_remove(s);
+}
+
+static int t_bad_user_pointer_gives_efault(void)
+{
+	int fd = open("/dev/xpmem", O_RDWR);
+
+	FAIL_IF(fd < 0, "open");
+	FAIL_UNLESS_ERRNO(ioctl(fd, XPMEM_CMD_MAKE, (void *)8), EFAULT);
+	FAIL_UNLESS_ERRNO(ioctl(fd, XPMEM_CMD_GET, (void *)-4096L), EFAULT);
+	FAIL_UNLESS_ERRNO(ioctl(fd, XPMEM_CMD_VERSION, NULL), EFAULT);
+	close(fd);
+	return 0;
+}
+
+static int t_detach_of_non_attachment_gives_einval(void)
+{
+	long *buf = map_pages(1);
+
+	FAIL_UNLESS_ERRNO(xpmem_detach(buf), EINVAL);
+	FAIL_UNLESS_ERRNO(xpmem_detach(NULL), EINVAL);
+	return 0;
+}
+
+static int t_get_of_removed_segment_gives_enoent(void)
+{
+	long *buf = map_pages(1);
+	xpmem_segid_t s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	xpmem_apid_t a = xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+
+	FAIL_IF(xpmem_remove(s), "remove");
+	FAIL_UNLESS_ERRNO(xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL), ENOENT);
+	/* a permit obtained before the removal no longer attaches */
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, 0, PG), ENOENT);
+	return xpmem_release(a);
+}
+
+/* ---- holes and changes in the source -------------------------------------------------- */
+
+static int t_hole_access_gives_sigbus(void)
+{
+	long *buf = map_pages(3), *att, v = 0;
+	xpmem_segid_t s;
+
+	fill(buf, 3, 6);
+	s = xpmem_make(buf, 3 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	munmap((char *)buf + PG, PG);
+	att = attach_seg(s, XPMEM_RDWR, 3, NULL);
+	FAIL_IF(!att, "attach over a hole: %s", strerror(errno));
+	FAIL_IF(att[0] != ((6L << 32) | 0), "page 0");
+	FAIL_IF(tap_probe(att + LONGS_PER_PAGE, 0, &v) != SIGBUS, "hole read did not SIGBUS");
+	FAIL_IF(tap_probe(att + LONGS_PER_PAGE, 1, &v) != SIGBUS, "hole write did not SIGBUS");
+	FAIL_IF(att[2 * LONGS_PER_PAGE] != ((6L << 32) | 2), "page 2");
+	return xpmem_remove(s);
+}
+
+static int t_memory_mapped_into_hole_becomes_visible(void)
+{
+	long *buf = map_pages(3), *att, v = 0, *hole;
+	xpmem_segid_t s;
+
+	s = xpmem_make(buf, 3 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	munmap((char *)buf + PG, PG);
+	att = attach_seg(s, XPMEM_RDWR, 3, NULL);
+	FAIL_IF(tap_probe(att + LONGS_PER_PAGE, 0, &v) != SIGBUS, "hole did not SIGBUS");
+	hole = mmap((char *)buf + PG, PG, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	FAIL_IF(hole == MAP_FAILED, "mmap into hole");
+	hole[5] = 0xfeed;
+	FAIL_IF(tap_probe(att + LONGS_PER_PAGE + 5, 0, &v) != 0 || v != 0xfeed,
+		"new memory in the hole not visible (got %#lx)", v);
+	return xpmem_remove(s);
+}
+
+static int t_source_remap_shows_new_memory(void)
+{
+	long *buf = map_pages(2), *att, *n;
+	xpmem_segid_t s;
+
+	fill(buf, 2, 1);
+	s = xpmem_make(buf, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	att = attach_seg(s, XPMEM_RDWR, 2, NULL);
+	FAIL_IF(bad_long(att, 2, 1) >= 0, "initial data");
+	munmap(buf, 2 * PG);
+	n = mmap(buf, 2 * PG, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	FAIL_IF(n != buf, "remap");
+	fill(n, 2, 2);
+	FAIL_IF(bad_long(att, 2, 2) >= 0, "attacher still sees old memory at %ld", bad_long(att, 2, 2));
+	return xpmem_remove(s);
+}
+
+static int t_source_madv_dontneed_shows_zeros(void)
+{
+	long *buf = map_pages(2), *att;
+	xpmem_segid_t s;
+
+	fill(buf, 2, 3);
+	s = xpmem_make(buf, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	att = attach_seg(s, XPMEM_RDONLY, 2, NULL);
+	FAIL_IF(att[LONGS_PER_PAGE] != ((3L << 32) | 1), "initial data");
+	FAIL_IF(madvise(buf, 2 * PG, MADV_DONTNEED), "madvise");
+	FAIL_IF(att[0] != 0 || att[LONGS_PER_PAGE] != 0, "stale data after DONTNEED: %#lx", att[0]);
+	buf[0] = 8;
+	FAIL_IF(att[0] != 8, "new write not visible");
+	return xpmem_remove(s);
+}
+
+/* ---- lifetime: exits, kills, releases --------------------------------------------------- */
+
+static int source_exports_then_waits(int in, int out, void *arg)
+{
+	long *buf = map_pages(4);
+	xpmem_segid_t s;
+
+	(void)arg;
+	fill(buf, 4, 0x77);
+	s = xpmem_make(buf, 4 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	chan_send(out, s);
+	chan_recv(in);		/* until told to exit (or the pipe closes) */
+	return 0;
+}
+
+static int t_source_exit_gives_attacher_sigbus(void)
+{
+	struct peer p;
+	long *att, v;
+	xpmem_apid_t a;
+
+	FAIL_IF(peer_start(&p, source_exports_then_waits, NULL), "fork");
+	att = attach_seg(peer_recv(&p), XPMEM_RDWR, 4, &a);
+	FAIL_IF(!att, "attach: %s", strerror(errno));
+	FAIL_IF(bad_long(att, 4, 0x77) >= 0, "data");
+	peer_send(&p, 1);
+	FAIL_IF(peer_wait(&p) != 0, "source failed");
+	FAIL_IF(tap_probe(att, 0, &v) != SIGBUS, "read after source exit did not SIGBUS");
+	FAIL_IF(tap_probe(att + 3 * LONGS_PER_PAGE, 1, &v) != SIGBUS, "write did not SIGBUS");
+	FAIL_IF(xpmem_detach(att) != 0, "detach after source exit: %s", strerror(errno));
+	FAIL_IF(xpmem_release(a) != 0, "release after source exit: %s", strerror(errno));
+	return counters_settle_to_zero();
+}
+
+static int attacher_touches_then_exits(int in, int out, void *arg)
+{
+	long *att = attach_seg(g_segid, XPMEM_RDWR, 4, NULL);
+
+	(void)in;
+	(void)arg;
+	if (!att)
+		return 10;
+	fill(att, 4, 0x31);
+	chan_send(out, 1);
+	return 0;	/* exit with the attachment still mapped */
+}
+
+static int t_attacher_exit_leaves_source_working(void)
+{
+	long *buf = map_pages(4), *att;
+	struct peer p;
+
+	g_segid = xpmem_make(buf, 4 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(peer_start(&p, attacher_touches_then_exits, NULL), "fork");
+	FAIL_IF(peer_recv(&p) != 1 || peer_wait(&p) != 0, "attacher failed");
+	FAIL_IF(bad_long(buf, 4, 0x31) >= 0, "attacher's writes lost");
+	fill(buf, 4, 0x32);
+	att = attach_seg(g_segid, XPMEM_RDONLY, 4, NULL);
+	FAIL_IF(!att || bad_long(att, 4, 0x32) >= 0, "segment unusable after attacher exit");
+	FAIL_IF(counter("attachments") != 1, "attachments = %ld, want 1", counter("attachments"));
+	return xpmem_remove(g_segid);
+}
+
+static int source_writes_forever(int in, int out, void *arg)
+{
+	long *buf = map_pages(16);
+	xpmem_segid_t s = xpmem_make(buf, 16 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+
+	(void)in;
+	(void)arg;
+	chan_send(out, s);
+	for (unsigned long i = 0;; i++)
+		buf[(i * 613) % (16 * LONGS_PER_PAGE)] = (long)i;
+	return 0;
+}
+
+static int t_kill9_source_in_tight_loop(void)
+{
+	struct peer p;
+	long *att, v = 0;
+	xpmem_apid_t a;
+	time_t end;
+	int sig = 0;
+
+	FAIL_IF(peer_start(&p, source_writes_forever, NULL), "fork");
+	att = attach_seg(peer_recv(&p), XPMEM_RDWR, 16, &a);
+	FAIL_IF(!att, "attach: %s", strerror(errno));
+	end = time(NULL) + 1;
+	for (unsigned long i = 0; time(NULL) < end; i++)
+		att[(i * 31) % (16 * LONGS_PER_PAGE)] += 1;
+	kill(p.pid, SIGKILL);
+	FAIL_IF(peer_wait(&p) != 128 + SIGKILL, "source not killed");
+	for (size_t i = 0; i < 16 && !sig; i++)
+		sig = tap_probe(att + i * LONGS_PER_PAGE, 0, &v);
+	FAIL_IF(sig != SIGBUS, "access after the source was killed: signal %d", sig);
+	FAIL_IF(xpmem_detach(att) || xpmem_release(a), "teardown");
+	return counters_settle_to_zero();
+}
+
+static int attacher_hammers(int in, int out, void *arg)
+{
+	long *att = attach_seg(g_segid, XPMEM_RDWR, 16, NULL);
+
+	(void)in;
+	(void)arg;
+	if (!att)
+		return 10;
+	chan_send(out, 1);
+	for (unsigned long i = 0;; i++)
+		att[(i * 613) % (16 * LONGS_PER_PAGE)] += 1;
+	return 0;
+}
+
+static int t_kill9_attacher_in_tight_loop(void)
+{
+	long *buf = map_pages(16);
+	struct peer p;
+	time_t end;
+
+	g_segid = xpmem_make(buf, 16 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(peer_start(&p, attacher_hammers, NULL), "fork");
+	FAIL_IF(peer_recv(&p) != 1, "attacher did not start");
+	end = time(NULL) + 1;
+	for (unsigned long i = 0; time(NULL) < end; i++) {
+		buf[(i * 7) % (16 * LONGS_PER_PAGE)] += 1;
+		if (i % 4096 == 0)	/* keep invalidating under the attacher */
+			madvise(buf + (i / 4096 % 16) * LONGS_PER_PAGE, PG, MADV_DONTNEED);
+	}
+	kill(p.pid, SIGKILL);
+	FAIL_IF(peer_wait(&p) != 128 + SIGKILL, "attacher not killed");
+	fill(buf, 16, 5);
+	FAIL_IF(bad_long(buf, 16, 5) >= 0, "source memory broken");
+	FAIL_IF(xpmem_remove(g_segid), "remove");
+	return counters_settle_to_zero();
+}
+
+static int t_release_revokes_attachment(void)
+{
+	long *buf = map_pages(1), *att, v;
+	xpmem_segid_t s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	xpmem_apid_t a;
+
+	buf[0] = 1;
+	att = attach_seg(s, XPMEM_RDWR, 1, &a);
+	FAIL_IF(!att || att[0] != 1, "attach");
+	FAIL_IF(xpmem_release(a), "release: %s", strerror(errno));
+	FAIL_IF(tap_probe(att, 0, &v) != SIGBUS, "attachment usable after its permit was released");
+	FAIL_IF(xpmem_detach(att), "detach: %s", strerror(errno));
+	return xpmem_remove(s);
+}
+
+static int attacher_reads_until_signal(int in, int out, void *arg)
+{
+	long *att = attach_seg(g_segid, XPMEM_RDONLY, 1, NULL), v;
+
+	(void)arg;
+	if (!att)
+		return 10;
+	chan_send(out, att[0]);
+	chan_recv(in);
+	chan_send(out, tap_probe(att, 0, &v));
+	return 0;
+}
+
+static int t_remove_revokes_attachments(void)
+{
+	long *buf = map_pages(1);
+	struct peer p;
+	long first, sig;
+
+	buf[0] = 12;
+	g_segid = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(peer_start(&p, attacher_reads_until_signal, NULL), "fork");
+	first = peer_recv(&p);
+	FAIL_IF(xpmem_remove(g_segid), "remove");
+	peer_send(&p, 1);
+	sig = peer_recv(&p);
+	peer_wait(&p);
+	FAIL_IF(first != 12, "first read %ld", first);
+	FAIL_IF(sig != SIGBUS, "access after remove: signal %ld, want SIGBUS", sig);
+	return 0;
+}
+
+/* ---- fork ----------------------------------------------------------------------------- */
+
+static int t_fork_child_inherits_no_exports_or_attachments(void)
+{
+	long *buf = map_pages(1), *att;
+	xpmem_segid_t s;
+	xpmem_apid_t a;
+	pid_t pid;
+	int st;
+
+	buf[0] = 21;
+	s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	att = attach_seg(s, XPMEM_RDWR, 1, &a);
+	FAIL_IF(!att, "attach");
+	pid = fork();
+	if (pid == 0) {
+		long v;
+
+		if (tap_probe(att, 0, &v) != SIGSEGV)
+			_exit(1);	/* attachment vma was copied */
+		if (xpmem_remove(s) != -1 || errno != EPERM)
+			_exit(2);	/* parent's segment is not the child's */
+		if (attach_apid(a, 0, PG) != (void *)-1 || errno != EPERM)
+			_exit(3);	/* parent's permit is not the child's */
+		_exit(0);
+	}
+	FAIL_IF(waitpid(pid, &st, 0) != pid, "wait");
+	FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "child check %d failed", WEXITSTATUS(st));
+	FAIL_IF(att[0] != 21, "parent attachment broken");
+	return xpmem_remove(s);
+}
+
+/*
+ * Source forks while an attacher is attached.  Both sides then write
+ * (copy-on-write): the attacher must follow the source's pages, never the
+ * child's, in both directions.
+ */
+static int cow_attacher(int in, int out, void *arg)
+{
+	long *att = attach_seg(g_segid, XPMEM_RDWR, 2, NULL);
+
+	(void)arg;
+	if (!att)
+		return 10;
+	for (;;) {
+		long cmd = chan_recv(in);
+
+		if (cmd == 0)
+			return 0;
+		if (cmd == 1)		/* read page 0 */
+			chan_send(out, att[0]);
+		if (cmd == 2)		/* read page 1 */
+			chan_send(out, att[LONGS_PER_PAGE]);
+		if (cmd == 3) {		/* write page 1 */
+			att[LONGS_PER_PAGE] = 0x3333;
+			chan_send(out, 1);
+		}
+		if (cmd < 0)
+			return 11;
+	}
+}
+
+static int t_fork_cow_attacher_follows_source(void)
+{
+	long *buf = map_pages(2);
+	int c2p[2], p2c[2];
+	struct peer a;
+	long v;
+	pid_t child;
+	int st;
+
+	buf[0] = 0x1000;
+	buf[LONGS_PER_PAGE] = 0x2000;
+	g_segid = xpmem_make(buf, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(peer_start(&a, cow_attacher, NULL), "fork attacher");
+	peer_send(&a, 1);
+	FAIL_IF(peer_recv(&a) != 0x1000, "attacher initial read");
+	peer_send(&a, 2);
+	FAIL_IF(peer_recv(&a) != 0x2000, "attacher initial read");
+
+	FAIL_IF(pipe(c2p) || pipe(p2c), "pipe");
+	child = fork();
+	if (child == 0) {
+		/* the forked copy of the source: write page 0, then check page 1 */
+		buf[0] = 0xc0c0;
+		chan_send(c2p[1], 1);
+		chan_recv(p2c[0]);
+		_exit(buf[LONGS_PER_PAGE] == 0x2000 ? 0 : 1);
+	}
+	FAIL_IF(chan_recv(c2p[0]) != 1, "child did not write");
+	/* child's write must not be visible to the source's attacher */
+	peer_send(&a, 1);
+	v = peer_recv(&a);
+	FAIL_IF(v != 0x1000, "attacher sees the child's page 0 (%#lx)", v);
+	/* the source writes page 0 (breaking COW): attacher follows */
+	buf[0] = 0x5a5a;
+	peer_send(&a, 1);
+	v = peer_recv(&a);
+	FAIL_IF(v != 0x5a5a, "attacher missed source write after fork (%#lx)", v);
+	/* the attacher writes page 1 (still COW-shared): source sees it, child not */
+	peer_send(&a, 3);
+	FAIL_IF(peer_recv(&a) != 1, "attacher write");
+	FAIL_IF(buf[LONGS_PER_PAGE] != 0x3333, "source missed attacher write (%#lx)", buf[LONGS_PER_PAGE]);
+	chan_send(p2c[1], 1);
+	FAIL_IF(waitpid(child, &st, 0) != child || !WIFEXITED(st) || WEXITSTATUS(st),
+		"forked child saw the attacher's write");
+	peer_send(&a, 0);
+	FAIL_IF(peer_wait(&a), "attacher failed");
+	return xpmem_remove(g_segid);
+}
+
+/* ---- scale and threads --------------------------------------------------------------------- */
+
+static int t_thousand_segments_in_one_process(void)
+{
+	const int n = 1000;
+	long *buf = map_pages(n), *att;
+	xpmem_segid_t *ids = calloc(n, sizeof(*ids));
+
+	fill(buf, n, 0x44);
+	for (int i = 0; i < n; i++) {
+		ids[i] = xpmem_make((char *)buf + i * PG, PG, XPMEM_PERMIT_MODE, (void *)0600);
+		FAIL_IF(ids[i] <= 0, "make #%d: %s", i, strerror(errno));
+		for (int j = 0; j < i && j < 4; j++)
+			FAIL_IF(ids[j] == ids[i], "duplicate id");
+	}
+	FAIL_IF(counter("segments") < n, "segments counter %ld", counter("segments"));
+	att = attach_seg(ids[n - 1], XPMEM_RDONLY, 1, NULL);
+	FAIL_IF(!att || att[0] != ((0x44L << 32) | (n - 1)), "last segment's data");
+	att = attach_seg(ids[n / 2], XPMEM_RDONLY, 1, NULL);
+	FAIL_IF(!att || att[0] != ((0x44L << 32) | (n / 2)), "middle segment's data");
+	for (int i = 0; i < n; i++)
+		FAIL_IF(xpmem_remove(ids[i]), "remove #%d", i);
+	return 0;
+}
+
+static void *thread_attach(void *arg)
+{
+	long *att = attach_apid(g_apid, 0, PG);
+
+	(void)arg;
+	return att == (void *)-1 ? NULL : (void *)att[0];
+}
+
+static int t_thread_of_same_process_uses_apid(void)
+{
+	long *buf = map_pages(1);
+	pthread_t th;
+	void *r;
+
+	buf[0] = 0x7e;
+	g_segid = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	g_apid = xpmem_get(g_segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	pthread_create(&th, NULL, thread_attach, NULL);
+	pthread_join(th, &r);
+	FAIL_IF((long)r != 0x7e, "thread could not use its process's apid");
+	return xpmem_remove(g_segid);
+}
+
+static int t_close_of_device_cleans_up(void)
+{
+	long *buf = map_pages(2);
+	int fd = open("/dev/xpmem", O_RDWR);
+	struct xpmem_cmd_make mk;
+	struct xpmem_cmd_get gt;
+
+	memset(&mk, 0, sizeof(mk));
+	mk.vaddr = (uintptr_t)buf;
+	mk.size = 2 * PG;
+	mk.permit_type = XPMEM_PERMIT_MODE;
+	mk.permit_value = 0600;
+	FAIL_IF(ioctl(fd, XPMEM_CMD_MAKE, &mk), "make: %s", strerror(errno));
+	memset(&gt, 0, sizeof(gt));
+	gt.segid = mk.segid;
+	gt.flags = XPMEM_RDWR;
+	gt.permit_type = XPMEM_PERMIT_MODE;
+	FAIL_IF(ioctl(fd, XPMEM_CMD_GET, &gt), "get: %s", strerror(errno));
+	FAIL_IF(counter("segments") != 1 || counter("accesses") != 1, "objects not counted");
+	close(fd);
+	FAIL_UNLESS_ERRNO(xpmem_get(mk.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL), ENOENT);
+	return counters_settle_to_zero();
+}
+
+static int t_counters_return_to_zero(void)
+{
+	return counters_settle_to_zero();
+}
+
+#define TEST(name) { #name, t_##name, 0 }
+
+static const struct tap_test tests[] = {
+	TEST(version_matches_header),
+	TEST(make_then_remove),
+	TEST(make_whole_address_space),
+	TEST(get_then_release),
+	TEST(attach_then_detach),
+	TEST(attacher_sees_source_writes),
+	TEST(source_sees_attacher_writes),
+	TEST(read_then_write_through_rdwr_attachment),
+	TEST(two_attachers_see_each_other),
+	TEST(same_segment_attached_twice),
+	TEST(attach_at_offset),
+	TEST(attach_at_fixed_address),
+	TEST(thread_of_same_process_uses_apid),
+	TEST(rdonly_attach_write_gets_sigsegv),
+	TEST(rdonly_attach_cannot_mprotect_writable),
+	TEST(mode_0600_refuses_other_uid),
+	TEST(mode_0644_other_uid_read_only),
+	TEST(apid_of_another_process_refused),
+	TEST(guessed_ids_refused),
+	TEST(bad_ids_give_einval_or_enoent),
+	TEST(unknown_flags_and_reserved_give_einval),
+	TEST(make_bad_ranges_give_einval),
+	TEST(attach_bad_ranges_give_einval),
+	TEST(bad_user_pointer_gives_efault),
+	TEST(detach_of_non_attachment_gives_einval),
+	TEST(get_of_removed_segment_gives_enoent),
+	TEST(hole_access_gives_sigbus),
+	TEST(memory_mapped_into_hole_becomes_visible),
+	TEST(source_remap_shows_new_memory),
+	TEST(source_madv_dontneed_shows_zeros),
+	TEST(source_exit_gives_attacher_sigbus),
+	TEST(attacher_exit_leaves_source_working),
+	TEST(kill9_source_in_tight_loop),
+	TEST(kill9_attacher_in_tight_loop),
+	TEST(release_revokes_attachment),
+	TEST(remove_revokes_attachments),
+	TEST(fork_child_inherits_no_exports_or_attachments),
+	TEST(fork_cow_attacher_follows_source),
+	TEST(thousand_segments_in_one_process),
+	TEST(close_of_device_cleans_up),
+	TEST(counters_return_to_zero),
+};
+
+int main(int argc, char **argv)
+{
+	if (xpmem_init()) {
+		printf("1..0 # SKIP cannot open /dev/xpmem: %s\n", strerror(errno));
+		return 1;
+	}
+	return tap_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tap.h - a small kselftest-style TAP harness for the xpmem test programs.
+ *
+ * A program defines a table of { name, function } and calls
+ * tap_main(table, n, argc, argv).  Each test runs in its own forked child
+ * with a time limit, so a crash, a hang or a stray signal fails that test
+ * only.  A test returns 0 for pass, TAP_SKIP to skip, anything else fails;
+ * FAIL_IF() prints a "# " diagnostic with the line.  Output:
+ *
+ *   TAP version 13
+ *   1..N
+ *   ok 1 name
+ *   not ok 2 name
+ *   ...
+ *   # N passed, N failed, N skipped
+ *
+ * The closing "N passed, N failed" line of a whole run is printed by the
+ * suite runner (tests/run-suite), which adds up the programs.
+ */
+#ifndef XPMEM_TESTS_TAP_H
+#define XPMEM_TESTS_TAP_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TAP_SKIP 77
+
+struct tap_test {
+	const char *name;
+	int (*fn)(void);
+	unsigned int timeout;	/* seconds; 0 = default */
+};
+
+static inline void tap_diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("# ", stdout);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputc('\n', stdout);
+	fflush(stdout);
+}
+
+#define FAIL_IF(cond, ...) do {						\
+	if (cond) {							\
+		tap_diag("%s:%d: %s", __func__, __LINE__, #cond);	\
+		tap_diag(__VA_ARGS__);					\
+		return 1;						\
+	}								\
+} while (0)
+
+/* For checking an expected errno: ret must be -1 and errno must match. */
+#define FAIL_UNLESS_ERRNO(ret, err) \
+	FAIL_IF((ret) != -1 || errno != (err), "got %lld errno %d (%s), want errno %d (%s)", \
+		(long long)(ret), errno, strerror(errno), (err), strerror(err))
+
+/* ---- probing memory for SIGSEGV / SIGBUS without dying ------------------ */
+
+static sigjmp_buf tap_probe_env;
+static volatile sig_atomic_t tap_probe_sig;
+
+static void tap_probe_handler(int sig)
+{
+	tap_probe_sig = sig;
+	siglongjmp(tap_probe_env, 1);
+}
+
+/*
+ * Read (write=0) or write (write=1, storing *val) one byte-aligned long at
+ * addr.  Returns 0, or the signal (SIGSEGV/SIGBUS) the access raised.
+ */
+static inline int tap_probe(volatile long *addr, int write, long *val)
+{
+	struct sigaction sa, old_segv, old_bus;
+	int sig;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = tap_probe_handler;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+	tap_probe_sig = 0;
+	if (sigsetjmp(tap_probe_env, 1) == 0) {
+		if (write)
+			*addr = *val;
+		else
+			*val = *addr;
+	}
+	sig = tap_probe_sig;
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	return sig;
+}
+
+/* ---- running the table --------------------------------------------------- */
+
+static inline int tap_run_one(const struct tap_test *t)
+{
+	unsigned int limit = t->timeout ? t->timeout : 60;
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		setpgid(0, 0);	/* so a timeout can kill its helpers too */
+		alarm(limit);
+		exit(t->fn());
+	}
+	setpgid(pid, pid);
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	kill(-pid, SIGKILL);	/* leftover helpers of this test */
+	while (waitpid(-pid, NULL, WNOHANG) > 0)
+		;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WTERMSIG(status) == SIGALRM)
+		tap_diag("timed out after %us", limit);
+	else
+		tap_diag("killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
+	return -1;
+}
+
+static inline int tap_main(const struct tap_test *tests, size_t n,
+			   int argc, char **argv)
+{
+	unsigned int pass = 0, fail = 0, skip = 0;
+	size_t i;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("TAP version 13\n1..%zu\n", n);
+	for (i = 0; i < n; i++) {
+		int r, selected = argc < 2;
+
+		for (int a = 1; a < argc; a++)
+			if (!strcmp(argv[a], tests[i].name))
+				selected = 1;
+		if (!selected) {
+			printf("ok %zu %s # SKIP not selected\n", i + 1,
+			       tests[i].name);
+			skip++;
+			continue;
+		}
+		r = tap_run_one(&tests[i]);
+		if (r == 0) {
+			printf("ok %zu %s\n", i + 1, tests[i].name);
+			pass++;
+		} else if (r == TAP_SKIP) {
+			printf("ok %zu %s # SKIP\n", i + 1, tests[i].name);
+			skip++;
+		} else {
+			printf("not ok %zu %s\n", i + 1, tests[i].name);
+			fail++;
+		}
+	}
+	printf("# %u passed, %u failed, %u skipped\n", pass, fail, skip);
+	return fail ? 1 : 0;
+}
+
+#endif /* XPMEM_TESTS_TAP_H */
