@@ -6,6 +6,7 @@
  * It uses only the established xpmem.h API and must build unchanged with
  *   cc classic_example.c $(pkg-config --cflags --libs cray-xpmem)
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
