@@ -4,7 +4,9 @@
 #
 #   make              module (for KVER), libxpmem, tests
 #   make demo         boot a guest and show two processes sharing memory
-#   make check        the test suites in guests, on every kernel of the matrix
+#   make check        static checks, then the test suites in guests, on every
+#                     kernel of the matrix
+#   make static       checkpatch --strict, W=1 and sparse on every kernel
 #   make install      PREFIX=/usr/local DESTDIR= (library, header, pkg-config)
 #
 # KVER selects the kernel release to build the module against (default:
@@ -44,7 +46,7 @@ PCS     := $(B)/lib/pkgconfig/xpmem.pc $(B)/lib/pkgconfig/cray-xpmem.pc
 TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 
-.PHONY: all module lib tests check demo install deps clean
+.PHONY: all module lib tests check static demo install deps clean
 all: module lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -86,6 +88,9 @@ deps:
 check: deps
 	$(MAKE) all
 	tests/check $(KERNELS)
+
+static: deps
+	scripts/static-checks $(KERNELS)
 
 demo: deps
 	$(MAKE) all

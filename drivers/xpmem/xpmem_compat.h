@@ -10,8 +10,15 @@
 #include <linux/version.h>
 #include <linux/mm.h>
 
+/*
+ * The only version comparison of the driver; everything below keys off it.
+ * (checkpatch flags LINUX_VERSION_CODE because in-tree code has no use for
+ * it; an out-of-tree module supporting several kernels has.)
+ */
+#define XPMEM_KERNEL_OLDER_THAN(a, b, c) (LINUX_VERSION_CODE < KERNEL_VERSION(a, b, c))
+
 /* 6.3 made vma->vm_flags read-only behind vm_flags_set()/vm_flags_clear() */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+#if XPMEM_KERNEL_OLDER_THAN(6, 3, 0)
 static inline void xpmem_vm_flags_set(struct vm_area_struct *vma,
 				      unsigned long flags)
 {
@@ -43,7 +50,7 @@ static inline long xpmem_gup_remote_one(struct mm_struct *mm,
 					unsigned int gup_flags,
 					struct page **page)
 {
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+#if XPMEM_KERNEL_OLDER_THAN(6, 5, 0)
 	return get_user_pages_remote(mm, addr, 1, gup_flags, page, NULL, NULL);
 #else
 	return get_user_pages_remote(mm, addr, 1, gup_flags, page, NULL);
@@ -57,7 +64,7 @@ static inline long xpmem_gup_remote_one(struct mm_struct *mm,
  */
 static inline void xpmem_release_fault_lock(struct vm_fault *vmf)
 {
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
+#if XPMEM_KERNEL_OLDER_THAN(6, 6, 0)
 	mmap_read_unlock(vmf->vma->vm_mm);
 #else
 	release_fault_lock(vmf);

@@ -5,7 +5,7 @@
  *   counters      "name value" lines; the live-object counts (segments,
  *                 accesses, attachments, notifiers, rmap_entries) return
  *                 to 0 when nothing is in use, which the tests assert.
- *   ack_delay_ms  test hook: delay every local acknowledgement, to
+ *   ack_delay_ms  test hook: delay every local acknowledgment, to
  *                 exercise slow acknowledgers (0 = off).
  */
 #include <linux/debugfs.h>

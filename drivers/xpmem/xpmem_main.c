@@ -23,18 +23,11 @@
 
 struct xpmem_counters xpmem_stats;
 
-static bool xpmem_reserved_zero(const __u64 *reserved, size_t n)
+/* every argument struct ends in two reserved words that must be zero */
+static bool xpmem_reserved_zero(const __u64 reserved[2])
 {
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (reserved[i])
-			return false;
-	return true;
+	return !reserved[0] && !reserved[1];
 }
-
-#define XPMEM_CHECK_RESERVED(cmd) \
-	xpmem_reserved_zero((cmd).reserved, ARRAY_SIZE((cmd).reserved))
 
 static long xpmem_ioc_version(void __user *uarg)
 {
@@ -42,7 +35,7 @@ static long xpmem_ioc_version(void __user *uarg)
 
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
-	if (cmd.flags || !XPMEM_CHECK_RESERVED(cmd))
+	if (cmd.flags || !xpmem_reserved_zero(cmd.reserved))
 		return -EINVAL;
 	cmd.version = XPMEM_CURRENT_VERSION;
 	if (copy_to_user(uarg, &cmd, sizeof(cmd)))
@@ -58,7 +51,7 @@ static long xpmem_ioc_make(struct xpmem_file *xf, void __user *uarg)
 
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
-	if (cmd.flags || !XPMEM_CHECK_RESERVED(cmd))
+	if (cmd.flags || !xpmem_reserved_zero(cmd.reserved))
 		return -EINVAL;
 	if (cmd.permit_type != XPMEM_PERMIT_MODE || cmd.permit_value & ~0777ULL)
 		return -EINVAL;
@@ -80,7 +73,7 @@ static long xpmem_ioc_remove(struct xpmem_file *xf, void __user *uarg)
 
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
-	if (cmd.flags || cmd.pad || !XPMEM_CHECK_RESERVED(cmd))
+	if (cmd.flags || cmd.pad || !xpmem_reserved_zero(cmd.reserved))
 		return -EINVAL;
 	return xpmem_segment_remove(xf, cmd.segid);
 }
@@ -93,7 +86,7 @@ static long xpmem_ioc_get(struct xpmem_file *xf, void __user *uarg)
 
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
-	if (!XPMEM_CHECK_RESERVED(cmd))
+	if (!xpmem_reserved_zero(cmd.reserved))
 		return -EINVAL;
 	if (cmd.flags != XPMEM_RDONLY && cmd.flags != XPMEM_RDWR)
 		return -EINVAL;
@@ -116,7 +109,7 @@ static long xpmem_ioc_release(struct xpmem_file *xf, void __user *uarg)
 
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
-	if (cmd.flags || cmd.pad || !XPMEM_CHECK_RESERVED(cmd))
+	if (cmd.flags || cmd.pad || !xpmem_reserved_zero(cmd.reserved))
 		return -EINVAL;
 	return xpmem_access_release(xf, cmd.apid);
 }
@@ -129,7 +122,7 @@ static long xpmem_ioc_attach(struct xpmem_file *xf, void __user *uarg)
 
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
-	if (cmd.flags || cmd.pad || !XPMEM_CHECK_RESERVED(cmd))
+	if (cmd.flags || cmd.pad || !xpmem_reserved_zero(cmd.reserved))
 		return -EINVAL;
 	vaddr = cmd.vaddr;
 	ret = xpmem_attach(xf, cmd.apid, cmd.offset, cmd.size, &vaddr);
@@ -149,7 +142,7 @@ static long xpmem_ioc_detach(void __user *uarg)
 
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
-	if (cmd.flags || cmd.pad || !XPMEM_CHECK_RESERVED(cmd))
+	if (cmd.flags || cmd.pad || !xpmem_reserved_zero(cmd.reserved))
 		return -EINVAL;
 	return xpmem_detach(cmd.vaddr);
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * xpmem_mm.c - per exporting mm: the mmu notifier, the reverse map of
- * secondary mappings, and invalidations that wait for acknowledgement.
+ * secondary mappings, and invalidations that wait for acknowledgment.
  *
  * One struct xpmem_mm exists per exporting mm, shared by all its segments
  * (mmu_notifier_get() finds or creates it; mmu_notifier_put() frees it
@@ -139,6 +139,7 @@ unsigned long xpmem_rmap_read_begin(struct xpmem_mm *xmm,
  */
 bool xpmem_rmap_read_retry(struct xpmem_rmap *rmap, unsigned long seq)
 {
+	/* orders our page table population before the sequence load */
 	smp_mb();
 	return READ_ONCE(rmap->invalidate_seq) != seq;
 }

@@ -117,8 +117,8 @@ struct xpmem_cmd_attach {
 	__s64 apid;		/* in */
 	__u64 offset;		/* in: page-aligned offset into the segment */
 	__u64 size;		/* in: page-aligned, non-zero */
-	__u64 vaddr;		/* in: 0 = kernel chooses, else fixed address;
-				 * out: address of the attachment */
+	__u64 vaddr;		/* in: 0 = kernel chooses, else fixed */
+				/* out: address of the attachment */
 	__u32 flags;		/* in: must be 0 */
 	__u32 pad;		/* in: must be 0 */
 	__u64 reserved[2];	/* in: must be 0 */
