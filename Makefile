@@ -43,7 +43,7 @@ LIB_SO  := $(B)/lib/libxpmem.so.$(VERSION)
 LIB_A   := $(B)/lib/libxpmem.a
 PCS     := $(B)/lib/pkgconfig/xpmem.pc $(B)/lib/pkgconfig/cray-xpmem.pc
 
-TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c)
+TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c tests/oversub/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 
 .PHONY: all module lib tests check static demo install deps clean
@@ -77,7 +77,7 @@ $(B)/lib/pkgconfig/%.pc: lib/libxpmem/%.pc.in Makefile
 
 # ---- tests --------------------------------------------------------------------
 tests: $(TEST_BINS)
-$(B)/tests/%: tests/%.c tests/tap.h include/uapi/xpmem.h $(LIB_SO)
+$(B)/tests/%: tests/%.c tests/tap.h tests/oversub/pattern.h include/uapi/xpmem.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
 

@@ -54,6 +54,33 @@
 static struct vfsmount *xpmem_mnt;
 static const struct vm_operations_struct xpmem_att_vm_ops;
 
+/* ---- test hook: emulate a pinning implementation ---------------------------- */
+
+static void xpmem_test_pin(struct xpmem_attachment *att, unsigned long src,
+			   unsigned long pfn)
+{
+	struct page *page = pfn_to_page(pfn), *old;
+
+	if (!att->test_pin)
+		return;
+	get_page(page);
+	old = xa_store(&att->test_pins, src >> PAGE_SHIFT, page, GFP_KERNEL);
+	if (xa_is_err(old))
+		put_page(page);
+	else if (old)
+		put_page(old);
+}
+
+static void xpmem_test_unpin_all(struct xpmem_attachment *att)
+{
+	struct page *page;
+	unsigned long idx;
+
+	xa_for_each(&att->test_pins, idx, page)
+		put_page(page);
+	xa_destroy(&att->test_pins);
+}
+
 /* ---- lifetime ------------------------------------------------------------ */
 
 static void xpmem_att_free(struct kref *ref)
@@ -63,6 +90,7 @@ static void xpmem_att_free(struct kref *ref)
 	struct xpmem_access *ap = att->ap;
 
 	WARN_ON_ONCE(att->rmap.linked);
+	xpmem_test_unpin_all(att);
 	mutex_lock(&ap->lock);
 	list_del(&att->ap_node);
 	mutex_unlock(&ap->lock);
@@ -339,6 +367,8 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 		}
 
 		err = xpmem_install(vma, addr, pfn, write, &att->rmap, seq);
+		if (!err)
+			xpmem_test_pin(att, src, pfn);
 		if (page)
 			put_page(page);		/* no pin outlives the fault */
 		if (!err)
@@ -495,6 +525,8 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	att->size = size;
 	att->writable = ap->writable;
 	spin_lock_init(&att->stash_lock);
+	xa_init(&att->test_pins);
+	att->test_pin = READ_ONCE(xpmem_test_pin_pages);
 	xpmem_rmap_init(&att->rmap, &xpmem_att_rmap_ops, att->src_start, size);
 	INIT_LIST_HEAD(&att->ap_node);
 

@@ -7,6 +7,9 @@
  *                 to 0 when nothing is in use, which the tests assert.
  *   ack_delay_ms  test hook: delay every local acknowledgment, to
  *                 exercise slow acknowledgers (0 = off).
+ *   test_pin_pages  test hook: attachments made while it is Y keep a page
+ *                 reference on everything they map, like pinning XPMEM
+ *                 implementations; proves the no-pinning tests can fail.
  */
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
@@ -14,6 +17,7 @@
 #include "xpmem_internal.h"
 
 unsigned int xpmem_ack_delay_ms;
+bool xpmem_test_pin_pages;
 
 static struct dentry *xpmem_debugfs_dir;
 
@@ -59,6 +63,8 @@ void xpmem_debugfs_init(void)
 			    &xpmem_counters_fops);
 	debugfs_create_u32("ack_delay_ms", 0600, xpmem_debugfs_dir,
 			   &xpmem_ack_delay_ms);
+	debugfs_create_bool("test_pin_pages", 0600, xpmem_debugfs_dir,
+			    &xpmem_test_pin_pages);
 }
 
 void xpmem_debugfs_exit(void)

@@ -34,6 +34,7 @@
 #include <linux/uidgid.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 
 #include "xpmem.h"
 
@@ -63,6 +64,7 @@ struct xpmem_counters {
 
 extern struct xpmem_counters xpmem_stats;
 extern unsigned int xpmem_ack_delay_ms;	/* test hook, debugfs */
+extern bool xpmem_test_pin_pages;	/* test hook, debugfs */
 
 #define xpmem_count(field)	atomic_long_inc(&xpmem_stats.field)
 #define xpmem_uncount(field)	atomic_long_dec(&xpmem_stats.field)
@@ -217,6 +219,14 @@ struct xpmem_attachment {
 	 * maps.
 	 */
 	spinlock_t stash_lock;
+	/*
+	 * Test hook only (debugfs test_pin_pages, read at attach time): keep a
+	 * reference on every page this attachment maps, as pinning XPMEM
+	 * implementations do, so the no-pinning tests can show they would
+	 * catch one.  Never used otherwise.
+	 */
+	struct xarray test_pins;
+	bool test_pin;
 	unsigned long stash_src;	/* 0: empty */
 	unsigned long stash_pfn;
 	unsigned long stash_seq;

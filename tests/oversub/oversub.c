@@ -1,0 +1,1360 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Oversubscription and memory-pressure suite: exported memory must stay an
+ * ordinary citizen of the VM (swap, migration, THP, KSM, truncation, fork)
+ * while attached, and attachers must never see a stale page.
+ *
+ * Runs as root in a guest with little RAM, swap on a disk and two NUMA
+ * nodes (tests/oversub/run sets that up).  Environment:
+ *   XPMEM_OVERSUB_DURATION  seconds of the long phases (default 20)
+ *   XPMEM_OVERSUB_MB        MiB of segment memory per worker in the 8x
+ *                           scenario (default 16)
+ * Every scenario writes checksummed, versioned pages (pattern.h) and
+ * verifies every byte from the source and from the attachers afterwards.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "tap.h"
+#include "xpmem.h"
+#include "pattern.h"
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#define MPOL_BIND 2
+#define MPOL_MF_MOVE (1 << 1)
+
+static size_t PG;
+static unsigned int duration = 20;
+static unsigned int worker_mb = 16;
+
+/* ---- small utilities ------------------------------------------------------- */
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *map_anon(size_t len, int flags)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_ANONYMOUS | flags, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Memory to export.  MADV_DONTFORK: the attacher processes forked later
+ * must see it only through xpmem, not as inherited copy-on-write pages
+ * (which would also make every page shared, and so not reclaimable by
+ * MADV_PAGEOUT).
+ */
+static void *map_src(size_t len)
+{
+	void *p = map_anon(len, MAP_PRIVATE);
+
+	if (p)
+		madvise(p, len, MADV_DONTFORK);
+	return p;
+}
+
+/* anonymous memory aligned to `align` (a power of two) */
+static void *map_aligned(size_t len, size_t align)
+{
+	char *p = map_anon(len + align, MAP_PRIVATE);
+	uintptr_t a;
+
+	if (!p)
+		return NULL;
+	a = ((uintptr_t)p + align - 1) & ~(align - 1);
+	if (a > (uintptr_t)p)
+		munmap(p, a - (uintptr_t)p);
+	munmap((char *)a + len, (uintptr_t)p + align - a);
+	return (void *)a;
+}
+
+static long vmstat(const char *key)
+{
+	FILE *f = fopen("/proc/vmstat", "r");
+	char k[64];
+	long v, r = -1;
+
+	while (f && fscanf(f, "%63s %ld", k, &v) == 2)
+		if (!strcmp(k, key))
+			r = v;
+	if (f)
+		fclose(f);
+	return r;
+}
+
+static long meminfo_kb(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	size_t kl = strlen(key);
+	long r = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, kl) && line[kl] == ':')
+			r = atol(line + kl + 1);
+	if (f)
+		fclose(f);
+	return r;
+}
+
+static long counter(const char *name)
+{
+	FILE *f = fopen("/sys/kernel/debug/xpmem/counters", "r");
+	char k[64];
+	long v, r = -1;
+
+	while (f && fscanf(f, "%63s %ld", k, &v) == 2)
+		if (!strcmp(k, name))
+			r = v;
+	if (f)
+		fclose(f);
+	return r;
+}
+
+static int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+/* pages of [p, p+len) resident in memory, per mincore (swap cache counts) */
+static size_t resident_pages(void *p, size_t len)
+{
+	size_t n = len / PG, r = 0;
+	unsigned char *v = malloc(n);
+
+	if (mincore(p, len, v))
+		return (size_t)-1;
+	for (size_t i = 0; i < n; i++)
+		r += v[i] & 1;
+	free(v);
+	return r;
+}
+
+/* physical frame of a virtual address of this process (0: not present) */
+static uint64_t pfn_of(void *addr)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e = 0;
+
+	if (fd >= 0) {
+		if (pread(fd, &e, 8, (off_t)((uintptr_t)addr / PG) * 8) != 8)
+			e = 0;
+		close(fd);
+	}
+	return (e & (1ULL << 63)) ? (e & ((1ULL << 55) - 1)) : 0;
+}
+
+static int numa_node_of(void *addr)
+{
+	void *pages[1] = { addr };
+	int status[1] = { -1 };
+
+	if (syscall(SYS_move_pages, 0, 1, pages, NULL, status, 0))
+		return -1;
+	return status[0];
+}
+
+static int nodes_online(void)
+{
+	int n = 0;
+	char path[64];
+
+	for (int i = 0; i < 8; i++) {
+		snprintf(path, sizeof(path), "/sys/devices/system/node/node%d", i);
+		if (access(path, F_OK) == 0)
+			n++;
+	}
+	return n;
+}
+
+static xpmem_segid_t export(void *p, size_t len)
+{
+	return xpmem_make(p, len, XPMEM_PERMIT_MODE, (void *)0600);
+}
+
+static void *attach(xpmem_segid_t segid, int flags, size_t len, xpmem_apid_t *ap)
+{
+	xpmem_apid_t a = xpmem_get(segid, flags, XPMEM_PERMIT_MODE, NULL);
+	void *p;
+
+	if (a < 0)
+		return NULL;
+	p = xpmem_attach((struct xpmem_addr){ .apid = a, .offset = 0 }, len, NULL);
+	if (p == (void *)-1)
+		return NULL;
+	if (ap)
+		*ap = a;
+	return p;
+}
+
+/* write generation gen of every page of [p, p+len) as writer w */
+static void fill_pages(void *p, size_t len, uint64_t w, uint64_t gen)
+{
+	for (size_t i = 0; i < len / PG; i++)
+		pat_write((char *)p + i * PG, PG, w, i, gen);
+}
+
+/*
+ * Verify every page of [p, p+len) holds (w, i, gen).  Returns the index of
+ * the first bad page, or -1.
+ */
+static long check_pages(const void *p, size_t len, uint64_t w, uint64_t gen)
+{
+	char *buf = malloc(PG);
+	long bad = -1;
+
+	for (size_t i = 0; i < len / PG && bad < 0; i++) {
+		uint64_t ww = 0, pp = 0, gg = 0;
+		enum pat_result r;
+
+		while ((r = pat_read((const char *)p + i * PG, buf, PG, &ww, &pp, &gg)) == PAT_BUSY)
+			;
+		if (r != PAT_OK || ww != w || pp != i || gg != gen)
+			bad = (long)i;
+	}
+	free(buf);
+	return bad;
+}
+
+/* fault in `mb` MiB of anonymous memory in a child, then let it go */
+static void pressure(size_t mb)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		size_t len = mb << 20;
+		char *p = map_anon(len, MAP_PRIVATE | MAP_NORESERVE);
+
+		for (size_t off = 0; p && off < len; off += PG)
+			p[off] = (char)((off >> 12) | 1);
+		_exit(0);
+	}
+	waitpid(pid, NULL, 0);
+}
+
+/* ---- a child process talking over two pipes ------------------------------------ */
+
+struct peer {
+	pid_t pid;
+	int to, from;
+};
+
+static int chan_send(int fd, long v)
+{
+	return write(fd, &v, sizeof(v)) == sizeof(v) ? 0 : -1;
+}
+
+static long chan_recv(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	long v;
+
+	if (poll(&p, 1, 120000) != 1 || read(fd, &v, sizeof(v)) != sizeof(v))
+		return -999;
+	return v;
+}
+
+static int peer_start(struct peer *p, int (*fn)(int, int, void *), void *arg)
+{
+	int a[2], b[2];
+
+	if (pipe(a) || pipe(b))
+		return -1;
+	p->pid = fork();
+	if (p->pid < 0)
+		return -1;
+	if (p->pid == 0) {
+		close(a[1]);
+		close(b[0]);
+		_exit(fn(a[0], b[1], arg));
+	}
+	close(a[0]);
+	close(b[1]);
+	p->to = a[1];
+	p->from = b[0];
+	return 0;
+}
+
+static long peer_call(struct peer *p, long cmd)
+{
+	if (chan_send(p->to, cmd))
+		return -998;
+	return chan_recv(p->from);
+}
+
+static int peer_wait(struct peer *p)
+{
+	int st;
+
+	close(p->to);
+	close(p->from);
+	if (waitpid(p->pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/*
+ * A generic attacher: attaches g_seg (g_len bytes) and then serves
+ * commands: 1 = verify all pages are (g_writer, i, arg gen) -> returns bad
+ * page or -1; 2 = write all pages as writer 2 with gen from next command;
+ * 3 = touch (read) every page -> 0; 4 = probe page N -> signal or 0.
+ */
+static xpmem_segid_t g_seg;
+static size_t g_len;
+static int g_flags = XPMEM_RDWR;
+
+static int generic_attacher(int in, int out, void *arg)
+{
+	char *att = attach(g_seg, g_flags, g_len, NULL);
+
+	(void)arg;
+	if (!att)
+		return 10;
+	chan_send(out, 0);	/* attached */
+	for (;;) {
+		long cmd = chan_recv(in), a, r = 0, v;
+
+		switch (cmd) {
+		case 0:
+			return 0;
+		case 1:		/* verify writer, gen */
+			a = chan_recv(in);
+			r = check_pages(att, g_len, (uint64_t)a >> 32, (uint64_t)a & 0xffffffff);
+			break;
+		case 2:		/* write writer 2, gen */
+			a = chan_recv(in);
+			fill_pages(att, g_len, 2, (uint64_t)a);
+			break;
+		case 3:
+			for (size_t i = 0; i < g_len; i += PG)
+				r += att[i];
+			r = 0;
+			break;
+		case 4:		/* probe-read page a: signal number or 0 */
+			a = chan_recv(in);
+			r = tap_probe((long *)(att + a * PG), 0, &v);
+			break;
+		case 5:		/* probe-write page a */
+			a = chan_recv(in);
+			v = 7;
+			r = tap_probe((long *)(att + a * PG + 64), 1, &v);
+			break;
+		case 6:		/* read long at page a, offset 64 */
+			a = chan_recv(in);
+			r = tap_probe((long *)(att + a * PG + 64), 0, &v) ? -1 : v;
+			break;
+		default:
+			return 11;
+		}
+		chan_send(out, r);
+	}
+}
+
+static long verify_cmd(struct peer *p, uint64_t writer, uint64_t gen)
+{
+	chan_send(p->to, 1);
+	return peer_call(p, (long)((writer << 32) | gen));
+}
+
+/* ---- 1: 8x oversubscription ------------------------------------------------------ */
+
+struct oversub_shared {
+	volatile xpmem_segid_t seg[256];
+	volatile int ready, done_writing, verified, failed, stop, hog_filled;
+	volatile long ops, bytes_verified, stale, corrupt;
+	/* final generation of every page, per region: [worker][page] */
+	volatile uint64_t gen[];
+};
+
+static struct oversub_shared *os;
+static int os_workers;
+static size_t os_pages;	/* per region */
+
+static volatile uint64_t *final_gen(int region, size_t page)
+{
+	return &os->gen[(size_t)region * os_pages + page];
+}
+
+static void barrier(volatile int *ctr, int n)
+{
+	__atomic_add_fetch(ctr, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(ctr, __ATOMIC_SEQ_CST) < n && !os->failed)
+		usleep(1000);
+}
+
+/* read page p of a region through `base`, checking it against what we saw */
+static int oversub_read(const char *base, size_t page, int region, char *buf,
+			uint64_t *seen)
+{
+	uint64_t w = 0, pg = 0, g = 0;
+	enum pat_result r;
+	int spins = 0;
+
+	while ((r = pat_read(base + page * PG, buf, PG, &w, &pg, &g)) == PAT_BUSY)
+		if (++spins % 64 == 0)
+			sched_yield();
+	if (r == PAT_EMPTY)
+		return 0;
+	if (r != PAT_OK || pg != page || w != (uint64_t)region * 2 + (page >= os_pages / 2)) {
+		__atomic_add_fetch(&os->corrupt, 1, __ATOMIC_SEQ_CST);
+		tap_diag("region %d page %zu: corrupt or foreign page (writer %lu page %lu)",
+			 region, page, (unsigned long)w, (unsigned long)pg);
+		return -1;
+	}
+	if (g < seen[page]) {
+		__atomic_add_fetch(&os->stale, 1, __ATOMIC_SEQ_CST);
+		tap_diag("region %d page %zu: stale generation %lu after %lu",
+			 region, page, (unsigned long)g, (unsigned long)seen[page]);
+		return -1;
+	}
+	seen[page] = g;
+	__atomic_add_fetch(&os->bytes_verified, (long)PG, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/*
+ * Worker i: owns region i; writes its first half directly, the second half
+ * of region i+1 through its attachment; reads both regions everywhere.
+ * Writer ids: region r's first half is written by 2r, second half by 2r+1
+ * (worker r-1 through its attachment).
+ */
+static int oversub_worker(int i)
+{
+	size_t len = os_pages * PG, half = os_pages / 2;
+	int next = (i + 1) % os_workers;
+	char *mine = map_anon(len, MAP_PRIVATE), *theirs;
+	uint64_t *seen_mine = calloc(os_pages, 8), *seen_theirs = calloc(os_pages, 8);
+	uint64_t *gen_mine = calloc(os_pages, 8), *gen_theirs = calloc(os_pages, 8);
+	char *buf = malloc(PG);
+	unsigned int seed = (unsigned int)i * 7919u + 1;
+	long ops = 0;
+
+	if (!mine)
+		return 20;
+	os->seg[i] = export(mine, len);
+	if (os->seg[i] < 0)
+		return 21;
+	barrier(&os->ready, os_workers);
+	theirs = attach(os->seg[next], XPMEM_RDWR, len, NULL);
+	if (!theirs)
+		return 22;
+
+	while (!os->stop && !os->failed) {
+		size_t a = (size_t)rand_r(&seed) % half;
+		size_t b = half + (size_t)rand_r(&seed) % (os_pages - half);
+
+		pat_write(mine + a * PG, PG, (uint64_t)i * 2, a, ++gen_mine[a]);
+		*final_gen(i, a) = gen_mine[a];
+		pat_write(theirs + b * PG, PG, (uint64_t)next * 2 + 1, b, ++gen_theirs[b]);
+		*final_gen(next, b) = gen_theirs[b];
+		if (oversub_read(theirs, (size_t)rand_r(&seed) % os_pages, next, buf, seen_theirs) ||
+		    oversub_read(mine, (size_t)rand_r(&seed) % os_pages, i, buf, seen_mine)) {
+			os->failed = 1;
+			return 23;
+		}
+		ops += 4;
+	}
+	__atomic_add_fetch(&os->ops, ops, __ATOMIC_RELAXED);
+	barrier(&os->done_writing, os_workers);
+	if (os->failed)
+		return 24;
+
+	/* quiesced: every byte, from the source and from the attacher */
+	for (size_t p = 0; p < os_pages; p++) {
+		uint64_t want = *final_gen(i, p), w = 0, pg = 0, g = 0;
+		enum pat_result r = pat_read(mine + p * PG, buf, PG, &w, &pg, &g);
+
+		if (want == 0 ? r != PAT_EMPTY : (r != PAT_OK || g != want)) {
+			tap_diag("worker %d: own page %zu: result %d gen %lu, want %lu",
+				 i, p, r, (unsigned long)g, (unsigned long)want);
+			os->failed = 1;
+			return 25;
+		}
+		want = *final_gen(next, p);
+		r = pat_read(theirs + p * PG, buf, PG, &w, &pg, &g);
+		if (want == 0 ? r != PAT_EMPTY : (r != PAT_OK || g != want)) {
+			tap_diag("worker %d: neighbour page %zu via attachment: result %d gen %lu, want %lu",
+				 i, p, r, (unsigned long)g, (unsigned long)want);
+			os->failed = 1;
+			return 26;
+		}
+		__atomic_add_fetch(&os->bytes_verified, 2 * (long)PG, __ATOMIC_RELAXED);
+	}
+	barrier(&os->verified, os_workers);
+	return 0;
+}
+
+/* fault in `mb` MiB of anonymous memory, then keep it hot until stopped */
+static int memory_hog(size_t mb)
+{
+	size_t len = mb << 20;
+	char *p = map_anon(len, MAP_PRIVATE | MAP_NORESERVE);
+	unsigned int seed = 42;
+
+	if (!p)
+		return 30;
+	/* non-zero data: zero-filled pages may skip swap I/O entirely */
+	for (size_t off = 0; off < len && !os->stop; off += PG)
+		p[off] = (char)((off >> 12) | 1);
+	os->hog_filled = 1;
+	while (!os->stop)
+		for (int k = 0; k < 256; k++)
+			p[((size_t)rand_r(&seed) % (len / PG)) * PG] += 1;
+	return 0;
+}
+
+static int t_oversub_8x_with_swap(void)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	long ram_mb = meminfo_kb("MemTotal") / 1024;
+	long swapin0 = vmstat("pswpin"), swapout0 = vmstat("pswpout");
+	size_t shared_len;
+	double end;
+	pid_t hog;
+	int fails = 0, st, hog_mb;
+	pid_t *pids;
+
+	os_workers = (int)(8 * ncpu);
+	if (os_workers > 256)
+		os_workers = 256;
+	os_pages = ((size_t)worker_mb << 20) / PG;
+	shared_len = sizeof(*os) + (size_t)os_workers * os_pages * 8;
+	os = map_anon(shared_len, MAP_SHARED);
+	FAIL_IF(!os, "shared table");
+	/* total demand: regions + hog = 2x RAM */
+	hog_mb = (int)(2 * ram_mb - (long)os_workers * worker_mb);
+	if (hog_mb < 64)
+		hog_mb = 64;
+	tap_diag("%d workers (8 per CPU) x %u MiB segments, hog %d MiB, guest RAM %ld MiB, %us",
+		 os_workers, worker_mb, hog_mb, ram_mb, duration);
+
+	/* the hog first: the workers then allocate and run under pressure */
+	hog = fork();
+	if (hog == 0)
+		_exit(memory_hog((size_t)hog_mb));
+	end = now() + 300;
+	while (!os->hog_filled && now() < end)
+		usleep(100000);
+	tap_diag("hog %s after %.0fs", os->hog_filled ? "at full size" : "NOT at full size",
+		 now() - end + 300);
+	pids = calloc(os_workers, sizeof(*pids));
+	for (int i = 0; i < os_workers; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0)
+			_exit(oversub_worker(i));
+	}
+	end = now() + duration;
+	while (now() < end && !os->failed)
+		usleep(100000);
+	os->stop = 1;
+	for (int i = 0; i < os_workers; i++) {
+		waitpid(pids[i], &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+			tap_diag("worker %d: status %#x", i, st);
+			fails++;
+		}
+	}
+	waitpid(hog, &st, 0);
+	tap_diag("ops %ld, bytes verified %ld MiB, swap out %ld pages, swap in %ld pages, stale %ld, corrupt %ld",
+		 os->ops, os->bytes_verified >> 20, vmstat("pswpout") - swapout0,
+		 vmstat("pswpin") - swapin0, os->stale, os->corrupt);
+	FAIL_IF(fails || os->failed, "%d workers failed", fails);
+	FAIL_IF(os->stale || os->corrupt, "stale or torn data seen");
+	FAIL_IF(vmstat("pswpout") - swapout0 <= 0, "no swap traffic: the pressure was not real");
+	FAIL_IF(os->ops == 0, "no work done");
+	return 0;
+}
+
+/* ---- 2 and 3: swap round trip, proof of no pinning ------------------------------------ */
+
+
+static int t_swap_round_trip_attacher_sees_data(void)
+{
+	size_t len = 64UL << 20, n = len / PG, moved = 0;
+	char *src = map_src(len);
+	uint64_t *pfn = calloc(n, 8);
+	long swapin0;
+	struct peer p;
+
+	fill_pages(src, len, 1, 1);
+	g_seg = export(src, len);
+	g_len = len;
+	g_flags = XPMEM_RDONLY;
+	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "attacher's first read");
+	for (size_t i = 0; i < n; i++)
+		pfn[i] = pfn_of(src + i * PG);
+	FAIL_IF(madvise(src, len, MADV_PAGEOUT), "MADV_PAGEOUT: %s", strerror(errno));
+	for (size_t i = 0; i < n; i++)
+		moved += pfn_of(src + i * PG) == 0;
+	FAIL_IF(moved < n / 2, "only %zu of %zu pages were swapped out", moved, n);
+	moved = 0;
+	/* push them out of the swap cache too, so swap-in really reads swap */
+	pressure((size_t)meminfo_kb("MemTotal") / 1024);
+	swapin0 = vmstat("pswpin");
+	/* the attacher faults them back in (in the source) and must see the data */
+	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "attacher saw wrong data after swap-in");
+	FAIL_IF(vmstat("pswpin") - swapin0 < (long)n / 2, "swap-ins: %ld", vmstat("pswpin") - swapin0);
+	for (size_t i = 0; i < n; i++)
+		moved += pfn_of(src + i * PG) != pfn[i];
+	tap_diag("%zu of %zu pages came back at a different physical address", moved, n);
+	FAIL_IF(moved == 0, "no page moved: the round trip did not happen");
+	FAIL_IF(check_pages(src, len, 1, 1) != -1, "source's own data");
+	peer_call(&p, 0);
+	return peer_wait(&p);
+}
+
+/*
+ * With attachments live and every page faulted through them, the kernel
+ * must be able to free the source's pages.  A pinning implementation keeps
+ * them resident (mapped, or stuck in the swap cache with an elevated
+ * count), which mincore() reports.
+ */
+static int no_pinning_check(int *freed_ok)
+{
+	size_t len = 128UL << 20, n = len / PG, res_after;
+	char *src = map_src(len);
+	long swap0, swap1, rss0, rss1;
+	struct peer a, b;
+
+	fill_pages(src, len, 1, 1);
+	g_seg = export(src, len);
+	g_len = len;
+	g_flags = XPMEM_RDWR;
+	FAIL_IF(peer_start(&a, generic_attacher, NULL) || chan_recv(a.from) != 0, "attacher a");
+	FAIL_IF(peer_start(&b, generic_attacher, NULL) || chan_recv(b.from) != 0, "attacher b");
+	FAIL_IF(verify_cmd(&a, 1, 1) != -1 || verify_cmd(&b, 1, 1) != -1, "initial reads");
+	FAIL_IF(counter("faults") < (long)n, "attachers did not fault every page");
+	swap0 = meminfo_kb("SwapTotal") - meminfo_kb("SwapFree");
+	rss0 = (long)resident_pages(src, len);
+	FAIL_IF(madvise(src, len, MADV_PAGEOUT), "MADV_PAGEOUT: %s", strerror(errno));
+	/*
+	 * Paged-out pages stay in the swap cache until memory is needed; a
+	 * hog of the size of RAM makes reclaim free them, unless someone
+	 * holds a reference.
+	 */
+	pressure((size_t)meminfo_kb("MemTotal") / 1024);
+	res_after = resident_pages(src, len);
+	rss1 = (long)res_after;
+	swap1 = meminfo_kb("SwapTotal") - meminfo_kb("SwapFree");
+	tap_diag("resident pages %ld -> %ld of %zu, swap used %ld -> %ld KiB",
+		 rss0, rss1, n, swap0, swap1);
+	*freed_ok = res_after < n / 2 && swap1 - swap0 >= (long)(len / 1024 / 4);
+	/* whatever happened, the data must be intact everywhere */
+	FAIL_IF(verify_cmd(&a, 1, 1) != -1 || verify_cmd(&b, 1, 1) != -1, "data after reclaim");
+	FAIL_IF(check_pages(src, len, 1, 1) != -1, "source data after reclaim");
+	peer_call(&a, 0);
+	peer_call(&b, 0);
+	FAIL_IF(peer_wait(&a) || peer_wait(&b), "attachers failed");
+	xpmem_remove(g_seg);
+	munmap(src, len);
+	return 0;
+}
+
+static int t_no_pinning_pages_reclaimed_while_attached(void)
+{
+	int freed = 0;
+
+	FAIL_IF(no_pinning_check(&freed), "scenario failed");
+	FAIL_IF(!freed, "source pages were not freed while attached: they are pinned");
+	return 0;
+}
+
+static int t_no_pinning_check_catches_a_pinning_driver(void)
+{
+	int freed = 1, r;
+
+	FAIL_IF(write_file("/sys/kernel/debug/xpmem/test_pin_pages", "Y"), "test hook");
+	r = no_pinning_check(&freed);
+	write_file("/sys/kernel/debug/xpmem/test_pin_pages", "N");
+	FAIL_IF(r, "scenario failed");
+	FAIL_IF(freed, "with pages pinned the check still passed: it proves nothing");
+	return 0;
+}
+
+/* ---- 4: migration --------------------------------------------------------------------- */
+
+static int t_migration_between_nodes_while_attached(void)
+{
+	size_t len = 16UL << 20, n = len / PG;
+	char *src = map_src(len);
+	unsigned long node0 = 1, node1 = 2;
+	struct peer p;
+	int on1 = 0, on0 = 0;
+
+	if (nodes_online() < 2)
+		return TAP_SKIP;
+	FAIL_IF(syscall(SYS_mbind, src, len, MPOL_BIND, &node0, 8, 0), "mbind node0");
+	fill_pages(src, len, 1, 1);
+	FAIL_IF(numa_node_of(src) != 0, "not on node 0");
+	g_seg = export(src, len);
+	g_len = len;
+	g_flags = XPMEM_RDWR;
+	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "attacher before migration");
+	/* the attacher writes through its attachment while we migrate */
+	chan_send(p.to, 2);
+	chan_send(p.to, 2);
+	FAIL_IF(syscall(SYS_mbind, src, len, MPOL_BIND, &node1, 8, MPOL_MF_MOVE),
+		"mbind MPOL_MF_MOVE: %s", strerror(errno));
+	FAIL_IF(chan_recv(p.from) != 0, "attacher write");
+	for (size_t i = 0; i < n; i += 16)
+		on1 += numa_node_of(src + i * PG) == 1;
+	FAIL_IF(on1 < (int)(n / 16) / 2, "only %d sampled pages moved to node 1", on1);
+	FAIL_IF(check_pages(src, len, 2, 2) != -1, "source misses attacher writes after migration");
+	fill_pages(src, len, 1, 3);
+	FAIL_IF(verify_cmd(&p, 1, 3) != -1, "attacher stale after migration");
+	/* and back with migrate_pages(2) */
+	FAIL_IF(syscall(SYS_migrate_pages, 0, 8, &node1, &node0) < 0, "migrate_pages");
+	for (size_t i = 0; i < n; i += 16)
+		on0 += numa_node_of(src + i * PG) == 0;
+	tap_diag("pages on node 1 after mbind: %d/%zu sampled, back on node 0: %d",
+		 on1, n / 16, on0);
+	fill_pages(src, len, 1, 4);
+	FAIL_IF(verify_cmd(&p, 1, 4) != -1, "attacher stale after migrating back");
+	peer_call(&p, 0);
+	return peer_wait(&p);
+}
+
+/* ---- 5: huge pages -------------------------------------------------------------------- */
+
+static long smaps_field_kb(void *addr, const char *field)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[256];
+	unsigned long lo, hi;
+	int in = 0;
+	long r = -1;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+			continue;
+		}
+		if (in && !strncmp(line, field, strlen(field)))
+			r = atol(line + strlen(field) + 1);
+	}
+	if (f)
+		fclose(f);
+	return r;
+}
+
+static int t_thp_split_and_collapse_while_attached(void)
+{
+	size_t huge = 2UL << 20, len = 4 * huge;
+	char *src = map_aligned(len, huge);
+	struct peer p;
+	long thp;
+
+	write_file("/sys/kernel/mm/transparent_hugepage/enabled", "madvise");
+	FAIL_IF(madvise(src, len, MADV_HUGEPAGE), "MADV_HUGEPAGE");
+	madvise(src, len, MADV_DONTFORK);
+	memset(src, 0, len);	/* write first: a read would map the huge zero page */
+	fill_pages(src, len, 1, 1);
+	thp = smaps_field_kb(src, "AnonHugePages");
+	tap_diag("AnonHugePages of the segment: %ld KiB", thp);
+	FAIL_IF(thp <= 0, "segment is not THP-backed");
+	g_seg = export(src, len);
+	g_len = len;
+	g_flags = XPMEM_RDWR;
+	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "attacher on THP");
+	/* split: mprotect one 4K page read-only, unmap another */
+	FAIL_IF(mprotect(src + 3 * PG, PG, PROT_READ), "mprotect");
+	FAIL_IF(munmap(src + huge + 5 * PG, PG), "munmap");
+	chan_send(p.to, 5);
+	FAIL_IF(peer_call(&p, 3) != SIGSEGV, "write to source-read-only page");
+	chan_send(p.to, 4);
+	FAIL_IF(peer_call(&p, (long)(huge / PG) + 5) != SIGBUS, "read of unmapped page");
+	chan_send(p.to, 6);
+	FAIL_IF(peer_call(&p, 4) != (long)pat_word(1, 4, 1, 8), "neighbour of split page");
+	/* collapse the untouched last 2 MiB again after splitting it */
+	FAIL_IF(mprotect(src + 3 * huge, PG, PROT_READ) || mprotect(src + 3 * huge, PG, PROT_READ | PROT_WRITE),
+		"split by mprotect");
+	if (madvise(src + 3 * huge, huge, MADV_COLLAPSE) == 0) {
+		tap_diag("MADV_COLLAPSE done");
+		fill_pages(src + 3 * huge, huge, 1, 2);
+		chan_send(p.to, 6);
+		FAIL_IF(peer_call(&p, (long)(3 * huge / PG)) != (long)pat_word(1, 0, 2, 8),
+			"attacher stale after collapse");
+	} else {
+		tap_diag("MADV_COLLAPSE: %s (kernel without it)", strerror(errno));
+	}
+	peer_call(&p, 0);
+	return peer_wait(&p);
+}
+
+static int t_hugetlbfs_segment(void)
+{
+	size_t len = 4UL << 20;
+	char *src;
+	struct peer p;
+
+	write_file("/proc/sys/vm/nr_hugepages", "8");
+	src = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	FAIL_IF(src == MAP_FAILED, "MAP_HUGETLB: %s", strerror(errno));
+	fill_pages(src, len, 1, 1);
+	g_seg = export(src, len);
+	g_len = len;
+	g_flags = XPMEM_RDWR;
+	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "attacher reads hugetlb");
+	chan_send(p.to, 2);
+	FAIL_IF(peer_call(&p, 5) != 0, "attacher writes");
+	FAIL_IF(check_pages(src, len, 2, 5) != -1, "source misses writes");
+	peer_call(&p, 0);
+	FAIL_IF(peer_wait(&p), "attacher");
+	xpmem_remove(g_seg);
+	munmap(src, len);
+	return 0;
+}
+
+static int t_rdonly_attach_of_thp_completes(void)
+{
+	size_t huge = 2UL << 20, len = 8 * huge;
+	char *src = map_aligned(len, huge);
+	struct peer p;
+
+	madvise(src, len, MADV_HUGEPAGE);
+	madvise(src, len, MADV_DONTFORK);
+	memset(src, 0, len);
+	fill_pages(src, len, 1, 1);
+	FAIL_IF(smaps_field_kb(src, "AnonHugePages") <= 0, "segment is not THP-backed");
+	g_seg = export(src, len);
+	g_len = len;
+	g_flags = XPMEM_RDONLY;
+	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "read-only attacher over THP");
+	peer_call(&p, 0);
+	return peer_wait(&p);
+}
+
+/* ---- 6: KSM --------------------------------------------------------------------------- */
+
+static int ksm_sharer(int in, int out, void *arg)
+{
+	char *p = map_aligned(PG, PG);
+
+	(void)arg;
+	memset(p, 0x5a, PG);
+	madvise(p, PG, MADV_MERGEABLE);
+	chan_send(out, 0);
+	chan_recv(in);
+	chan_send(out, p[100] == 0x5a && p[0] == 0x5a);
+	return 0;
+}
+
+static int t_ksm_merge_then_attacher_write_breaks_it(void)
+{
+	char *src = map_aligned(2 * PG, PG);
+	struct peer sharer, att;
+	long merged = 0;
+	double end;
+
+	if (access("/sys/kernel/mm/ksm/run", F_OK))
+		return TAP_SKIP;
+	madvise(src, 2 * PG, MADV_DONTFORK);
+	memset(src, 0x5a, 2 * PG);
+	FAIL_IF(madvise(src, 2 * PG, MADV_MERGEABLE), "MADV_MERGEABLE");
+	FAIL_IF(peer_start(&sharer, ksm_sharer, NULL) || chan_recv(sharer.from) != 0, "sharer");
+	g_seg = export(src, 2 * PG);
+	g_len = 2 * PG;
+	g_flags = XPMEM_RDWR;
+	FAIL_IF(peer_start(&att, generic_attacher, NULL) || chan_recv(att.from) != 0, "attacher");
+	write_file("/sys/kernel/mm/ksm/pages_to_scan", "5000");
+	write_file("/sys/kernel/mm/ksm/sleep_millisecs", "10");
+	write_file("/sys/kernel/mm/ksm/run", "1");
+	end = now() + 60;
+	while (now() < end && !(merged = pfn_of(src) && pfn_of(src) == pfn_of(src + PG)))
+		usleep(100000);
+	{
+		FILE *f = fopen("/sys/kernel/mm/ksm/pages_sharing", "r");
+		long sharing = -1;
+
+		if (f && fscanf(f, "%ld", &sharing) != 1)
+			sharing = -1;
+		if (f)
+			fclose(f);
+		tap_diag("KSM pages_sharing %ld", sharing);
+	}
+	FAIL_IF(!merged, "KSM did not merge the source pages within 60 s");
+	/* the attacher reads the merged page, then writes through it */
+	chan_send(att.to, 6);
+	FAIL_IF(peer_call(&att, 0) != 0x5a5a5a5a5a5a5a5aL, "attacher read of merged page");
+	chan_send(att.to, 5);
+	FAIL_IF(peer_call(&att, 0) != 0, "attacher write");
+	write_file("/sys/kernel/mm/ksm/run", "0");
+	FAIL_IF(*(long *)(src + 64) != 7, "source does not see the attacher's write");
+	FAIL_IF(*(long *)(src + PG + 64) != 0x5a5a5a5a5a5a5a5aL, "the other merged page changed");
+	FAIL_IF(peer_call(&sharer, 1) != 1, "the other sharer saw the write");
+	peer_call(&att, 0);
+	peer_wait(&sharer);
+	return peer_wait(&att);
+}
+
+/* ---- 7: files and shmem ------------------------------------------------------------------ */
+
+/* the attacher must behave like the source: same value or same signal */
+static int compare_with_source(struct peer *p, char *src, size_t pages, const char *what)
+{
+	for (size_t i = 0; i < pages; i++) {
+		long sv = 0, av;
+		int ssig = tap_probe((long *)(src + i * PG + 64), 0, &sv);
+
+		chan_send(p->to, 4);
+		av = peer_call(p, (long)i);
+		if (av != ssig) {
+			tap_diag("%s: page %zu: source got signal %d, attacher %ld", what, i, ssig, av);
+			return 1;
+		}
+		if (!ssig) {
+			chan_send(p->to, 6);
+			av = peer_call(p, (long)i);
+			if (av != sv) {
+				tap_diag("%s: page %zu: source reads %#lx, attacher %#lx", what, i, sv, av);
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int file_scenario(int fd, const char *what)
+{
+	size_t len = 64 * PG;
+	char *src;
+	struct peer p;
+
+	FAIL_IF(ftruncate(fd, (off_t)len), "ftruncate");
+	src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	FAIL_IF(src == MAP_FAILED, "mmap");
+	fill_pages(src, len, 1, 1);
+	g_seg = export(src, len);
+	g_len = len;
+	g_flags = XPMEM_RDWR;
+	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "%s: attacher initial", what);
+	/* truncate to half: beyond EOF is SIGBUS for both */
+	FAIL_IF(ftruncate(fd, (off_t)(len / 2)), "truncate");
+	FAIL_IF(compare_with_source(&p, src, 64, what), "after truncate");
+	/* punch a hole: zeros for both */
+	FAIL_IF(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(4 * PG), (off_t)(2 * PG)),
+		"punch hole: %s", strerror(errno));
+	FAIL_IF(compare_with_source(&p, src, 64, what), "after punch hole");
+	/* extend again: zeros beyond the old EOF, writes visible both ways */
+	FAIL_IF(ftruncate(fd, (off_t)len), "extend");
+	FAIL_IF(compare_with_source(&p, src, 64, what), "after extend");
+	chan_send(p.to, 5);
+	FAIL_IF(peer_call(&p, 50) != 0, "attacher write after extend");
+	FAIL_IF(*(long *)(src + 50 * PG + 64) != 7, "source misses attacher write");
+	peer_call(&p, 0);
+	FAIL_IF(peer_wait(&p), "attacher");
+	xpmem_remove(g_seg);
+	munmap(src, len);
+	return 0;
+}
+
+static int t_memfd_truncate_and_punch_hole_while_attached(void)
+{
+	int fd = (int)syscall(SYS_memfd_create, "xpmem-oversub", 0);
+
+	FAIL_IF(fd < 0, "memfd_create");
+	return file_scenario(fd, "memfd");
+}
+
+static int t_tmpfs_file_truncate_and_punch_hole_while_attached(void)
+{
+	char path[] = "/dev/shm/xpmem-oversub-XXXXXX";
+	int fd = mkstemp(path), r;
+
+	FAIL_IF(fd < 0, "mkstemp");
+	unlink(path);
+	r = file_scenario(fd, "tmpfs");
+	close(fd);
+	return r;
+}
+
+/* ---- 8: source mm changes --------------------------------------------------------------- */
+
+static int t_source_mprotect_mremap_dontneed_while_attached(void)
+{
+	size_t len = 16 * PG;
+	char *src = map_src(len), *moved;
+	struct peer p;
+
+	fill_pages(src, len, 1, 1);
+	g_seg = export(src, len);
+	g_len = len;
+	g_flags = XPMEM_RDWR;
+	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "initial");
+	FAIL_IF(mprotect(src, 4 * PG, PROT_READ), "mprotect ro");
+	chan_send(p.to, 5);
+	FAIL_IF(peer_call(&p, 1) != SIGSEGV, "write to a page the source made read-only");
+	chan_send(p.to, 6);
+	FAIL_IF(peer_call(&p, 1) != (long)pat_word(1, 1, 1, 8), "read of read-only page");
+	FAIL_IF(mprotect(src, 4 * PG, PROT_READ | PROT_WRITE), "mprotect rw");
+	chan_send(p.to, 5);
+	FAIL_IF(peer_call(&p, 1) != 0 || *(long *)(src + PG + 64) != 7, "write after mprotect rw");
+	/* mremap pages 8..11 elsewhere: the segment range keeps a hole */
+	moved = mremap(src + 8 * PG, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED,
+		       map_anon(4 * PG, MAP_PRIVATE));
+	FAIL_IF(moved == MAP_FAILED, "mremap");
+	chan_send(p.to, 4);
+	FAIL_IF(peer_call(&p, 9) != SIGBUS, "moved-away page still visible at the old address");
+	FAIL_IF(madvise(src + 12 * PG, 4 * PG, MADV_DONTNEED), "dontneed");
+	chan_send(p.to, 6);
+	FAIL_IF(peer_call(&p, 13) != 0, "page after MADV_DONTNEED is not zero");
+	peer_call(&p, 0);
+	return peer_wait(&p);
+}
+
+/* ---- 9: fork and COW storm ---------------------------------------------------------------- */
+
+struct cow_shared {
+	volatile long last[4];
+	volatile int stop;
+};
+
+static int t_fork_storm_while_attachers_write(void)
+{
+	size_t len = 8 * PG;
+	long *src = map_anon(len, MAP_PRIVATE);
+	struct cow_shared *sh = map_anon(PG, MAP_SHARED);
+	pid_t att[2];
+	double end = now() + duration / 2.0;
+	int forks = 0, st;
+
+	g_seg = export(src, len);
+	for (int a = 0; a < 2; a++) {
+		att[a] = fork();
+		if (att[a] == 0) {
+			long *m = attach(g_seg, XPMEM_RDWR, len, NULL);
+
+			if (!m)
+				_exit(10);
+			for (long v = 1; !sh->stop; v++) {
+				m[(size_t)(a + 1) * (PG / 8)] = v;	/* page a+1 */
+				sh->last[a] = v;
+				if (m[0] < 0)	/* the source's counter, read */
+					_exit(11);
+			}
+			_exit(0);
+		}
+	}
+	while (now() < end) {
+		pid_t c = fork();
+
+		if (c == 0) {
+			src[0] = -1;	/* the child's copy only */
+			_exit(0);
+		}
+		src[0]++;		/* breaks COW in the source */
+		waitpid(c, &st, 0);
+		forks++;
+	}
+	sh->stop = 1;
+	for (int a = 0; a < 2; a++) {
+		waitpid(att[a], &st, 0);
+		FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "attacher %d: %#x", a, st);
+	}
+	tap_diag("%d forks while two attachers wrote", forks);
+	for (int a = 0; a < 2; a++)
+		FAIL_IF(src[(size_t)(a + 1) * (PG / 8)] != sh->last[a],
+			"attacher %d's last write %ld lost (source has %ld)", a, sh->last[a],
+			src[(size_t)(a + 1) * (PG / 8)]);
+	FAIL_IF(src[0] != forks, "source counter %ld, forks %d", src[0], forks);
+	return xpmem_remove(g_seg);
+}
+
+/* ---- 10: kill -9 storm -------------------------------------------------------------------- */
+
+struct storm_shared {
+	volatile xpmem_segid_t seg[8];
+};
+
+static __attribute__((noreturn)) int storm_source(struct storm_shared *sh, int i)
+{
+	size_t len = 64 * PG;
+	char *p = map_anon(len, MAP_PRIVATE);
+
+	sh->seg[i] = export(p, len);
+	for (unsigned long k = 0;; k++) {
+		p[(k * 4097) % len]++;
+		if (k % 100000 == 0)
+			madvise(p + (k / 100000 % 64) * PG, PG, MADV_DONTNEED);
+	}
+}
+
+static __attribute__((noreturn)) int storm_attacher(struct storm_shared *sh, unsigned int seed)
+{
+	for (;;) {
+		xpmem_segid_t s = sh->seg[rand_r(&seed) % 8];
+		xpmem_apid_t a;
+		char *m;
+
+		if (s <= 0)
+			continue;
+		m = attach(s, XPMEM_RDWR, 64 * PG, &a);
+		if (!m)
+			continue;
+		for (int k = 0; k < 2000; k++) {
+			long v = 1, *addr = (long *)(m + ((size_t)rand_r(&seed) % 64) * PG);
+
+			if (tap_probe(addr, k & 1, &v))
+				break;	/* source died: SIGBUS, expected */
+		}
+		if (rand_r(&seed) % 2) {
+			xpmem_detach(m);
+			xpmem_release(a);
+		}
+	}
+}
+
+static int count_d_state(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d))) {
+		char path[300], buf[512], *p;
+		int fd;
+		ssize_t len;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = 0;
+		p = strrchr(buf, ')');
+		if (p && p[2] == 'D') {
+			tap_diag("D state: %s", buf);
+			n++;
+		}
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static int t_kill9_storm_leaves_nothing_behind(void)
+{
+	struct storm_shared *sh = map_anon(PG, MAP_SHARED);
+	pid_t pids[16];
+	unsigned int seed = 1;
+	double end = now() + duration / 2.0;
+	int kills = 0, ok = 0;
+
+	for (int i = 0; i < 16; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0)
+			_exit(i < 8 ? storm_source(sh, i) : storm_attacher(sh, (unsigned int)i));
+	}
+	while (now() < end) {
+		int i = rand_r(&seed) % 16;
+
+		usleep(20000 + rand_r(&seed) % 50000);
+		kill(pids[i], SIGKILL);
+		waitpid(pids[i], NULL, 0);
+		kills++;
+		pids[i] = fork();
+		if (pids[i] == 0)
+			_exit(i < 8 ? storm_source(sh, i) : storm_attacher(sh, (unsigned int)i + kills));
+	}
+	for (int i = 0; i < 16; i++) {
+		kill(pids[i], SIGKILL);
+		waitpid(pids[i], NULL, 0);
+	}
+	tap_diag("%d random SIGKILLs", kills);
+	/* within 10 s: no D state, every live-object counter back to 0 */
+	for (int t = 0; t < 100 && !ok; t++) {
+		ok = counter("segments") == 0 && counter("accesses") == 0 &&
+		     counter("attachments") == 0 && counter("notifiers") == 0 &&
+		     counter("rmap_entries") == 0;
+		if (!ok)
+			usleep(100000);
+	}
+	FAIL_IF(count_d_state(), "tasks in D state after the storm");
+	FAIL_IF(!ok, "counters not back to zero: seg %ld acc %ld att %ld notif %ld rmap %ld",
+		counter("segments"), counter("accesses"), counter("attachments"),
+		counter("notifiers"), counter("rmap_entries"));
+	return 0;
+}
+
+/* ---- 11: a slow acknowledger --------------------------------------------------------------- */
+
+static int t_slow_ack_blocks_free_but_not_others(void)
+{
+	size_t len = 4 * PG;
+	char *src = map_src(len);
+	volatile long *progress = map_anon(PG, MAP_SHARED);
+	struct peer p;
+	pid_t other;
+	double t0, t1;
+	long before, during;
+
+	fill_pages(src, len, 1, 1);
+	g_seg = export(src, len);
+	g_len = len;
+	g_flags = XPMEM_RDONLY;
+	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "initial");
+	/* an unrelated process doing mm work all the time */
+	other = fork();
+	if (other == 0) {
+		for (;;) {
+			char *m = map_anon(16 * PG, MAP_PRIVATE);
+
+			for (int i = 0; i < 16; i++)
+				m[i * PG] = 1;
+			munmap(m, 16 * PG);
+			progress[0]++;
+		}
+	}
+	FAIL_IF(write_file("/sys/kernel/debug/xpmem/ack_delay_ms", "1500"), "ack delay hook");
+	before = progress[0];
+	t0 = now();
+	madvise(src, len, MADV_DONTNEED);	/* invalidation waits for the slow ack */
+	t1 = now();
+	during = progress[0] - before;
+	write_file("/sys/kernel/debug/xpmem/ack_delay_ms", "0");
+	kill(other, SIGKILL);
+	waitpid(other, NULL, 0);
+	tap_diag("invalidation took %.2fs; the unrelated process did %ld mm rounds meanwhile",
+		 t1 - t0, during);
+	FAIL_IF(t1 - t0 < 1.4, "the invalidation returned before the acknowledgment");
+	FAIL_IF(during <= 0, "an unrelated process was stalled by the slow acknowledgment");
+	/* afterwards the attacher sees the new (zero) pages, not the freed ones */
+	chan_send(p.to, 6);
+	FAIL_IF(peer_call(&p, 0) != 0, "attacher sees freed data");
+	peer_call(&p, 0);
+	return peer_wait(&p);
+}
+
+/* ---- 12: the OOM reaper meets an attached exporter ------------------------------------------- */
+
+static int t_oom_killed_exporter_with_attachment(void)
+{
+	long ram_kb = meminfo_kb("MemTotal");
+	int st;
+	pid_t victim;
+	int pfd[2];
+	xpmem_segid_t seg;
+	char *att;
+
+	FAIL_IF(pipe(pfd), "pipe");
+	victim = fork();
+	if (victim == 0) {
+		size_t len = 4 << 20;
+		char *m = map_anon(len, MAP_PRIVATE);
+		xpmem_segid_t s;
+
+		fill_pages(m, len, 1, 1);
+		s = export(m, len);
+		write_file("/proc/self/oom_score_adj", "1000");
+		if (write(pfd[1], &s, sizeof(s)) != sizeof(s))
+			_exit(1);
+		usleep(500000);
+		/* grow until the OOM killer takes us: no swap limit applies to mlock */
+		for (size_t mb = 0; mb < (size_t)ram_kb / 1024 * 4; mb += 16) {
+			char *x = map_anon(16 << 20, MAP_PRIVATE);
+
+			if (!x)
+				break;
+			mlock(x, 16 << 20);
+			memset(x, 1, 16 << 20);
+		}
+		_exit(0);
+	}
+	FAIL_IF(read(pfd[0], &seg, sizeof(seg)) != sizeof(seg), "segid");
+	att = attach(seg, XPMEM_RDONLY, 4 << 20, NULL);
+	FAIL_IF(!att, "attach");
+	FAIL_IF(check_pages(att, 4 << 20, 1, 1) != -1, "attacher data");
+	FAIL_IF(waitpid(victim, &st, 0) != victim, "wait");
+	tap_diag("victim ended with status %#x (SIGKILL by the OOM killer expected)", st);
+	FAIL_IF(!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL, "victim was not OOM-killed");
+	{
+		long v;
+
+		FAIL_IF(tap_probe((long *)att, 0, &v) != SIGBUS, "access after the exporter died");
+	}
+	return 0;
+}
+
+#define TEST(name, secs) { #name, t_##name, secs }
+
+int main(int argc, char **argv)
+{
+	struct tap_test tests[] = {
+		TEST(oversub_8x_with_swap, 0),
+		TEST(swap_round_trip_attacher_sees_data, 300),
+		TEST(no_pinning_pages_reclaimed_while_attached, 300),
+		TEST(no_pinning_check_catches_a_pinning_driver, 300),
+		TEST(migration_between_nodes_while_attached, 300),
+		TEST(thp_split_and_collapse_while_attached, 300),
+		TEST(hugetlbfs_segment, 120),
+		TEST(rdonly_attach_of_thp_completes, 300),
+		TEST(ksm_merge_then_attacher_write_breaks_it, 180),
+		TEST(memfd_truncate_and_punch_hole_while_attached, 120),
+		TEST(tmpfs_file_truncate_and_punch_hole_while_attached, 120),
+		TEST(source_mprotect_mremap_dontneed_while_attached, 120),
+		TEST(fork_storm_while_attachers_write, 0),
+		TEST(kill9_storm_leaves_nothing_behind, 0),
+		TEST(slow_ack_blocks_free_but_not_others, 120),
+		TEST(oom_killed_exporter_with_attachment, 300),
+	};
+	const char *d = getenv("XPMEM_OVERSUB_DURATION"), *mb = getenv("XPMEM_OVERSUB_MB");
+
+	PG = (size_t)sysconf(_SC_PAGESIZE);
+	if (d)
+		duration = (unsigned int)atoi(d);
+	if (mb)
+		worker_mb = (unsigned int)atoi(mb);
+	/* long phases get their duration plus a generous margin */
+	tests[0].timeout = duration * 6 + 300;
+	tests[12].timeout = duration * 3 + 120;
+	tests[13].timeout = duration * 3 + 120;
+	if (xpmem_init()) {
+		printf("1..0 # SKIP cannot open /dev/xpmem: %s\n", strerror(errno));
+		return 1;
+	}
+	return tap_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+}
