@@ -46,7 +46,7 @@ PCS     := $(B)/lib/pkgconfig/xpmem.pc $(B)/lib/pkgconfig/cray-xpmem.pc
 TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c tests/oversub/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 
-.PHONY: all module lib tests check static demo install deps clean
+.PHONY: all module lib tests check check-oversub static demo install deps clean
 all: module lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -88,6 +88,13 @@ deps:
 check: deps
 	$(MAKE) all
 	tests/check $(KERNELS)
+
+# the long form of the oversubscription suite: make check-oversub DURATION=1800
+DURATION ?= 600
+check-oversub: deps
+	$(MAKE) all
+	XPMEM_JOBS=oversub XPMEM_OVERSUB_DURATION=$(DURATION) \
+		XPMEM_CHECK_TIMEOUT=$$(( $(DURATION) * 8 + 1800 )) tests/check $(KERNELS)
 
 static: deps
 	scripts/static-checks $(KERNELS)
