@@ -89,12 +89,14 @@ check: deps
 	$(MAKE) all
 	tests/check $(KERNELS)
 
-# the long form of the oversubscription suite: make check-oversub DURATION=1800
-DURATION ?= 600
+# the long form of the oversubscription suite: DURATION seconds of 8x
+# oversubscription plus a quarter of it for each of the fork and kill -9
+# storms; DURATION=1200 is a 30-minute run.
+DURATION ?= 1200
 check-oversub: deps
 	$(MAKE) all
 	XPMEM_JOBS=oversub XPMEM_OVERSUB_DURATION=$(DURATION) \
-		XPMEM_CHECK_TIMEOUT=$$(( $(DURATION) * 8 + 1800 )) tests/check $(KERNELS)
+		XPMEM_CHECK_TIMEOUT=$$(( $(DURATION) * 4 + 1800 )) tests/check $(KERNELS)
 
 static: deps
 	scripts/static-checks $(KERNELS)
