@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "tap.h"
+#include "testlib.h"
 #include "xpmem.h"
 
 #define PG ((size_t)sysconf(_SC_PAGESIZE))
@@ -65,82 +66,6 @@ static long *attach_seg(xpmem_segid_t segid, int flags, size_t pages,
 	if (apid_out)
 		*apid_out = apid;
 	return p;
-}
-
-/* ---- a peer process with two pipes ------------------------------------------- */
-
-struct peer {
-	pid_t pid;
-	int to, from;
-};
-
-static int chan_send(int fd, long v)
-{
-	return write(fd, &v, sizeof(v)) == sizeof(v) ? 0 : -1;
-}
-
-static long chan_recv(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	long v;
-
-	if (poll(&p, 1, 30000) != 1 || read(fd, &v, sizeof(v)) != sizeof(v))
-		return -999;
-	return v;
-}
-
-static int peer_start(struct peer *p, int (*fn)(int in, int out, void *arg),
-		      void *arg)
-{
-	int a[2], b[2];
-
-	if (pipe(a) || pipe(b))
-		return -1;
-	p->pid = fork();
-	if (p->pid < 0)
-		return -1;
-	if (p->pid == 0) {
-		close(a[1]);
-		close(b[0]);
-		_exit(fn(a[0], b[1], arg));
-	}
-	close(a[0]);
-	close(b[1]);
-	p->to = a[1];
-	p->from = b[0];
-	return 0;
-}
-
-static int peer_send(struct peer *p, long v) { return chan_send(p->to, v); }
-static long peer_recv(struct peer *p) { return chan_recv(p->from); }
-
-/* exit status, or 128 + signal */
-static int peer_wait(struct peer *p)
-{
-	int st;
-
-	close(p->to);
-	close(p->from);
-	if (waitpid(p->pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* ---- debugfs counters ---------------------------------------------------------- */
-
-static long counter(const char *name)
-{
-	FILE *f = fopen("/sys/kernel/debug/xpmem/counters", "r");
-	char key[64];
-	long v, r = -1;
-
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %ld", key, &v) == 2)
-		if (!strcmp(key, name))
-			r = v;
-	fclose(f);
-	return r;
 }
 
 static const char *const live_counters[] = {

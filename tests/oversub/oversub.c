@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "tap.h"
+#include "testlib.h"
 #include "xpmem.h"
 #include "pattern.h"
 
@@ -94,16 +95,7 @@ static void *map_aligned(size_t len, size_t align)
 
 static long vmstat(const char *key)
 {
-	FILE *f = fopen("/proc/vmstat", "r");
-	char k[64];
-	long v, r = -1;
-
-	while (f && fscanf(f, "%63s %ld", k, &v) == 2)
-		if (!strcmp(k, key))
-			r = v;
-	if (f)
-		fclose(f);
-	return r;
+	return keyed_value("/proc/vmstat", key);
 }
 
 static long meminfo_kb(const char *key)
@@ -116,20 +108,6 @@ static long meminfo_kb(const char *key)
 	while (f && fgets(line, sizeof(line), f))
 		if (!strncmp(line, key, kl) && line[kl] == ':')
 			r = atol(line + kl + 1);
-	if (f)
-		fclose(f);
-	return r;
-}
-
-static long counter(const char *name)
-{
-	FILE *f = fopen("/sys/kernel/debug/xpmem/counters", "r");
-	char k[64];
-	long v, r = -1;
-
-	while (f && fscanf(f, "%63s %ld", k, &v) == 2)
-		if (!strcmp(k, name))
-			r = v;
 	if (f)
 		fclose(f);
 	return r;
@@ -261,68 +239,6 @@ static void pressure(size_t mb)
 		_exit(0);
 	}
 	waitpid(pid, NULL, 0);
-}
-
-/* ---- a child process talking over two pipes ------------------------------------ */
-
-struct peer {
-	pid_t pid;
-	int to, from;
-};
-
-static int chan_send(int fd, long v)
-{
-	return write(fd, &v, sizeof(v)) == sizeof(v) ? 0 : -1;
-}
-
-static long chan_recv(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	long v;
-
-	/* no timeout of its own: every test runs under its own alarm() */
-	if (poll(&p, 1, -1) != 1 || read(fd, &v, sizeof(v)) != sizeof(v))
-		return -999;
-	return v;
-}
-
-static int peer_start(struct peer *p, int (*fn)(int, int, void *), void *arg)
-{
-	int a[2], b[2];
-
-	if (pipe(a) || pipe(b))
-		return -1;
-	p->pid = fork();
-	if (p->pid < 0)
-		return -1;
-	if (p->pid == 0) {
-		close(a[1]);
-		close(b[0]);
-		_exit(fn(a[0], b[1], arg));
-	}
-	close(a[0]);
-	close(b[1]);
-	p->to = a[1];
-	p->from = b[0];
-	return 0;
-}
-
-static long peer_call(struct peer *p, long cmd)
-{
-	if (chan_send(p->to, cmd))
-		return -998;
-	return chan_recv(p->from);
-}
-
-static int peer_wait(struct peer *p)
-{
-	int st;
-
-	close(p->to);
-	close(p->from);
-	if (waitpid(p->pid, &st, 0) < 0)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /*

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * testlib.h - helpers shared by the xpmem test programs:
+ *   a peer process with two pipes (commands in, answers out), and
+ *   "key value" files (/proc/vmstat, the driver's debugfs counters).
+ * A peer waits for commands without a timeout of its own: every test runs
+ * under the alarm() of tap.h, which also kills its helpers.
+ */
+#ifndef XPMEM_TESTS_TESTLIB_H
+#define XPMEM_TESTS_TESTLIB_H
+
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct peer {
+	pid_t pid;
+	int to, from;
+};
+
+static inline int chan_send(int fd, long v)
+{
+	return write(fd, &v, sizeof(v)) == sizeof(v) ? 0 : -1;
+}
+
+/* the next value, or -999 if the other side is gone */
+static inline long chan_recv(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	long v;
+
+	if (poll(&p, 1, -1) != 1 || read(fd, &v, sizeof(v)) != sizeof(v))
+		return -999;
+	return v;
+}
+
+/* fork a peer running fn(in, out, arg); its exit status is fn's value */
+static inline int peer_start(struct peer *p, int (*fn)(int in, int out, void *arg),
+			     void *arg)
+{
+	int a[2], b[2];
+
+	if (pipe(a) || pipe(b))
+		return -1;
+	p->pid = fork();
+	if (p->pid < 0)
+		return -1;
+	if (p->pid == 0) {
+		close(a[1]);
+		close(b[0]);
+		_exit(fn(a[0], b[1], arg));
+	}
+	close(a[0]);
+	close(b[1]);
+	p->to = a[1];
+	p->from = b[0];
+	return 0;
+}
+
+static inline int peer_send(struct peer *p, long v) { return chan_send(p->to, v); }
+static inline long peer_recv(struct peer *p) { return chan_recv(p->from); }
+
+/* send a command, return the answer (-998: could not send) */
+static inline long peer_call(struct peer *p, long cmd)
+{
+	if (chan_send(p->to, cmd))
+		return -998;
+	return chan_recv(p->from);
+}
+
+/* close the pipes and reap: exit status, or 128 + signal */
+static inline int peer_wait(struct peer *p)
+{
+	int st;
+
+	close(p->to);
+	close(p->from);
+	if (waitpid(p->pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* value of `key` in a file of "key value" lines, or -1 */
+static inline long keyed_value(const char *path, const char *key)
+{
+	FILE *f = fopen(path, "r");
+	char k[64];
+	long v, r = -1;
+
+	while (f && fscanf(f, "%63s %ld", k, &v) == 2)
+		if (!strcmp(k, key))
+			r = v;
+	if (f)
+		fclose(f);
+	return r;
+}
+
+/* one of the driver's debugfs counters */
+static inline long counter(const char *name)
+{
+	return keyed_value("/sys/kernel/debug/xpmem/counters", name);
+}
+
+#endif /* XPMEM_TESTS_TESTLIB_H */
