@@ -298,6 +298,18 @@ static int generic_attacher(int in, int out, void *arg)
 	}
 }
 
+/* export [src, src+len) and start a generic_attacher on it with `flags` */
+static int start_attacher(struct peer *p, void *src, size_t len, int flags)
+{
+	*p = (struct peer){ .pid = -1, .to = -1, .from = -1 };
+	g_seg = export(src, len);
+	g_len = len;
+	g_flags = flags;
+	if (g_seg < 0 || peer_start(p, generic_attacher, NULL))
+		return -1;
+	return chan_recv(p->from) != 0;
+}
+
 static long verify_cmd(struct peer *p, uint64_t writer, uint64_t gen)
 {
 	chan_send(p->to, 1);
@@ -525,10 +537,7 @@ static int t_swap_round_trip_attacher_sees_data(void)
 	struct peer p;
 
 	fill_pages(src, len, 1, 1);
-	g_seg = export(src, len);
-	g_len = len;
-	g_flags = XPMEM_RDONLY;
-	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(start_attacher(&p, src, len, XPMEM_RDONLY), "attacher");
 	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "attacher's first read");
 	for (size_t i = 0; i < n; i++)
 		pfn[i] = pfn_of(src + i * PG);
@@ -635,10 +644,7 @@ static int t_migration_between_nodes_while_attached(void)
 	FAIL_IF(syscall(SYS_mbind, src, len, MPOL_BIND, &node0, 8, 0), "mbind node0");
 	fill_pages(src, len, 1, 1);
 	FAIL_IF(numa_node_of(src) != 0, "not on node 0");
-	g_seg = export(src, len);
-	g_len = len;
-	g_flags = XPMEM_RDWR;
-	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(start_attacher(&p, src, len, XPMEM_RDWR), "attacher");
 	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "attacher before migration");
 	/* the attacher writes through its attachment while we migrate */
 	chan_send(p.to, 2);
@@ -702,10 +708,7 @@ static int t_thp_split_and_collapse_while_attached(void)
 	thp = smaps_field_kb(src, "AnonHugePages");
 	tap_diag("AnonHugePages of the segment: %ld KiB", thp);
 	FAIL_IF(thp <= 0, "segment is not THP-backed");
-	g_seg = export(src, len);
-	g_len = len;
-	g_flags = XPMEM_RDWR;
-	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(start_attacher(&p, src, len, XPMEM_RDWR), "attacher");
 	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "attacher on THP");
 	/* split: mprotect one 4K page read-only, unmap another */
 	FAIL_IF(mprotect(src + 3 * PG, PG, PROT_READ), "mprotect");
@@ -743,10 +746,7 @@ static int t_hugetlbfs_segment(void)
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 	FAIL_IF(src == MAP_FAILED, "MAP_HUGETLB: %s", strerror(errno));
 	fill_pages(src, len, 1, 1);
-	g_seg = export(src, len);
-	g_len = len;
-	g_flags = XPMEM_RDWR;
-	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(start_attacher(&p, src, len, XPMEM_RDWR), "attacher");
 	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "attacher reads hugetlb");
 	chan_send(p.to, 2);
 	FAIL_IF(peer_call(&p, 5) != 0, "attacher writes");
@@ -769,10 +769,7 @@ static int t_rdonly_attach_of_thp_completes(void)
 	memset(src, 0, len);
 	fill_pages(src, len, 1, 1);
 	FAIL_IF(smaps_field_kb(src, "AnonHugePages") <= 0, "segment is not THP-backed");
-	g_seg = export(src, len);
-	g_len = len;
-	g_flags = XPMEM_RDONLY;
-	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(start_attacher(&p, src, len, XPMEM_RDONLY), "attacher");
 	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "read-only attacher over THP");
 	peer_call(&p, 0);
 	return peer_wait(&p);
@@ -806,10 +803,7 @@ static int t_ksm_merge_then_attacher_write_breaks_it(void)
 	memset(src, 0x5a, 2 * PG);
 	FAIL_IF(madvise(src, 2 * PG, MADV_MERGEABLE), "MADV_MERGEABLE");
 	FAIL_IF(peer_start(&sharer, ksm_sharer, NULL) || chan_recv(sharer.from) != 0, "sharer");
-	g_seg = export(src, 2 * PG);
-	g_len = 2 * PG;
-	g_flags = XPMEM_RDWR;
-	FAIL_IF(peer_start(&att, generic_attacher, NULL) || chan_recv(att.from) != 0, "attacher");
+	FAIL_IF(start_attacher(&att, src, 2 * PG, XPMEM_RDWR), "attacher");
 	write_file("/sys/kernel/mm/ksm/pages_to_scan", "5000");
 	write_file("/sys/kernel/mm/ksm/sleep_millisecs", "10");
 	write_file("/sys/kernel/mm/ksm/run", "1");
@@ -878,10 +872,7 @@ static int file_scenario(int fd, const char *what)
 	src = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	FAIL_IF(src == MAP_FAILED, "mmap");
 	fill_pages(src, len, 1, 1);
-	g_seg = export(src, len);
-	g_len = len;
-	g_flags = XPMEM_RDWR;
-	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(start_attacher(&p, src, len, XPMEM_RDWR), "attacher");
 	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "%s: attacher initial", what);
 	/* truncate to half: beyond EOF is SIGBUS for both */
 	FAIL_IF(ftruncate(fd, (off_t)(len / 2)), "truncate");
@@ -932,10 +923,7 @@ static int t_source_mprotect_mremap_dontneed_while_attached(void)
 	struct peer p;
 
 	fill_pages(src, len, 1, 1);
-	g_seg = export(src, len);
-	g_len = len;
-	g_flags = XPMEM_RDWR;
-	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(start_attacher(&p, src, len, XPMEM_RDWR), "attacher");
 	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "initial");
 	FAIL_IF(mprotect(src, 4 * PG, PROT_READ), "mprotect ro");
 	chan_send(p.to, 5);
@@ -1150,10 +1138,7 @@ static int t_slow_ack_blocks_free_but_not_others(void)
 	long before, during;
 
 	fill_pages(src, len, 1, 1);
-	g_seg = export(src, len);
-	g_len = len;
-	g_flags = XPMEM_RDONLY;
-	FAIL_IF(peer_start(&p, generic_attacher, NULL) || chan_recv(p.from) != 0, "attacher");
+	FAIL_IF(start_attacher(&p, src, len, XPMEM_RDONLY), "attacher");
 	FAIL_IF(verify_cmd(&p, 1, 1) != -1, "initial");
 	/* an unrelated process doing mm work all the time */
 	other = fork();
