@@ -46,6 +46,12 @@ PCS     := $(B)/lib/pkgconfig/xpmem.pc $(B)/lib/pkgconfig/cray-xpmem.pc
 TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c tests/oversub/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 
+# MPI tests and benchmark: built with MPICH's mpicc when it is installed
+# (scripts/deps installs it; the MPI suite reports a failure without it)
+MPICC     ?= mpicc
+MPI_SRCS  := $(wildcard tests/mpi/*.c bench/mpi/*.c)
+MPI_BINS  := $(if $(shell command -v $(MPICC)),$(patsubst %.c,$(B)/%,$(MPI_SRCS)))
+
 .PHONY: all module lib tests check check-oversub static demo install deps clean
 all: module lib tests
 
@@ -60,6 +66,8 @@ $(MOD_OUT)/xpmem.ko: $(MOD_SRC)
 	@cp $(MOD_OUT)/src/drivers/xpmem/xpmem.ko $@
 
 # ---- libxpmem ---------------------------------------------------------------
+# build/lib/pkgconfig describes a default install; `make install` writes the
+# .pc files again for the PREFIX it is given.
 lib: $(LIB_SO) $(LIB_A) $(PCS)
 $(B)/lib/xpmem.o: lib/libxpmem/xpmem.c include/uapi/xpmem.h
 	@mkdir -p $(@D)
@@ -76,7 +84,14 @@ $(B)/lib/pkgconfig/%.pc: lib/libxpmem/%.pc.in Makefile
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
 
 # ---- tests --------------------------------------------------------------------
-tests: $(TEST_BINS)
+tests: $(TEST_BINS) $(MPI_BINS)
+$(B)/tests/mpi/% $(B)/bench/mpi/%: MPI_CFLAGS := $(CFLAGS) $(WARN)
+$(B)/tests/mpi/%: tests/mpi/%.c
+	@mkdir -p $(@D)
+	$(MPICC) $(MPI_CFLAGS) -o $@ $<
+$(B)/bench/mpi/%: bench/mpi/%.c
+	@mkdir -p $(@D)
+	$(MPICC) $(MPI_CFLAGS) -o $@ $<
 $(B)/tests/%: tests/%.c tests/tap.h tests/oversub/pattern.h include/uapi/xpmem.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
@@ -111,7 +126,11 @@ install: lib
 	ln -sf libxpmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libxpmem.so
 	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
-	install -m 644 $(PCS) $(DESTDIR)$(LIBDIR)/pkgconfig/
+	for pc in xpmem cray-xpmem; do \
+		sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		    lib/libxpmem/$$pc.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc; \
+		chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc; done
 	install -m 644 include/uapi/xpmem.h $(DESTDIR)$(INCLUDEDIR)/xpmem.h
 
 clean:

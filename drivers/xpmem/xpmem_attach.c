@@ -574,6 +574,7 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	}
 	*vaddr = addr;
 	xpmem_att_put(att);	/* the vma holds its own reference */
+	xpmem_count(attaches);
 	return 0;
 
 err_put_att:

@@ -32,6 +32,8 @@ static const struct {
 	XPMEM_COUNTER(attachments),
 	XPMEM_COUNTER(notifiers),
 	XPMEM_COUNTER(rmap_entries),
+	XPMEM_COUNTER(gets),
+	XPMEM_COUNTER(attaches),
 	XPMEM_COUNTER(faults),
 	XPMEM_COUNTER(fault_retries),
 	XPMEM_COUNTER(fault_slow),

@@ -50,6 +50,8 @@ struct xpmem_counters {
 	atomic_long_t notifiers;	/* xpmem_mm = registered mmu notifiers */
 	atomic_long_t rmap_entries;	/* entries in all reverse maps */
 	/* event counts: only ever grow */
+	atomic_long_t gets;		/* successful xpmem_get calls */
+	atomic_long_t attaches;		/* successful xpmem_attach calls */
 	atomic_long_t faults;
 	atomic_long_t fault_retries;	/* sequence changed during a fault */
 	atomic_long_t fault_slow;	/* source mmap lock busy: dropped & retried */

@@ -309,6 +309,7 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 	mutex_unlock(&xf->lock);
 	xa_store(&xpmem_accesses, ap->slot, ap, GFP_KERNEL);
 	*apid = ap->apid;
+	xpmem_count(gets);
 	return 0;
 
 err_put_seg:
