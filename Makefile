@@ -7,6 +7,7 @@
 #   make check        static checks, then the test suites in guests, on every
 #                     kernel of the matrix
 #   make static       checkpatch --strict, W=1 and sparse on every kernel
+#   make bench        MPI Put/Get benchmark, xpmem vs posix+cma (bench/)
 #   make install      PREFIX=/usr/local DESTDIR= (library, header, pkg-config)
 #
 # KVER selects the kernel release to build the module against (default:
@@ -52,7 +53,7 @@ MPICC     ?= mpicc
 MPI_SRCS  := $(wildcard tests/mpi/*.c bench/mpi/*.c)
 MPI_BINS  := $(if $(shell command -v $(MPICC)),$(patsubst %.c,$(B)/%,$(MPI_SRCS)))
 
-.PHONY: all module lib tests check check-oversub static demo install deps clean
+.PHONY: all module lib tests check check-oversub static demo bench install deps clean
 all: module lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -119,6 +120,15 @@ static: deps
 demo: deps
 	$(MAKE) all
 	scripts/xpmem-vm --kernel $(firstword $(KERNELS)) run -- tests/demo/run-demo
+
+# MPI Put/Get latency and bandwidth, UCX xpmem vs posix+cma, one guest
+# boot; table in build/bench/mpi-rma.md, plot in build/bench/mpi-rma.png
+bench: deps
+	$(MAKE) all
+	tests/mpi/build-ucx-xpmem
+	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/mpi/run
+	bench/mpi/report
+BENCH_KERNEL ?= debian-6.12
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
