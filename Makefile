@@ -44,7 +44,7 @@ LIB_SO  := $(B)/lib/libxpmem.so.$(VERSION)
 LIB_A   := $(B)/lib/libxpmem.a
 PCS     := $(B)/lib/pkgconfig/xpmem.pc $(B)/lib/pkgconfig/cray-xpmem.pc
 
-TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c tests/oversub/*.c)
+TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c tests/oversub/*.c tests/partitions/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 
 # MPI tests and benchmark: built with MPICH's mpicc when it is installed
