@@ -46,6 +46,8 @@ PCS     := $(B)/lib/pkgconfig/xpmem.pc $(B)/lib/pkgconfig/cray-xpmem.pc
 
 TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c tests/oversub/*.c tests/partitions/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
+BENCH_SRCS := $(wildcard bench/partitions/*.c)
+BENCH_BINS := $(patsubst %.c,$(B)/%,$(BENCH_SRCS))
 
 # MPI tests and benchmark: built with MPICH's mpicc when it is installed
 # (scripts/deps installs it; the MPI suite reports a failure without it)
@@ -85,7 +87,10 @@ $(B)/lib/pkgconfig/%.pc: lib/libxpmem/%.pc.in Makefile
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
 
 # ---- tests --------------------------------------------------------------------
-tests: $(TEST_BINS) $(MPI_BINS)
+tests: $(TEST_BINS) $(MPI_BINS) $(BENCH_BINS)
+$(B)/bench/partitions/%: bench/partitions/%.c
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $<
 $(B)/tests/mpi/% $(B)/bench/mpi/%: MPI_CFLAGS := $(CFLAGS) $(WARN)
 $(B)/tests/mpi/%: tests/mpi/%.c
 	@mkdir -p $(@D)
