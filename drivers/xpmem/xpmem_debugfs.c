@@ -7,6 +7,9 @@
  *                 to 0 when nothing is in use, which the tests assert.
  *   ack_delay_ms  test hook: delay every local acknowledgment, to
  *                 exercise slow acknowledgers (0 = off).
+ *   partitions    the fabric: this partition and each peer's state
+ *   ping          write "PEER COUNT": measured round trips to PEER; read
+ *                 the result (xpmem_fabric.c)
  *   test_pin_pages  test hook: attachments made while it is Y keep a page
  *                 reference on everything they map, like pinning XPMEM
  *                 implementations; proves the no-pinning tests can fail.
@@ -44,6 +47,10 @@ static const struct {
 	XPMEM_COUNTER(acks),
 	XPMEM_COUNTER(ack_wait_slow),
 	XPMEM_COUNTER(revokes),
+	XPMEM_COUNTER(fabric_tx),
+	XPMEM_COUNTER(fabric_rx),
+	XPMEM_COUNTER(fabric_bad),
+	XPMEM_COUNTER(fabric_peers_dead),
 };
 
 static int xpmem_counters_show(struct seq_file *m, void *unused)
@@ -67,6 +74,7 @@ void xpmem_debugfs_init(void)
 			   &xpmem_ack_delay_ms);
 	debugfs_create_bool("test_pin_pages", 0600, xpmem_debugfs_dir,
 			    &xpmem_test_pin_pages);
+	xpmem_fabric_debugfs(xpmem_debugfs_dir);
 }
 
 void xpmem_debugfs_exit(void)

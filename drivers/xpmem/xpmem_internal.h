@@ -62,6 +62,11 @@ struct xpmem_counters {
 	atomic_long_t acks;		/* secondary mappings zapped and acked */
 	atomic_long_t ack_wait_slow;	/* ack waits that exceeded the warning time */
 	atomic_long_t revokes;
+	/* partitions (xpmem_fabric.c) */
+	atomic_long_t fabric_tx;		/* messages sent */
+	atomic_long_t fabric_rx;		/* messages accepted */
+	atomic_long_t fabric_bad;		/* messages dropped as malformed */
+	atomic_long_t fabric_peers_dead;	/* partitions declared dead */
 };
 
 extern struct xpmem_counters xpmem_stats;
@@ -246,5 +251,12 @@ void xpmem_attach_exit(void);
 
 void xpmem_debugfs_init(void);
 void xpmem_debugfs_exit(void);
+
+/* ---- partitions (xpmem_fabric.c) ----------------------------------------- */
+
+struct dentry;
+int xpmem_fabric_init(void);
+void xpmem_fabric_exit(void);
+void xpmem_fabric_debugfs(struct dentry *dir);
 
 #endif /* _XPMEM_INTERNAL_H */

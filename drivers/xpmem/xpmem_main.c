@@ -231,10 +231,16 @@ static int __init xpmem_init(void)
 	if (ret)
 		goto err_attach;
 	xpmem_debugfs_init();
+	ret = xpmem_fabric_init();
+	if (ret)
+		goto err_misc;
 	pr_info("xpmem: version %s loaded (/dev/%s)\n",
 		XPMEM_CURRENT_VERSION_STRING, XPMEM_MODULE_NAME);
 	return 0;
 
+err_misc:
+	xpmem_debugfs_exit();
+	misc_deregister(&xpmem_miscdev);
 err_attach:
 	xpmem_attach_exit();
 err_mm:
@@ -244,6 +250,7 @@ err_mm:
 
 static void __exit xpmem_exit(void)
 {
+	xpmem_fabric_exit();
 	xpmem_debugfs_exit();
 	misc_deregister(&xpmem_miscdev);
 	xpmem_attach_exit();

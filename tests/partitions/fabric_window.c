@@ -28,6 +28,7 @@
 
 #define MAGIC 0x786d656d66616272ULL	/* "xmemfabr" */
 #define MAX_PARTS 4
+#define SCRATCH (512 * 1024)	/* XPMEM_MAILBOX_SCRATCH: the driver uses what is below */
 
 struct mailbox {
 	volatile uint64_t magic[MAX_PARTS];	/* MAGIC + boot nonce when published */
@@ -117,9 +118,10 @@ int main(void)
 	nonce = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ ((uint64_t)me << 60) ^ 1;
 
 	mb = map_bar(0x0f, &mblen);
-	result(mb && mblen >= sizeof(*mb), "mailbox_bar_maps");
+	result(mb && mblen >= SCRATCH + sizeof(*mb), "mailbox_bar_maps");
 	if (!mb)
 		return 1;
+	mb = (struct mailbox *)((char *)mb + SCRATCH);
 
 	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED,
 		    -1, 0);

@@ -1,0 +1,643 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xpmem_fabric.c - the partition transport: discovery of the fabric, the
+ * message channel between partitions, heartbeats and dead-peer detection.
+ *
+ * The machine (docs/partitions.md): every partition sees a shared mailbox
+ * region and, for each peer, a window onto the peer's RAM, all as BAR 2
+ * of ivshmem PCI devices: the mailbox at slot 0x0f, peer p's window at
+ * slot 0x10 + p.  This partition's own number comes from the "partition"
+ * module parameter (on real hardware it is the fabric's node id); without
+ * it the transport stays off and the driver is purely local.
+ *
+ * Channel: fixed-size messages in single-producer single-consumer rings
+ * in the mailbox (xpmem_wire.h), polled by one kernel thread per
+ * partition, which also publishes this partition's heartbeat and watches
+ * the peers'.  A peer whose heartbeat stops for xpmem_peer_timeout_ms is
+ * declared dead and stays dead until it restarts (a new boot nonce):
+ * nothing waits on it any longer.  Everything read from the mailbox was
+ * written by another kernel: a message is copied out of the ring first,
+ * then validated; a bad message is counted and dropped, a corrupt ring
+ * index resynchronises the ring.  Never trusted, never dereferenced.
+ *
+ * Locks and sleeping:
+ *   xpmem_fabric_lock (mutex): probe/remove and the fabric pointer;
+ *     debugfs readers take it too.
+ *   peer->tx_lock (spinlock): one producer per outgoing ring; held only
+ *     to fill one entry.
+ *   ping_lock (mutex): one debugfs ping measurement at a time; the writer
+ *     sleeps on a completion with a timeout, never unbounded.
+ * The poll thread takes no lock but tx_lock (for replies).
+ */
+#include <linux/completion.h>
+#include <linux/debugfs.h>
+#include <linux/delay.h>
+#include <linux/io.h>
+#include <linux/kthread.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/pci.h>
+#include <linux/random.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/uaccess.h>
+
+#include "xpmem_internal.h"
+#include "xpmem_wire.h"
+
+#define XPMEM_IVSHMEM_VENDOR	0x1af4
+#define XPMEM_IVSHMEM_DEVICE	0x1110
+#define XPMEM_MAILBOX_SLOT	0x0f
+#define XPMEM_WINDOW_SLOT0	0x10
+#define XPMEM_HEARTBEAT_MS	100
+#define XPMEM_PING_TIMEOUT_MS	1000
+
+static int xpmem_partition = -1;
+module_param_named(partition, xpmem_partition, int, 0444);
+MODULE_PARM_DESC(partition, "this partition's number on the fabric (0-3; -1: no fabric)");
+
+static unsigned int xpmem_peer_timeout_ms = 3000;
+module_param_named(peer_timeout_ms, xpmem_peer_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(peer_timeout_ms, "a peer silent this long is declared dead");
+
+enum xpmem_peer_state {
+	XPMEM_PEER_ABSENT,	/* never seen (or no window device) */
+	XPMEM_PEER_ALIVE,
+	XPMEM_PEER_DEAD,	/* stopped answering; fenced until it restarts */
+	XPMEM_PEER_LEFT,	/* announced a clean shutdown */
+};
+
+static const char *const xpmem_peer_state_name[] = {
+	[XPMEM_PEER_ABSENT] = "absent",
+	[XPMEM_PEER_ALIVE] = "alive",
+	[XPMEM_PEER_DEAD] = "dead",
+	[XPMEM_PEER_LEFT] = "left",
+};
+
+struct xpmem_peer {
+	int id;
+	enum xpmem_peer_state state;	/* written by the poll thread only */
+	u64 nonce;			/* the incarnation we know */
+	u64 last_beat;			/* last heartbeat value seen */
+	unsigned long beat_jiffies;	/* when it last changed */
+	resource_size_t window_start;	/* its RAM, as seen here (0: none) */
+	resource_size_t window_len;
+	spinlock_t tx_lock;		/* producer side of ring[me][id] */
+	u64 tx_seq;
+	atomic64_t tx, rx, bad;
+};
+
+struct xpmem_fabric {
+	int me;
+	struct pci_dev *pdev;		/* the mailbox device */
+	struct xpmem_mailbox *mbox;	/* memremap'd BAR 2, write-back */
+	u64 nonce;
+	u64 heartbeat;
+	struct task_struct *poller;
+	struct xpmem_peer peer[XPMEM_MAX_PARTITIONS];
+};
+
+static DEFINE_MUTEX(xpmem_fabric_lock);
+static struct xpmem_fabric *xpmem_fabric;
+/* windows may be probed before the mailbox: remember them here */
+static struct {
+	resource_size_t start, len;
+} xpmem_windows[XPMEM_MAX_PARTITIONS];
+
+/* ---- ping: a measured round trip, driven from debugfs ------------------ */
+
+static DEFINE_MUTEX(xpmem_ping_lock);
+static DECLARE_COMPLETION(xpmem_ping_done);
+static u64 xpmem_ping_cookie;		/* the PONG we wait for */
+static char xpmem_ping_result[160] = "no ping run yet\n";
+
+/* ---- sending ------------------------------------------------------------ */
+
+static int xpmem_fabric_send(struct xpmem_fabric *fab, int dst, u16 type,
+			     const u64 *payload, unsigned int npayload)
+{
+	struct xpmem_peer *peer = &fab->peer[dst];
+	struct xpmem_wire_ring *ring = &fab->mbox->ring[fab->me][dst];
+	struct xpmem_wire_msg *msg;
+	u64 head, tail;
+	unsigned int i;
+
+	if (READ_ONCE(peer->state) != XPMEM_PEER_ALIVE)
+		return -EHOSTDOWN;
+	if (npayload > ARRAY_SIZE(msg->payload))
+		return -EINVAL;
+	spin_lock(&peer->tx_lock);
+	head = le64_to_cpu(READ_ONCE(ring->head));
+	tail = le64_to_cpu(READ_ONCE(ring->tail));
+	if (head - tail >= XPMEM_RING_ENTRIES) {
+		spin_unlock(&peer->tx_lock);
+		return -ENOBUFS;	/* the peer is not consuming */
+	}
+	msg = &ring->msg[head & (XPMEM_RING_ENTRIES - 1)];
+	msg->version = cpu_to_le16(XPMEM_WIRE_VERSION);
+	msg->type = cpu_to_le16(type);
+	msg->src = cpu_to_le16(fab->me);
+	msg->dst = cpu_to_le16(dst);
+	msg->len = cpu_to_le32(npayload * sizeof(u64));
+	msg->reserved = 0;
+	msg->seq = cpu_to_le64(++peer->tx_seq);
+	for (i = 0; i < ARRAY_SIZE(msg->payload); i++)
+		msg->payload[i] = cpu_to_le64(i < npayload ? payload[i] : 0);
+	/* the entry is complete before the consumer can see the new head */
+	smp_wmb();
+	WRITE_ONCE(ring->head, cpu_to_le64(head + 1));
+	spin_unlock(&peer->tx_lock);
+	atomic64_inc(&peer->tx);
+	xpmem_count(fabric_tx);
+	return 0;
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static void xpmem_fabric_bad(struct xpmem_peer *peer, const char *why, u64 val)
+{
+	atomic64_inc(&peer->bad);
+	xpmem_count(fabric_bad);
+	pr_warn_ratelimited("xpmem: dropped a message from partition %d: %s (%llu)\n",
+			    peer->id, why, val);
+}
+
+/*
+ * Validate and act on one message (already copied out of the ring).
+ * Returns NULL, or why the message was dropped.
+ */
+static const char *xpmem_fabric_handle(struct xpmem_fabric *fab, struct xpmem_peer *peer,
+				       const struct xpmem_wire_msg *m, u64 *val)
+{
+	u64 cookie = le64_to_cpu(m->payload[0]);
+
+	*val = le16_to_cpu(m->version);
+	if (*val != XPMEM_WIRE_VERSION)
+		return "wire version";
+	*val = le16_to_cpu(m->src);
+	if (*val != peer->id)
+		return "source is not the ring's";
+	*val = le16_to_cpu(m->dst);
+	if (*val != fab->me)
+		return "destination is not us";
+	*val = le32_to_cpu(m->len);
+	if (*val > sizeof(m->payload))
+		return "payload length";
+
+	switch (le16_to_cpu(m->type)) {
+	case XPMEM_MSG_PING:
+		if (*val != sizeof(u64))
+			return "ping length";
+		/* a full ring drops the reply; the pinger times out */
+		xpmem_fabric_send(fab, peer->id, XPMEM_MSG_PONG, &cookie, 1);
+		break;
+	case XPMEM_MSG_PONG:
+		if (*val != sizeof(u64))
+			return "pong length";
+		if (cookie && cookie == READ_ONCE(xpmem_ping_cookie)) {
+			WRITE_ONCE(xpmem_ping_cookie, 0);
+			complete(&xpmem_ping_done);
+		}
+		break;
+	default:
+		*val = le16_to_cpu(m->type);
+		return "unknown type";
+	}
+	return NULL;
+}
+
+/* consume ring[peer][me]; returns true if anything was there */
+static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
+{
+	struct xpmem_wire_ring *ring = &fab->mbox->ring[peer->id][fab->me];
+	struct xpmem_wire_msg m;
+	u64 head, tail;
+	bool any = false;
+
+	head = le64_to_cpu(READ_ONCE(ring->head));
+	tail = le64_to_cpu(READ_ONCE(ring->tail));	/* ours: only we write it */
+	if (head == tail)
+		return false;
+	if (head - tail > XPMEM_RING_ENTRIES) {
+		/* not something a correct producer can do: resynchronise */
+		xpmem_fabric_bad(peer, "ring index jumped", head - tail);
+		WRITE_ONCE(ring->tail, cpu_to_le64(head));
+		return true;
+	}
+	/* read the entries only after the head that published them */
+	smp_rmb();
+	while (tail != head) {
+		/* copy first: the producer's memory is not ours to trust */
+		memcpy(&m, &ring->msg[tail & (XPMEM_RING_ENTRIES - 1)], sizeof(m));
+		tail++;
+		/* finish reading the entry before handing its slot back */
+		smp_mb();
+		WRITE_ONCE(ring->tail, cpu_to_le64(tail));
+		if (peer->state == XPMEM_PEER_ALIVE) {
+			const char *why;
+			u64 val;
+
+			why = xpmem_fabric_handle(fab, peer, &m, &val);
+			if (why) {
+				xpmem_fabric_bad(peer, why, val);
+			} else {
+				atomic64_inc(&peer->rx);
+				xpmem_count(fabric_rx);
+			}
+		}
+		any = true;
+	}
+	return any;
+}
+
+/* ---- presence: heartbeats, restarts, death ------------------------------ */
+
+static void xpmem_peer_set_state(struct xpmem_peer *peer, enum xpmem_peer_state state)
+{
+	if (peer->state == state)
+		return;
+	pr_info("xpmem: partition %d is %s (was %s)\n", peer->id,
+		xpmem_peer_state_name[state], xpmem_peer_state_name[peer->state]);
+	if (state == XPMEM_PEER_DEAD)
+		xpmem_count(fabric_peers_dead);
+	WRITE_ONCE(peer->state, state);
+}
+
+static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
+{
+	struct xpmem_wire_slot *s = &fab->mbox->slot[peer->id];
+	u64 magic = le64_to_cpu(READ_ONCE(s->magic));
+	u64 nonce = le64_to_cpu(READ_ONCE(s->nonce));
+	u64 beat = le64_to_cpu(READ_ONCE(s->heartbeat));
+	u32 state = le32_to_cpu(READ_ONCE(s->state));
+
+	if (!READ_ONCE(peer->window_start) || magic != XPMEM_FABRIC_MAGIC ||
+	    le32_to_cpu(READ_ONCE(s->version)) != XPMEM_WIRE_VERSION)
+		return;		/* not (yet) a partition we can talk to */
+
+	if (nonce != peer->nonce) {
+		/* first sight, or a restart: a new incarnation, fresh state */
+		if (peer->nonce)
+			pr_info("xpmem: partition %d restarted\n", peer->id);
+		peer->nonce = nonce;
+		peer->last_beat = beat;
+		peer->beat_jiffies = jiffies;
+		xpmem_peer_set_state(peer, XPMEM_PEER_ABSENT);
+		return;
+	}
+	if (state == XPMEM_SLOT_LEAVING) {
+		xpmem_peer_set_state(peer, XPMEM_PEER_LEFT);
+		return;
+	}
+	if (beat != peer->last_beat) {
+		peer->last_beat = beat;
+		peer->beat_jiffies = jiffies;
+		/* a dead partition stays fenced until it restarts */
+		if (peer->state == XPMEM_PEER_ABSENT && state == XPMEM_SLOT_UP)
+			xpmem_peer_set_state(peer, XPMEM_PEER_ALIVE);
+		return;
+	}
+	if (peer->state == XPMEM_PEER_ALIVE &&
+	    time_after(jiffies, peer->beat_jiffies +
+				msecs_to_jiffies(READ_ONCE(xpmem_peer_timeout_ms))))
+		xpmem_peer_set_state(peer, XPMEM_PEER_DEAD);
+}
+
+static void xpmem_fabric_beat(struct xpmem_fabric *fab)
+{
+	WRITE_ONCE(fab->mbox->slot[fab->me].heartbeat, cpu_to_le64(++fab->heartbeat));
+}
+
+/*
+ * The poll thread: spins briefly after traffic (a request is usually
+ * followed by more), then sleeps between polls so an idle partition does
+ * not burn a CPU.  The sleep bounds the extra latency of a message to an
+ * idle partition.
+ */
+static int xpmem_fabric_poll(void *arg)
+{
+	struct xpmem_fabric *fab = arg;
+	unsigned long next_beat = jiffies;
+	unsigned int idle = 0;
+	int p;
+
+	while (!kthread_should_stop()) {
+		bool busy = false;
+
+		if (time_after_eq(jiffies, next_beat)) {
+			xpmem_fabric_beat(fab);
+			next_beat = jiffies + msecs_to_jiffies(XPMEM_HEARTBEAT_MS);
+		}
+		for (p = 0; p < XPMEM_MAX_PARTITIONS; p++) {
+			if (p == fab->me)
+				continue;
+			xpmem_peer_check(fab, &fab->peer[p]);
+			busy |= xpmem_fabric_rx(fab, &fab->peer[p]);
+		}
+		if (busy)
+			idle = 0;
+		if (busy || idle++ < 1000)
+			cond_resched();
+		else	/* TASK_IDLE: an idle poller is not a D-state task */
+			usleep_range_state(200, 500, TASK_IDLE);
+	}
+	return 0;
+}
+
+/* ---- bring-up and teardown ---------------------------------------------- */
+
+static int xpmem_fabric_start(struct pci_dev *pdev)
+{
+	struct xpmem_fabric *fab;
+	resource_size_t start = pci_resource_start(pdev, 2);
+	resource_size_t len = pci_resource_len(pdev, 2);
+	struct xpmem_wire_slot *own;
+	int p, ret;
+
+	if (len < sizeof(struct xpmem_mailbox)) {
+		dev_err(&pdev->dev, "xpmem: mailbox BAR of %pa bytes is too small\n", &len);
+		return -ENOSPC;
+	}
+	fab = kzalloc(sizeof(*fab), GFP_KERNEL);
+	if (!fab)
+		return -ENOMEM;
+	/*
+	 * Shared RAM on a coherent fabric: map it cacheable.  The BAR is not
+	 * claimed with pci_request_region(): it is not ours alone (every
+	 * partition writes it, and on Debian's IO_STRICT_DEVMEM kernels a
+	 * claimed BAR could no longer be mapped by the user-space tools that
+	 * use its scratch area, XPMEM_MAILBOX_SCRATCH and beyond).
+	 */
+	fab->mbox = memremap(start, sizeof(struct xpmem_mailbox), MEMREMAP_WB);
+	if (!fab->mbox) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	fab->me = xpmem_partition;
+	fab->pdev = pdev;
+	do {
+		fab->nonce = get_random_u64();
+	} while (!fab->nonce);
+	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++) {
+		struct xpmem_peer *peer = &fab->peer[p];
+		struct xpmem_wire_ring *out = &fab->mbox->ring[fab->me][p];
+		struct xpmem_wire_ring *in = &fab->mbox->ring[p][fab->me];
+
+		peer->id = p;
+		spin_lock_init(&peer->tx_lock);
+		peer->window_start = xpmem_windows[p].start;
+		peer->window_len = xpmem_windows[p].len;
+		/* a new incarnation: nothing old is sent or received */
+		WRITE_ONCE(out->head, READ_ONCE(out->tail));
+		WRITE_ONCE(in->tail, READ_ONCE(in->head));
+	}
+	own = &fab->mbox->slot[fab->me];
+	WRITE_ONCE(own->version, cpu_to_le32(XPMEM_WIRE_VERSION));
+	WRITE_ONCE(own->nonce, cpu_to_le64(fab->nonce));
+	WRITE_ONCE(own->heartbeat, 0);
+	WRITE_ONCE(own->state, cpu_to_le32(XPMEM_SLOT_UP));
+	/* the slot is complete before it claims to be one */
+	smp_wmb();
+	WRITE_ONCE(own->magic, cpu_to_le64(XPMEM_FABRIC_MAGIC));
+
+	fab->poller = kthread_run(xpmem_fabric_poll, fab, "xpmem-fabric");
+	if (IS_ERR(fab->poller)) {
+		ret = PTR_ERR(fab->poller);
+		goto err_unmap;
+	}
+	xpmem_fabric = fab;
+	dev_info(&pdev->dev, "xpmem: partition %d on the fabric, mailbox %pa+%pa\n",
+		 fab->me, &start, &len);
+	return 0;
+
+err_unmap:
+	WRITE_ONCE(own->magic, 0);
+	memunmap(fab->mbox);
+err_free:
+	kfree(fab);
+	return ret;
+}
+
+static void xpmem_fabric_stop(struct xpmem_fabric *fab)
+{
+	kthread_stop(fab->poller);
+	/* tell the peers this is a clean leave, not a failure */
+	WRITE_ONCE(fab->mbox->slot[fab->me].state, cpu_to_le32(XPMEM_SLOT_LEAVING));
+	memunmap(fab->mbox);
+	kfree(fab);
+}
+
+static int xpmem_fabric_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	unsigned int slot = PCI_SLOT(pdev->devfn);
+	int ret;
+
+	if (xpmem_partition < 0)
+		return -ENODEV;		/* not on a fabric: stay local */
+	if (xpmem_partition >= XPMEM_MAX_PARTITIONS) {
+		dev_err(&pdev->dev, "xpmem: partition=%d, must be 0..%d\n",
+			xpmem_partition, XPMEM_MAX_PARTITIONS - 1);
+		return -EINVAL;
+	}
+	if (pdev->bus->number != 0 ||
+	    (slot != XPMEM_MAILBOX_SLOT &&
+	     (slot < XPMEM_WINDOW_SLOT0 || slot >= XPMEM_WINDOW_SLOT0 + XPMEM_MAX_PARTITIONS)))
+		return -ENODEV;		/* some other ivshmem device */
+	ret = pci_enable_device(pdev);
+	if (ret)
+		return ret;
+
+	mutex_lock(&xpmem_fabric_lock);
+	if (slot == XPMEM_MAILBOX_SLOT) {
+		ret = xpmem_fabric ? -EBUSY : xpmem_fabric_start(pdev);
+	} else {
+		int p = slot - XPMEM_WINDOW_SLOT0;
+
+		if (p == xpmem_partition) {
+			ret = -EINVAL;	/* a window onto ourselves: miswired */
+			dev_err(&pdev->dev, "xpmem: window at slot %#x is our own RAM\n", slot);
+		} else {
+			xpmem_windows[p].start = pci_resource_start(pdev, 2);
+			xpmem_windows[p].len = pci_resource_len(pdev, 2);
+			if (xpmem_fabric) {
+				/* read by the poll thread: publish start last */
+				WRITE_ONCE(xpmem_fabric->peer[p].window_len, xpmem_windows[p].len);
+				WRITE_ONCE(xpmem_fabric->peer[p].window_start,
+					   xpmem_windows[p].start);
+			}
+			ret = 0;
+		}
+	}
+	mutex_unlock(&xpmem_fabric_lock);
+	if (ret)
+		pci_disable_device(pdev);
+	return ret;
+}
+
+static void xpmem_fabric_remove(struct pci_dev *pdev)
+{
+	unsigned int slot = PCI_SLOT(pdev->devfn);
+
+	mutex_lock(&xpmem_fabric_lock);
+	if (xpmem_fabric && xpmem_fabric->pdev == pdev) {
+		xpmem_fabric_stop(xpmem_fabric);
+		xpmem_fabric = NULL;
+	} else if (slot >= XPMEM_WINDOW_SLOT0 &&
+		   slot < XPMEM_WINDOW_SLOT0 + XPMEM_MAX_PARTITIONS) {
+		int p = slot - XPMEM_WINDOW_SLOT0;
+
+		xpmem_windows[p].start = 0;
+		xpmem_windows[p].len = 0;
+		if (xpmem_fabric)
+			WRITE_ONCE(xpmem_fabric->peer[p].window_start, 0);
+	}
+	mutex_unlock(&xpmem_fabric_lock);
+	pci_disable_device(pdev);
+}
+
+/* no MODULE_DEVICE_TABLE: the driver must not autoload on any ivshmem */
+static const struct pci_device_id xpmem_fabric_ids[] = {
+	{ PCI_DEVICE(XPMEM_IVSHMEM_VENDOR, XPMEM_IVSHMEM_DEVICE) },
+	{ }
+};
+
+static struct pci_driver xpmem_fabric_driver = {
+	.name = "xpmem-fabric",
+	.id_table = xpmem_fabric_ids,
+	.probe = xpmem_fabric_probe,
+	.remove = xpmem_fabric_remove,
+};
+
+/* ---- debugfs: partitions (state) and ping (measured round trips) -------- */
+
+static int xpmem_partitions_show(struct seq_file *m, void *unused)
+{
+	struct xpmem_fabric *fab;
+	int p;
+
+	mutex_lock(&xpmem_fabric_lock);
+	fab = xpmem_fabric;
+	if (!fab) {
+		seq_puts(m, "not on a fabric (module parameter partition unset or no mailbox)\n");
+		goto out;
+	}
+	seq_printf(m, "me %d nonce %#llx heartbeat %llu\n", fab->me, fab->nonce,
+		   fab->heartbeat);
+	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++) {
+		struct xpmem_peer *peer = &fab->peer[p];
+		unsigned long silent = jiffies - READ_ONCE(peer->beat_jiffies);
+
+		if (p == fab->me)
+			continue;
+		seq_printf(m, "partition %d %s window %llu silent_ms %u tx %lld rx %lld bad %lld\n",
+			   p, xpmem_peer_state_name[READ_ONCE(peer->state)],
+			   (unsigned long long)READ_ONCE(peer->window_len),
+			   peer->nonce ? jiffies_to_msecs(silent) : 0,
+			   atomic64_read(&peer->tx), atomic64_read(&peer->rx),
+			   atomic64_read(&peer->bad));
+	}
+out:
+	mutex_unlock(&xpmem_fabric_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(xpmem_partitions);
+
+/* "PEER COUNT": COUNT sequential PING/PONG round trips to PEER */
+static int xpmem_ping_run(int dst, unsigned int count)
+{
+	struct xpmem_fabric *fab;
+	u64 t0, dt, sum = 0, lo = U64_MAX, hi = 0;
+	unsigned int i;
+	int ret = 0;
+
+	mutex_lock(&xpmem_fabric_lock);
+	fab = xpmem_fabric;
+	if (!fab || dst < 0 || dst >= XPMEM_MAX_PARTITIONS || dst == fab->me) {
+		mutex_unlock(&xpmem_fabric_lock);
+		return fab ? -EINVAL : -ENODEV;
+	}
+	for (i = 0; i < count; i++) {
+		u64 cookie = get_random_u64() | 1;
+
+		reinit_completion(&xpmem_ping_done);
+		WRITE_ONCE(xpmem_ping_cookie, cookie);
+		t0 = ktime_get_ns();
+		ret = xpmem_fabric_send(fab, dst, XPMEM_MSG_PING, &cookie, 1);
+		if (ret)
+			break;
+		if (!wait_for_completion_timeout(&xpmem_ping_done,
+						 msecs_to_jiffies(XPMEM_PING_TIMEOUT_MS))) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		dt = ktime_get_ns() - t0;
+		sum += dt;
+		lo = min(lo, dt);
+		hi = max(hi, dt);
+	}
+	WRITE_ONCE(xpmem_ping_cookie, 0);
+	mutex_unlock(&xpmem_fabric_lock);
+	if (i)
+		snprintf(xpmem_ping_result, sizeof(xpmem_ping_result),
+			 "partition %d: %u round trips, mean %llu ns, min %llu ns, max %llu ns%s\n",
+			 dst, i, div_u64(sum, i), lo, hi, ret ? " (then failed)" : "");
+	else
+		snprintf(xpmem_ping_result, sizeof(xpmem_ping_result),
+			 "partition %d: no round trip (error %d)\n", dst, ret);
+	return ret;
+}
+
+static ssize_t xpmem_ping_write(struct file *file, const char __user *ubuf,
+				size_t len, loff_t *ppos)
+{
+	char buf[32];
+	int dst, ret;
+	unsigned int count;
+
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+	if (sscanf(buf, "%d %u", &dst, &count) != 2 || !count || count > 100000)
+		return -EINVAL;
+	mutex_lock(&xpmem_ping_lock);
+	ret = xpmem_ping_run(dst, count);
+	mutex_unlock(&xpmem_ping_lock);
+	return ret ? ret : len;
+}
+
+static ssize_t xpmem_ping_read(struct file *file, char __user *ubuf,
+			       size_t len, loff_t *ppos)
+{
+	char buf[sizeof(xpmem_ping_result)];
+
+	mutex_lock(&xpmem_ping_lock);
+	strscpy(buf, xpmem_ping_result, sizeof(buf));
+	mutex_unlock(&xpmem_ping_lock);
+	return simple_read_from_buffer(ubuf, len, ppos, buf, strlen(buf));
+}
+
+static const struct file_operations xpmem_ping_fops = {
+	.owner = THIS_MODULE,
+	.read = xpmem_ping_read,
+	.write = xpmem_ping_write,
+	.llseek = default_llseek,
+};
+
+void xpmem_fabric_debugfs(struct dentry *dir)
+{
+	debugfs_create_file("partitions", 0444, dir, NULL, &xpmem_partitions_fops);
+	debugfs_create_file("ping", 0600, dir, NULL, &xpmem_ping_fops);
+}
+
+int xpmem_fabric_init(void)
+{
+	return pci_register_driver(&xpmem_fabric_driver);
+}
+
+void xpmem_fabric_exit(void)
+{
+	pci_unregister_driver(&xpmem_fabric_driver);
+}

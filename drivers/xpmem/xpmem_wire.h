@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * xpmem_wire.h - what partitions write into the shared mailbox region:
+ * the layout every partition's driver must agree on, byte for byte.
+ *
+ * Everything is little-endian with explicit sizes; every structure's size
+ * is asserted below.  A partition only ever writes its own slot, the head
+ * of its outgoing rings and the tail of its incoming rings; everything it
+ * reads from the mailbox was written by another kernel and is validated
+ * before use (xpmem_fabric.c), never trusted.
+ *
+ *   offset 0            struct xpmem_mailbox
+ *     slot[p]           partition p's presence: magic, version, boot nonce,
+ *                       heartbeat counter, state
+ *     ring[s][d]        messages from partition s to partition d:
+ *                       single producer (s), single consumer (d)
+ *   XPMEM_MAILBOX_SCRATCH .. end: not used by the driver (user-space tests
+ *                       of the emulated machine use it)
+ */
+#ifndef _XPMEM_WIRE_H
+#define _XPMEM_WIRE_H
+
+#include <linux/build_bug.h>
+#include <linux/types.h>
+
+#define XPMEM_FABRIC_MAGIC	0x4241464d454d5058ULL	/* "XPMEMFAB" */
+#define XPMEM_WIRE_VERSION	1
+#define XPMEM_MAX_PARTITIONS	4
+#define XPMEM_RING_ENTRIES	128	/* a power of two */
+#define XPMEM_MAILBOX_SCRATCH	(512 * 1024)
+
+enum xpmem_slot_state {
+	XPMEM_SLOT_ABSENT = 0,
+	XPMEM_SLOT_UP = 1,
+	XPMEM_SLOT_LEAVING = 2,		/* clean shutdown: not a failure */
+};
+
+/* one per partition, written only by that partition */
+struct xpmem_wire_slot {
+	__le64 magic;
+	__le64 nonce;		/* random per boot: a new value is a restart */
+	__le64 heartbeat;	/* incremented every XPMEM_HEARTBEAT_MS */
+	__le32 version;
+	__le32 state;		/* enum xpmem_slot_state */
+	__le64 reserved[4];
+};
+
+enum xpmem_msg_type {
+	XPMEM_MSG_PING = 1,	/* payload[0]: cookie, echoed by PONG */
+	XPMEM_MSG_PONG = 2,
+};
+
+/* a message: fixed size, so a ring entry never straddles anything */
+struct xpmem_wire_msg {
+	__le16 version;
+	__le16 type;		/* enum xpmem_msg_type */
+	__le16 src;		/* sending partition, must match the ring */
+	__le16 dst;		/* receiving partition, must match the ring */
+	__le32 len;		/* bytes of payload[] in use */
+	__le32 reserved;
+	__le64 seq;		/* sender's per-ring sequence number */
+	__le64 payload[5];
+};
+
+struct xpmem_wire_ring {
+	__le64 head;		/* written by the producer only */
+	__le64 pad0[7];
+	__le64 tail;		/* written by the consumer only */
+	__le64 pad1[7];
+	struct xpmem_wire_msg msg[XPMEM_RING_ENTRIES];
+};
+
+struct xpmem_mailbox {
+	struct xpmem_wire_slot slot[XPMEM_MAX_PARTITIONS];
+	struct xpmem_wire_ring ring[XPMEM_MAX_PARTITIONS][XPMEM_MAX_PARTITIONS];
+};
+
+static_assert(sizeof(struct xpmem_wire_slot) == 64);
+static_assert(sizeof(struct xpmem_wire_msg) == 64);
+static_assert(sizeof(struct xpmem_wire_ring) == 128 + 64 * XPMEM_RING_ENTRIES);
+static_assert(sizeof(struct xpmem_mailbox) <= XPMEM_MAILBOX_SCRATCH);
+
+#endif /* _XPMEM_WIRE_H */
