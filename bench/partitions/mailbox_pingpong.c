@@ -19,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SLOT_OFFSET 4096	/* past what tests/partitions/fabric_window uses */
+/* in the driver's scratch area (XPMEM_MAILBOX_SCRATCH = 512 KiB), past
+ * what tests/partitions/fabric_window uses */
+#define SLOT_OFFSET (512 * 1024 + 4096)
 
 static double now_us(void)
 {
