@@ -37,6 +37,7 @@
  */
 #include <linux/fs.h>
 #include <linux/fs_context.h>
+#include <linux/highmem.h>
 #include <linux/mman.h>
 #include <linux/mm.h>
 #include <linux/module.h>
@@ -425,6 +426,62 @@ static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 }
 
 /*
+ * ptrace, /proc/PID/mem and so debuggers (access_remote_vm): GUP refuses
+ * this vma (VM_PFNMAP), so the core falls back to ->access.  Copy through
+ * the source's pages with the rules of a fault: the caller holds the
+ * attacher's mmap lock, so the source's is only trylocked (-EAGAIN when
+ * busy); an RDONLY attachment is never written, even with FOLL_FORCE; no
+ * page reference outlives the call.  Returns the bytes copied or -errno.
+ */
+static int xpmem_att_access(struct vm_area_struct *vma, unsigned long addr,
+			    void *buf, int len, int write)
+{
+	struct xpmem_attachment *att = vma->vm_private_data;
+	struct mm_struct *src_mm = att->xmm->mn.mm;
+	int done = 0;
+
+	if (write && !att->writable)
+		return -EACCES;
+	if (READ_ONCE(att->revoked) || READ_ONCE(att->xmm->dead))
+		return -EIO;
+	len = min_t(unsigned long, len, vma->vm_end - addr);
+	if (!mmget_not_zero(src_mm))
+		return -EIO;
+	if (!mmap_read_trylock(src_mm)) {
+		mmput_async(src_mm);
+		return -EAGAIN;
+	}
+	while (done < len) {
+		unsigned long a = addr + done, off = offset_in_page(a);
+		int n = min_t(unsigned long, len - done, PAGE_SIZE - off);
+		struct page *page;
+		void *kaddr;
+		int err;
+
+		err = xpmem_src_page(src_mm, xpmem_att_src(vma, att, a - off), write, &page);
+		if (err) {
+			if (!done)
+				done = err;
+			break;
+		}
+		kaddr = kmap_local_page(page);
+		if (write) {
+			memcpy(kaddr + off, buf + done, n);
+			flush_dcache_page(page);
+			set_page_dirty_lock(page);
+		} else {
+			memcpy(buf + done, kaddr + off, n);
+		}
+		kunmap_local(kaddr);
+		put_page(page);
+		done += n;
+	}
+	mmap_read_unlock(src_mm);
+	mmput_async(src_mm);
+	return done;
+}
+
+/*
  * A vma of the attachment is duplicated by a split or an mremap move (fork
  * never copies it: VM_DONTCOPY, and VM_IO stops MADV_DOFORK).
  */
@@ -451,6 +508,7 @@ static const struct vm_operations_struct xpmem_att_vm_ops = {
 	.close = xpmem_att_vma_close,
 	.fault = xpmem_att_fault,
 	.pfn_mkwrite = xpmem_att_pfn_mkwrite,
+	.access = xpmem_att_access,
 };
 
 /* ---- creating the vma ------------------------------------------------------ */

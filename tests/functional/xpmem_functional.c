@@ -364,6 +364,69 @@ static int t_rdonly_attach_cannot_mprotect_writable(void)
 	return xpmem_remove(s);
 }
 
+/* ---- debugger access: /proc/PID/mem (ptrace's path) ---------------------------- */
+
+static int t_proc_mem_reads_attachment(void)
+{
+	long *buf = map_pages(3), *att, got[LONGS_PER_PAGE];
+	int fd = open("/proc/self/mem", O_RDWR);
+	off_t at;
+	xpmem_segid_t s;
+
+	FAIL_IF(fd < 0, "open /proc/self/mem: %s", strerror(errno));
+	fill(buf, 3, 21);
+	s = xpmem_make(buf, 3 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	att = attach_seg(s, XPMEM_RDONLY, 3, NULL);
+	FAIL_IF(!att, "attach: %s", strerror(errno));
+	/* half a page on each side of a page boundary, nothing faulted yet */
+	at = (off_t)(uintptr_t)att + PG / 2;
+	FAIL_IF(pread(fd, got, PG, at) != (ssize_t)PG, "pread: %s", strerror(errno));
+	for (int i = 0; i < (int)LONGS_PER_PAGE; i++)
+		FAIL_IF(got[i] != buf[LONGS_PER_PAGE / 2 + i], "word %d: %#lx want %#lx", i,
+			got[i], buf[LONGS_PER_PAGE / 2 + i]);
+	close(fd);
+	return xpmem_remove(s);
+}
+
+static int t_proc_mem_writes_rdwr_attachment(void)
+{
+	long *buf = map_pages(2), *att, v[2] = { 0x1234567, 0x7654321 };
+	int fd = open("/proc/self/mem", O_RDWR);
+	xpmem_segid_t s;
+
+	FAIL_IF(fd < 0, "open /proc/self/mem: %s", strerror(errno));
+	fill(buf, 2, 22);
+	s = xpmem_make(buf, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	att = attach_seg(s, XPMEM_RDWR, 2, NULL);
+	FAIL_IF(!att, "attach: %s", strerror(errno));
+	/* straddle the page boundary */
+	FAIL_IF(pwrite(fd, v, sizeof(v), (off_t)(uintptr_t)&att[LONGS_PER_PAGE - 1]) !=
+		sizeof(v), "pwrite: %s", strerror(errno));
+	FAIL_IF(buf[LONGS_PER_PAGE - 1] != v[0] || buf[LONGS_PER_PAGE] != v[1],
+		"source has %#lx %#lx", buf[LONGS_PER_PAGE - 1], buf[LONGS_PER_PAGE]);
+	FAIL_IF(att[LONGS_PER_PAGE] != v[1], "attachment reads %#lx", att[LONGS_PER_PAGE]);
+	close(fd);
+	return xpmem_remove(s);
+}
+
+static int t_proc_mem_cannot_write_rdonly_attachment(void)
+{
+	long *buf = map_pages(1), *att, v = 99;
+	int fd = open("/proc/self/mem", O_RDWR);
+	xpmem_segid_t s;
+
+	FAIL_IF(fd < 0, "open /proc/self/mem: %s", strerror(errno));
+	buf[0] = 7;
+	s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	att = attach_seg(s, XPMEM_RDONLY, 1, NULL);
+	FAIL_IF(!att, "attach: %s", strerror(errno));
+	/* /proc/PID/mem writes use FOLL_FORCE: still no write to the source */
+	FAIL_UNLESS_ERRNO(pwrite(fd, &v, sizeof(v), (off_t)(uintptr_t)att), EIO);
+	FAIL_IF(buf[0] != 7 || att[0] != 7, "source %ld attachment %ld", buf[0], att[0]);
+	close(fd);
+	return xpmem_remove(s);
+}
+
 static int drop_to_nobody(void)
 {
 	return setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
@@ -409,10 +472,10 @@ static int t_mode_0644_other_uid_read_only(void)
 	if (geteuid() != 0)
 		return TAP_SKIP;
 	g_segid = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0644);
-	peer_start(&p, other_uid_gets, (void *)XPMEM_RDONLY);
+	FAIL_IF(peer_start(&p, other_uid_gets, (void *)XPMEM_RDONLY), "fork");
 	ro = peer_recv(&p);
 	peer_wait(&p);
-	peer_start(&p, other_uid_gets, (void *)XPMEM_RDWR);
+	FAIL_IF(peer_start(&p, other_uid_gets, (void *)XPMEM_RDWR), "fork");
 	rw = peer_recv(&p);
 	peer_wait(&p);
 	FAIL_IF(ro != 0, "RDONLY get refused: errno %ld", ro);
@@ -1040,6 +1103,9 @@ static const struct tap_test tests[] = {
 	TEST(thread_of_same_process_uses_apid),
 	TEST(rdonly_attach_write_gets_sigsegv),
 	TEST(rdonly_attach_cannot_mprotect_writable),
+	TEST(proc_mem_reads_attachment),
+	TEST(proc_mem_writes_rdwr_attachment),
+	TEST(proc_mem_cannot_write_rdonly_attachment),
 	TEST(mode_0600_refuses_other_uid),
 	TEST(mode_0644_other_uid_read_only),
 	TEST(apid_of_another_process_refused),

@@ -15,7 +15,7 @@
  * Synchronisation: fence, post/start/complete/wait, lock/unlock exclusive
  * and shared, lock_all + flush, lock_all + flush_local.
  *
- * Usage: mpi_rma [--max-mib N] [--tag SUFFIX]
+ * Usage: mpi_rma [--max-mib N] [--tag SUFFIX] [--no-fetching-rma]
  *   --max-mib  largest Put/Get/Send size in MiB (default 64)
  *   --tag      appended to every test name (the runner tells runs apart)
  */
@@ -26,8 +26,17 @@
 #include <string.h>
 
 static int me, np, left, right;
-static int ntests, nfailed;
+static int ntests, nfailed, nskipped;
 static const char *tag = "";	/* --tag: appended to every test name */
+/*
+ * --no-fetching-rma: skip every test that fetches data from a target
+ * (Get, Get_accumulate, Fetch_and_op, Compare_and_swap), reported as
+ * SKIP.  For runs over UCX transports without native RMA, where UCX
+ * 1.13.1 emulates fetching operations with active messages and, under
+ * MPICH, completes an epoch before the replies arrived (wrong data, then
+ * a segfault in ucp_get_rep_handler on a freed buffer): docs/testing.md.
+ */
+static int no_fetch;
 static size_t max_elems = (64u << 20) / 8;	/* largest transfer, u64 elements */
 static int unified;	/* MPI_WIN_UNIFIED: local loads see remote puts after win_sync */
 
@@ -69,6 +78,17 @@ static void check(const char *what, const uint64_t *p, size_t n, int rank, int t
 }
 
 #define SENTINEL 0x5e5e5e5e5e5e5e5eULL
+
+static void skip(const char *name)
+{
+	ntests++;
+	nskipped++;
+	if (me == 0) {
+		printf("ok %d %s%s # SKIP fetching RMA not run (--no-fetching-rma)\n", ntests,
+		       name, tag);
+		fflush(stdout);
+	}
+}
 
 /* one TAP line per test, from rank 0, after summing every rank's errors */
 static void report(const char *name)
@@ -318,10 +338,14 @@ static void test_put_get_matrix(void)
 		win_open(&w, k, small_sizes[2] + 16);
 		for (int s = 0; s < S_NSYNC; s++) {
 			for (int get = 0; get < 2; get++) {
-				for (size_t i = 0; i < 3; i++)
-					xfer(&w, s, get, small_sizes[i], test++);
 				snprintf(name, sizeof(name), "%s_%s_window_%s_8B_4KiB_1MiB",
 					 get ? "get" : "put", kind_name[k], sync_name[s]);
+				if (get && no_fetch) {
+					skip(name);
+					continue;
+				}
+				for (size_t i = 0; i < 3; i++)
+					xfer(&w, s, get, small_sizes[i], test++);
 				report(name);
 			}
 		}
@@ -339,10 +363,11 @@ static void test_put_get_large(void)
 
 		win_open(&w, k, max_elems + 4);
 		xfer(&w, S_LOCK_EXCL, 0, max_elems, 200 + k);
-		xfer(&w, S_FENCE, 1, max_elems, 210 + k);
+		if (!no_fetch)
+			xfer(&w, S_FENCE, 1, max_elems, 210 + k);
 		win_close(&w);
-		snprintf(name, sizeof(name), "put_get_%s_window_%zuMiB", kind_name[k],
-			 max_elems * 8 >> 20);
+		snprintf(name, sizeof(name), "%s_%s_window_%zuMiB", no_fetch ? "put" : "put_get",
+			 kind_name[k], max_elems * 8 >> 20);
 		report(name);
 	}
 }
@@ -391,6 +416,11 @@ static void test_datatypes(enum win_kind k)
 	snprintf(name, sizeof(name), "put_vector_datatype_%s_window", kind_name[k]);
 	report(name);
 
+	snprintf(name, sizeof(name), "get_subarray_datatype_%s_window", kind_name[k]);
+	if (no_fetch) {
+		skip(name);
+		goto out;
+	}
 	MPI_Type_create_subarray(2, sizes, subs, starts, MPI_ORDER_C, MPI_UINT64_T, &sub);
 	MPI_Type_commit(&sub);
 	set_window(&w, rows * cols, me, 301);
@@ -406,8 +436,8 @@ static void test_datatypes(enum win_kind k)
 				bad("subarray get", r * 64 + c, buf[r * 64 + c], want);
 		}
 	MPI_Type_free(&sub);
-	snprintf(name, sizeof(name), "get_subarray_datatype_%s_window", kind_name[k]);
 	report(name);
+out:
 	MPI_Barrier(MPI_COMM_WORLD);
 	win_close(&w);
 	free(buf);
@@ -728,6 +758,8 @@ int main(int argc, char **argv)
 			max_elems = (size_t)atoi(argv[++i]) * (1u << 20) / 8;
 		else if (!strcmp(argv[i], "--tag") && i + 1 < argc)
 			tag = argv[++i];
+		else if (!strcmp(argv[i], "--no-fetching-rma"))
+			no_fetch = 1;
 	if (np < 2 || np % 2) {
 		if (me == 0)
 			printf("Bail out! needs an even number of ranks >= 2, got %d\n", np);
@@ -753,13 +785,20 @@ int main(int argc, char **argv)
 	acc_test(W_DYNAMIC, MPI_MAX, 1, 1, 1u << 17, 504, "accumulate_max_double_lock_shared");
 	acc_test(W_ALLOCATE, MPI_REPLACE, 0, 0, 1u << 17, 505, "accumulate_replace_int64_fence");
 	acc_test(W_SHARED, MPI_REPLACE, 1, 1, 1, 506, "accumulate_replace_double_8B_lock_shared");
-	test_get_accumulate();
-	test_fetch_and_op();
-	test_compare_and_swap();
+	if (no_fetch) {
+		skip("get_accumulate_sum_fetches_every_old_value_once_and_no_op_reads");
+		skip("fetch_and_op_hands_out_every_ticket_once");
+		skip("compare_and_swap_lock_protects_counter_and_mismatch_does_not_swap");
+	} else {
+		test_get_accumulate();
+		test_fetch_and_op();
+		test_compare_and_swap();
+	}
 	test_send_recv();
 
 	if (me == 0) {
-		printf("1..%d\n# %d passed, %d failed\n", ntests, ntests - nfailed, nfailed);
+		printf("1..%d\n# %d passed, %d failed, %d skipped\n", ntests,
+		       ntests - nfailed - nskipped, nfailed, nskipped);
 		fflush(stdout);
 	}
 	MPI_Finalize();
