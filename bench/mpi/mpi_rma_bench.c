@@ -28,6 +28,27 @@ static double budget_iters(size_t bytes, double want_bytes, int lo, int hi)
 	return it < lo ? lo : it > hi ? hi : it;
 }
 
+/*
+ * Seconds for @iters Puts (or Gets) of @bytes to rank 1, each followed by
+ * a flush (@flush_each: latency) or all followed by one (bandwidth).
+ */
+static double timed_ops(MPI_Win w, void *buf, size_t bytes, int get, int iters,
+			int flush_each)
+{
+	double t = MPI_Wtime();
+
+	for (int i = 0; i < iters; i++) {
+		if (get)
+			MPI_Get(buf, (int)bytes, MPI_BYTE, 1, 0, (int)bytes, MPI_BYTE, w);
+		else
+			MPI_Put(buf, (int)bytes, MPI_BYTE, 1, 0, (int)bytes, MPI_BYTE, w);
+		if (flush_each)
+			MPI_Win_flush(1, w);
+	}
+	MPI_Win_flush(1, w);
+	return MPI_Wtime() - t;
+}
+
 int main(int argc, char **argv)
 {
 	int me, np;
@@ -55,7 +76,7 @@ int main(int argc, char **argv)
 	     bytes = bytes < MAX_BYTES && bytes * 4 > MAX_BYTES ? MAX_BYTES : bytes * 4) {
 		int lat_it = (int)budget_iters(bytes, 64.0 * (1 << 20), 4, 400);
 		int bw_it = (int)budget_iters(bytes, 256.0 * (1 << 20), 4, 2000);
-		double t, put_lat = 0, get_lat = 0, put_bw = 0, get_bw = 0;
+		double put_lat = 0, get_lat = 0, put_bw = 0, get_bw = 0;
 
 		memset(buf, (int)(bytes & 0xff) | 1, bytes);
 		MPI_Barrier(MPI_COMM_WORLD);
@@ -69,31 +90,10 @@ int main(int argc, char **argv)
 			}
 			memset(buf, (int)(bytes & 0xff) | 1, bytes);
 
-			t = MPI_Wtime();
-			for (int i = 0; i < lat_it; i++) {
-				MPI_Put(buf, (int)bytes, MPI_BYTE, 1, 0, (int)bytes, MPI_BYTE, w);
-				MPI_Win_flush(1, w);
-			}
-			put_lat = (MPI_Wtime() - t) / lat_it * 1e6;
-
-			t = MPI_Wtime();
-			for (int i = 0; i < bw_it; i++)
-				MPI_Put(buf, (int)bytes, MPI_BYTE, 1, 0, (int)bytes, MPI_BYTE, w);
-			MPI_Win_flush(1, w);
-			put_bw = (double)bytes * bw_it / (MPI_Wtime() - t) / 1e6;
-
-			t = MPI_Wtime();
-			for (int i = 0; i < lat_it; i++) {
-				MPI_Get(buf, (int)bytes, MPI_BYTE, 1, 0, (int)bytes, MPI_BYTE, w);
-				MPI_Win_flush(1, w);
-			}
-			get_lat = (MPI_Wtime() - t) / lat_it * 1e6;
-
-			t = MPI_Wtime();
-			for (int i = 0; i < bw_it; i++)
-				MPI_Get(buf, (int)bytes, MPI_BYTE, 1, 0, (int)bytes, MPI_BYTE, w);
-			MPI_Win_flush(1, w);
-			get_bw = (double)bytes * bw_it / (MPI_Wtime() - t) / 1e6;
+			put_lat = timed_ops(w, buf, bytes, 0, lat_it, 1) / lat_it * 1e6;
+			put_bw = (double)bytes * bw_it / timed_ops(w, buf, bytes, 0, bw_it, 0) / 1e6;
+			get_lat = timed_ops(w, buf, bytes, 1, lat_it, 1) / lat_it * 1e6;
+			get_bw = (double)bytes * bw_it / timed_ops(w, buf, bytes, 1, bw_it, 0) / 1e6;
 		}
 		MPI_Win_unlock_all(w);
 		MPI_Barrier(MPI_COMM_WORLD);

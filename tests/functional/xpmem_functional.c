@@ -366,21 +366,38 @@ static int t_rdonly_attach_cannot_mprotect_writable(void)
 
 /* ---- debugger access: /proc/PID/mem (ptrace's path) ---------------------------- */
 
+/* export @pages pages filled with pattern @tag, attach them, open /proc/self/mem */
+static int proc_mem_setup(int pages, int tag, int flags, long **buf, long **att,
+			  xpmem_segid_t *s)
+{
+	int fd = open("/proc/self/mem", O_RDWR);
+
+	if (fd < 0) {
+		tap_diag("open /proc/self/mem: %s", strerror(errno));
+		return -1;
+	}
+	*buf = map_pages(pages);
+	fill(*buf, pages, tag);
+	*s = xpmem_make(*buf, pages * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	*att = attach_seg(*s, flags, pages, NULL);
+	if (!*att) {
+		tap_diag("attach: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static int t_proc_mem_reads_attachment(void)
 {
-	long *buf = map_pages(3), *att, got[LONGS_PER_PAGE];
-	int fd = open("/proc/self/mem", O_RDWR);
-	off_t at;
+	long *buf, *att, got[LONGS_PER_PAGE];
 	xpmem_segid_t s;
+	int fd = proc_mem_setup(3, 21, XPMEM_RDONLY, &buf, &att, &s);
 
-	FAIL_IF(fd < 0, "open /proc/self/mem: %s", strerror(errno));
-	fill(buf, 3, 21);
-	s = xpmem_make(buf, 3 * PG, XPMEM_PERMIT_MODE, (void *)0600);
-	att = attach_seg(s, XPMEM_RDONLY, 3, NULL);
-	FAIL_IF(!att, "attach: %s", strerror(errno));
+	FAIL_IF(fd < 0, "setup");
 	/* half a page on each side of a page boundary, nothing faulted yet */
-	at = (off_t)(uintptr_t)att + PG / 2;
-	FAIL_IF(pread(fd, got, PG, at) != (ssize_t)PG, "pread: %s", strerror(errno));
+	FAIL_IF(pread(fd, got, PG, (off_t)(uintptr_t)att + PG / 2) != (ssize_t)PG,
+		"pread: %s", strerror(errno));
 	for (int i = 0; i < (int)LONGS_PER_PAGE; i++)
 		FAIL_IF(got[i] != buf[LONGS_PER_PAGE / 2 + i], "word %d: %#lx want %#lx", i,
 			got[i], buf[LONGS_PER_PAGE / 2 + i]);
@@ -390,15 +407,11 @@ static int t_proc_mem_reads_attachment(void)
 
 static int t_proc_mem_writes_rdwr_attachment(void)
 {
-	long *buf = map_pages(2), *att, v[2] = { 0x1234567, 0x7654321 };
-	int fd = open("/proc/self/mem", O_RDWR);
+	long *buf, *att, v[2] = { 0x1234567, 0x7654321 };
 	xpmem_segid_t s;
+	int fd = proc_mem_setup(2, 22, XPMEM_RDWR, &buf, &att, &s);
 
-	FAIL_IF(fd < 0, "open /proc/self/mem: %s", strerror(errno));
-	fill(buf, 2, 22);
-	s = xpmem_make(buf, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600);
-	att = attach_seg(s, XPMEM_RDWR, 2, NULL);
-	FAIL_IF(!att, "attach: %s", strerror(errno));
+	FAIL_IF(fd < 0, "setup");
 	/* straddle the page boundary */
 	FAIL_IF(pwrite(fd, v, sizeof(v), (off_t)(uintptr_t)&att[LONGS_PER_PAGE - 1]) !=
 		sizeof(v), "pwrite: %s", strerror(errno));
@@ -411,18 +424,16 @@ static int t_proc_mem_writes_rdwr_attachment(void)
 
 static int t_proc_mem_cannot_write_rdonly_attachment(void)
 {
-	long *buf = map_pages(1), *att, v = 99;
-	int fd = open("/proc/self/mem", O_RDWR);
+	long *buf, *att, v = 99, before;
 	xpmem_segid_t s;
+	int fd = proc_mem_setup(1, 23, XPMEM_RDONLY, &buf, &att, &s);
 
-	FAIL_IF(fd < 0, "open /proc/self/mem: %s", strerror(errno));
-	buf[0] = 7;
-	s = xpmem_make(buf, PG, XPMEM_PERMIT_MODE, (void *)0600);
-	att = attach_seg(s, XPMEM_RDONLY, 1, NULL);
-	FAIL_IF(!att, "attach: %s", strerror(errno));
+	FAIL_IF(fd < 0, "setup");
+	before = buf[0];
 	/* /proc/PID/mem writes use FOLL_FORCE: still no write to the source */
 	FAIL_UNLESS_ERRNO(pwrite(fd, &v, sizeof(v), (off_t)(uintptr_t)att), EIO);
-	FAIL_IF(buf[0] != 7 || att[0] != 7, "source %ld attachment %ld", buf[0], att[0]);
+	FAIL_IF(buf[0] != before || att[0] != before, "source %#lx attachment %#lx, want %#lx",
+		buf[0], att[0], before);
 	close(fd);
 	return xpmem_remove(s);
 }
