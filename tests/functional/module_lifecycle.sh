@@ -5,9 +5,7 @@
 # Needs root and the module loaded (the guest loads it).
 set -u
 ko=${XPMEM_KO:?XPMEM_KO must name the xpmem.ko that is loaded}
-n=0 fail=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
-nok() { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n $1"; shift; for l in "$@"; do echo "# $l"; done; }
+. "$(dirname "$0")/../tap.sh"
 
 echo "TAP version 13"
 echo "1..4"
