@@ -81,8 +81,6 @@ struct xpmem_peer {
 	u64 nonce;			/* the incarnation we know */
 	u64 last_beat;			/* last heartbeat value seen */
 	unsigned long beat_jiffies;	/* when it last changed */
-	resource_size_t window_start;	/* its RAM, as seen here (0: none) */
-	resource_size_t window_len;
 	spinlock_t tx_lock;		/* producer side of ring[me][id] */
 	u64 tx_seq;
 	atomic64_t tx, rx, bad;
@@ -100,7 +98,11 @@ struct xpmem_fabric {
 
 static DEFINE_MUTEX(xpmem_fabric_lock);
 static struct xpmem_fabric *xpmem_fabric;
-/* windows may be probed before the mailbox: remember them here */
+/*
+ * Each peer's RAM as seen here (start 0: no window device), whether the
+ * window was probed before or after the mailbox.  Written under
+ * xpmem_fabric_lock, start last; read locklessly by the poll thread.
+ */
 static struct {
 	resource_size_t start, len;
 } xpmem_windows[XPMEM_MAX_PARTITIONS];
@@ -272,7 +274,7 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	u64 beat = le64_to_cpu(READ_ONCE(s->heartbeat));
 	u32 state = le32_to_cpu(READ_ONCE(s->state));
 
-	if (!READ_ONCE(peer->window_start) || magic != XPMEM_FABRIC_MAGIC ||
+	if (!READ_ONCE(xpmem_windows[peer->id].start) || magic != XPMEM_FABRIC_MAGIC ||
 	    le32_to_cpu(READ_ONCE(s->version)) != XPMEM_WIRE_VERSION)
 		return;		/* not (yet) a partition we can talk to */
 
@@ -386,8 +388,6 @@ static int xpmem_fabric_start(struct pci_dev *pdev)
 
 		peer->id = p;
 		spin_lock_init(&peer->tx_lock);
-		peer->window_start = xpmem_windows[p].start;
-		peer->window_len = xpmem_windows[p].len;
 		/* a new incarnation: nothing old is sent or received */
 		WRITE_ONCE(out->head, READ_ONCE(out->tail));
 		WRITE_ONCE(in->tail, READ_ONCE(in->head));
@@ -458,14 +458,8 @@ static int xpmem_fabric_probe(struct pci_dev *pdev, const struct pci_device_id *
 			ret = -EINVAL;	/* a window onto ourselves: miswired */
 			dev_err(&pdev->dev, "xpmem: window at slot %#x is our own RAM\n", slot);
 		} else {
-			xpmem_windows[p].start = pci_resource_start(pdev, 2);
-			xpmem_windows[p].len = pci_resource_len(pdev, 2);
-			if (xpmem_fabric) {
-				/* read by the poll thread: publish start last */
-				WRITE_ONCE(xpmem_fabric->peer[p].window_len, xpmem_windows[p].len);
-				WRITE_ONCE(xpmem_fabric->peer[p].window_start,
-					   xpmem_windows[p].start);
-			}
+			WRITE_ONCE(xpmem_windows[p].len, pci_resource_len(pdev, 2));
+			WRITE_ONCE(xpmem_windows[p].start, pci_resource_start(pdev, 2));
 			ret = 0;
 		}
 	}
@@ -487,10 +481,8 @@ static void xpmem_fabric_remove(struct pci_dev *pdev)
 		   slot < XPMEM_WINDOW_SLOT0 + XPMEM_MAX_PARTITIONS) {
 		int p = slot - XPMEM_WINDOW_SLOT0;
 
-		xpmem_windows[p].start = 0;
-		xpmem_windows[p].len = 0;
-		if (xpmem_fabric)
-			WRITE_ONCE(xpmem_fabric->peer[p].window_start, 0);
+		WRITE_ONCE(xpmem_windows[p].start, 0);
+		WRITE_ONCE(xpmem_windows[p].len, 0);
 	}
 	mutex_unlock(&xpmem_fabric_lock);
 	pci_disable_device(pdev);
@@ -532,7 +524,7 @@ static int xpmem_partitions_show(struct seq_file *m, void *unused)
 			continue;
 		seq_printf(m, "partition %d %s window %llu silent_ms %u tx %lld rx %lld bad %lld\n",
 			   p, xpmem_peer_state_name[READ_ONCE(peer->state)],
-			   (unsigned long long)READ_ONCE(peer->window_len),
+			   (unsigned long long)READ_ONCE(xpmem_windows[p].len),
 			   peer->nonce ? jiffies_to_msecs(silent) : 0,
 			   atomic64_read(&peer->tx), atomic64_read(&peer->rx),
 			   atomic64_read(&peer->bad));
