@@ -84,7 +84,7 @@ static void xpmem_test_unpin_all(struct xpmem_attachment *att)
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-static void xpmem_att_free(struct kref *ref)
+void xpmem_att_release(struct kref *ref)
 {
 	struct xpmem_attachment *att =
 		container_of(ref, struct xpmem_attachment, ref);
@@ -97,13 +97,14 @@ static void xpmem_att_free(struct kref *ref)
 	mutex_unlock(&ap->lock);
 	iput(att->inode);
 	xpmem_access_put(ap);
-	kfree(att);
+	/* remote attachments are found by cookie under RCU */
+	kfree_rcu(att, rcu);
 	xpmem_uncount(attachments);
 }
 
 static void xpmem_att_put(struct xpmem_attachment *att)
 {
-	kref_put(&att->ref, xpmem_att_free);
+	kref_put(&att->ref, xpmem_att_release);
 }
 
 /*
@@ -113,6 +114,10 @@ static void xpmem_att_put(struct xpmem_attachment *att)
  */
 void xpmem_attachment_revoke(struct xpmem_attachment *att)
 {
+	if (!att->xmm) {
+		xpmem_import_revoke(att);
+		return;
+	}
 	WRITE_ONCE(att->revoked, true);
 	xpmem_rmap_revoke(att->xmm, &att->rmap);
 }
@@ -145,8 +150,8 @@ static const struct xpmem_rmap_ops xpmem_att_rmap_ops = {
  * Return a referenced page of the source at @addr.  The caller holds the
  * source mmap lock.  The reference is dropped as soon as the PTE is in.
  */
-static int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
-			  struct page **page)
+int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
+		   struct page **page)
 {
 	struct vm_area_struct *vma = vma_lookup(mm, addr);
 	long n;
@@ -169,7 +174,7 @@ static int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
 	return n < 0 ? (int)n : -EFAULT;
 }
 
-static vm_fault_t xpmem_errno_to_fault(int err)
+vm_fault_t xpmem_errno_to_fault(int err)
 {
 	switch (err) {
 	case -EACCES:
@@ -242,9 +247,9 @@ static int xpmem_install_pte(pte_t *ptep, unsigned long addr, void *data)
 	return 0;
 }
 
-static int xpmem_install(struct vm_area_struct *vma, unsigned long addr,
-			 unsigned long pfn, bool write, struct xpmem_rmap *rmap,
-			 unsigned long seq)
+int xpmem_install(struct vm_area_struct *vma, unsigned long addr,
+		  unsigned long pfn, bool write, struct xpmem_rmap *rmap,
+		  unsigned long seq)
 {
 	unsigned long flags = write ? vma->vm_flags : vma->vm_flags & ~VM_WRITE;
 	struct xpmem_install in = {
@@ -331,14 +336,17 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 	struct vm_area_struct *vma = vmf->vma;
 	struct xpmem_attachment *att = vma->vm_private_data;
 	struct xpmem_mm *xmm = att->xmm;
-	struct mm_struct *src_mm = xmm->mn.mm;
 	unsigned long addr = vmf->address & PAGE_MASK;
 	unsigned long src = xpmem_att_src(vma, att, addr);
 	bool write = vmf->flags & FAULT_FLAG_WRITE;
+	struct mm_struct *src_mm;
 
 	xpmem_count(faults);
 	if (write && !att->writable)
 		return VM_FAULT_SIGSEGV;
+	if (!xmm)	/* another partition's memory */
+		return xpmem_import_fault(vmf, att, src, write);
+	src_mm = xmm->mn.mm;
 
 	for (;;) {
 		struct page *page = NULL;
@@ -391,9 +399,9 @@ static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 	struct vm_area_struct *vma = vmf->vma;
 	struct xpmem_attachment *att = vma->vm_private_data;
 	struct xpmem_mm *xmm = att->xmm;
-	struct mm_struct *src_mm = xmm->mn.mm;
 	unsigned long addr = vmf->address & PAGE_MASK;
 	unsigned long src = xpmem_att_src(vma, att, addr);
+	struct mm_struct *src_mm;
 	struct page *page;
 	unsigned long seq;
 	bool same = false;
@@ -402,6 +410,9 @@ static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 	xpmem_count(mkwrite);
 	if (!att->writable)
 		return VM_FAULT_SIGSEGV;
+	if (!xmm)	/* remote: the write fault asks the owner for write */
+		goto refault;
+	src_mm = xmm->mn.mm;
 	if (READ_ONCE(att->revoked) || READ_ONCE(xmm->dead))
 		return VM_FAULT_SIGBUS;
 	seq = xpmem_rmap_read_begin(xmm, &att->rmap);
@@ -421,6 +432,7 @@ static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 	}
 	if (same)
 		return 0;
+refault:
 	zap_vma_ptes(vma, addr, PAGE_SIZE);
 	return VM_FAULT_NOPAGE;
 }
@@ -437,11 +449,19 @@ static int xpmem_att_access(struct vm_area_struct *vma, unsigned long addr,
 			    void *buf, int len, int write)
 {
 	struct xpmem_attachment *att = vma->vm_private_data;
-	struct mm_struct *src_mm = att->xmm->mn.mm;
+	struct mm_struct *src_mm;
 	int done = 0;
 
 	if (write && !att->writable)
 		return -EACCES;
+	/*
+	 * Another partition's page is only ours to touch while the owner
+	 * cannot reuse it, i.e. through a PTE its invalidations zap; a copy
+	 * from here could race with that, so debuggers get -EIO.
+	 */
+	if (!att->xmm)
+		return -EIO;
+	src_mm = att->xmm->mn.mm;
 	if (READ_ONCE(att->revoked) || READ_ONCE(att->xmm->dead))
 		return -EIO;
 	len = min_t(unsigned long, len, vma->vm_end - addr);
@@ -498,8 +518,12 @@ static void xpmem_att_vma_close(struct vm_area_struct *vma)
 {
 	struct xpmem_attachment *att = vma->vm_private_data;
 
-	if (atomic_dec_and_test(&att->nr_vmas))
-		xpmem_rmap_remove(att->xmm, &att->rmap);
+	if (atomic_dec_and_test(&att->nr_vmas)) {
+		if (att->xmm)
+			xpmem_rmap_remove(att->xmm, &att->rmap);
+		else
+			xpmem_import_detach(att);
+	}
 	xpmem_att_put(att);
 }
 
@@ -536,7 +560,8 @@ static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
 	kref_get(&att->ref);
 	att->mapped = true;
 	atomic_set(&att->nr_vmas, 1);
-	xpmem_rmap_insert(att->xmm, &att->rmap);
+	if (att->xmm)
+		xpmem_rmap_insert(att->xmm, &att->rmap);
 	return 0;
 }
 
@@ -551,6 +576,7 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	struct xpmem_attachment *att;
 	struct xpmem_segment *seg;
 	struct xpmem_access *ap;
+	unsigned long seg_size;
 	struct inode *inode;
 	struct file *file;
 	unsigned long addr;
@@ -561,15 +587,16 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	ap = xpmem_access_lookup(apid);
 	if (IS_ERR(ap))
 		return PTR_ERR(ap);
-	seg = ap->seg;
+	seg = ap->seg;		/* NULL: another partition's segment */
+	seg_size = seg ? seg->size : ap->remote_size;
 	ret = -EINVAL;
 	if (!size || !PAGE_ALIGNED(offset) || !PAGE_ALIGNED(size) ||
 	    !PAGE_ALIGNED(*vaddr))
 		goto err_put_ap;
-	if (offset >= seg->size || size > seg->size - offset)
+	if (offset >= seg_size || size > seg_size - offset)
 		goto err_put_ap;
 	ret = -ENOENT;
-	if (READ_ONCE(seg->xmm->dead))
+	if (seg && READ_ONCE(seg->xmm->dead))
 		goto err_put_ap;	/* the exporting process has exited */
 
 	ret = -ENOMEM;
@@ -578,13 +605,15 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 		goto err_put_ap;
 	kref_init(&att->ref);
 	att->ap = ap;			/* takes over the lookup reference */
-	att->xmm = seg->xmm;
-	att->src_start = seg->start + offset;
+	att->xmm = seg ? seg->xmm : NULL;
+	/* remote: "source" addresses are offsets in the attachment */
+	att->src_start = seg ? seg->start + offset : 0;
 	att->size = size;
 	att->writable = ap->writable;
+	att->peer = -1;
 	spin_lock_init(&att->stash_lock);
 	xa_init(&att->test_pins);
-	att->test_pin = READ_ONCE(xpmem_test_pin_pages);
+	att->test_pin = seg && READ_ONCE(xpmem_test_pin_pages);
 	xpmem_rmap_init(&att->rmap, &xpmem_att_rmap_ops, att->src_start, size);
 	INIT_LIST_HEAD(&att->ap_node);
 
@@ -608,6 +637,12 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	}
 	list_add_tail(&att->ap_node, &ap->attachments);
 	mutex_unlock(&ap->lock);
+
+	if (!seg) {
+		ret = xpmem_import_attach(att, offset);
+		if (ret)
+			goto err_put_att;
+	}
 
 	/* the file owns one inode reference, the attachment keeps its own */
 	ihold(inode);
@@ -636,6 +671,8 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	return 0;
 
 err_put_att:
+	if (!seg && !att->mapped)
+		xpmem_import_detach(att);	/* the owner's half, if made */
 	xpmem_att_put(att);	/* also drops ap */
 	return ret;
 err_put_ap:

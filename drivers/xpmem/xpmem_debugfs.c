@@ -51,6 +51,14 @@ static const struct {
 	XPMEM_COUNTER(fabric_rx),
 	XPMEM_COUNTER(fabric_bad),
 	XPMEM_COUNTER(fabric_peers_dead),
+	XPMEM_COUNTER(exports),
+	XPMEM_COUNTER(export_atts),
+	XPMEM_COUNTER(export_faults),
+	XPMEM_COUNTER(export_invals),
+	XPMEM_COUNTER(export_acks),
+	XPMEM_COUNTER(export_fenced_acks),
+	XPMEM_COUNTER(import_faults),
+	XPMEM_COUNTER(import_invals),
 };
 
 static int xpmem_counters_show(struct seq_file *m, void *unused)

@@ -84,6 +84,8 @@ struct xpmem_peer {
 	spinlock_t tx_lock;		/* producer side of ring[me][id] */
 	u64 tx_seq;
 	atomic64_t tx, rx, bad;
+	bool fence_request;		/* xpmem_fabric_fence() asked for it */
+	const char *fence_why;
 };
 
 struct xpmem_fabric {
@@ -97,7 +99,14 @@ struct xpmem_fabric {
 };
 
 static DEFINE_MUTEX(xpmem_fabric_lock);
-static struct xpmem_fabric *xpmem_fabric;
+/* written under xpmem_fabric_lock; senders read it under RCU */
+static struct xpmem_fabric __rcu *xpmem_fabric_rcu;
+
+static struct xpmem_fabric *xpmem_fabric_locked(void)
+{
+	return rcu_dereference_protected(xpmem_fabric_rcu,
+					 lockdep_is_held(&xpmem_fabric_lock));
+}
 /*
  * Each peer's RAM as seen here (start 0: no window device), whether the
  * window was probed before or after the mailbox.  Written under
@@ -155,6 +164,107 @@ static int xpmem_fabric_send(struct xpmem_fabric *fab, int dst, u16 type,
 	return 0;
 }
 
+/*
+ * For the memory protocol (xpmem_remote_*.c).  The fabric is looked up
+ * under RCU: xpmem_fabric_stop() waits for a grace period before freeing.
+ * Never sleeps; -ENOBUFS when the peer's ring is full, -EHOSTDOWN when
+ * it is not alive, -ENODEV when this partition is not on a fabric.
+ */
+int xpmem_fabric_send_msg(int dst, u16 type, const u64 *payload,
+			  unsigned int npayload)
+{
+	struct xpmem_fabric *fab;
+	int ret = -ENODEV;
+
+	if (dst < 0 || dst >= XPMEM_MAX_PARTITIONS)
+		return -EINVAL;
+	rcu_read_lock();
+	fab = rcu_dereference(xpmem_fabric_rcu);
+	if (fab && dst != fab->me)
+		ret = xpmem_fabric_send(fab, dst, type, payload, npayload);
+	rcu_read_unlock();
+	return ret;
+}
+
+/*
+ * As xpmem_fabric_send_msg(), but wait (sleeping) while the ring is full:
+ * a live peer's poll thread never blocks, so it drains its rings; a peer
+ * that stops doing so is declared dead and the wait ends with -EHOSTDOWN.
+ */
+int xpmem_fabric_send_wait(int dst, u16 type, const u64 *payload,
+			   unsigned int npayload)
+{
+	int ret;
+
+	while ((ret = xpmem_fabric_send_msg(dst, type, payload, npayload)) == -ENOBUFS)
+		usleep_range(50, 200);
+	return ret;
+}
+
+unsigned int xpmem_fabric_timeout_ms(void)
+{
+	return max(READ_ONCE(xpmem_peer_timeout_ms), 100U);
+}
+
+/* a message that passed the channel's checks but not the protocol's */
+void xpmem_fabric_count_bad(int p, const char *why, u64 val)
+{
+	xpmem_count(fabric_bad);
+	pr_warn_ratelimited("xpmem: dropped a message from partition %d: %s (%llu)\n",
+			    p, why, val);
+}
+
+int xpmem_fabric_me(void)
+{
+	return xpmem_partition >= 0 && xpmem_partition < XPMEM_MAX_PARTITIONS ?
+	       xpmem_partition : -1;
+}
+
+bool xpmem_fabric_peer_alive(int p)
+{
+	struct xpmem_fabric *fab;
+	bool alive = false;
+
+	if (p < 0 || p >= XPMEM_MAX_PARTITIONS)
+		return false;
+	rcu_read_lock();
+	fab = rcu_dereference(xpmem_fabric_rcu);
+	if (fab && p != fab->me)
+		alive = READ_ONCE(fab->peer[p].state) == XPMEM_PEER_ALIVE;
+	rcu_read_unlock();
+	return alive;
+}
+
+/* Peer @p's RAM as a physical range of this partition (its window). */
+bool xpmem_fabric_window(int p, phys_addr_t *start, phys_addr_t *len)
+{
+	if (p < 0 || p >= XPMEM_MAX_PARTITIONS)
+		return false;
+	*start = READ_ONCE(xpmem_windows[p].start);
+	*len = READ_ONCE(xpmem_windows[p].len);
+	return *start != 0;
+}
+
+/*
+ * Declare peer @p dead from outside the poll thread (it stopped answering
+ * though its heartbeat goes on).  The poll thread carries it out and
+ * publishes the fence in our slot, so @p learns it was cut off.
+ */
+void xpmem_fabric_fence(int p, const char *why)
+{
+	struct xpmem_fabric *fab;
+
+	if (p < 0 || p >= XPMEM_MAX_PARTITIONS)
+		return;
+	rcu_read_lock();
+	fab = rcu_dereference(xpmem_fabric_rcu);
+	if (fab && p != fab->me) {
+		WRITE_ONCE(fab->peer[p].fence_why, why);
+		WRITE_ONCE(fab->peer[p].fence_request, true);
+	}
+	rcu_read_unlock();
+}
+
 /* ---- receiving ---------------------------------------------------------- */
 
 static void xpmem_fabric_bad(struct xpmem_peer *peer, const char *why, u64 val)
@@ -165,48 +275,60 @@ static void xpmem_fabric_bad(struct xpmem_peer *peer, const char *why, u64 val)
 			    peer->id, why, val);
 }
 
+/* payload bytes each message type must carry */
+static const u8 xpmem_msg_len[XPMEM_MSG_TYPES] = {
+	[XPMEM_MSG_PING] = 8,
+	[XPMEM_MSG_PONG] = 8,
+	[XPMEM_MSG_GET] = 40,
+	[XPMEM_MSG_RELEASE] = 16,
+	[XPMEM_MSG_ATTACH] = 40,
+	[XPMEM_MSG_DETACH] = 16,
+	[XPMEM_MSG_FAULT] = 24,
+	[XPMEM_MSG_REPLY] = 40,
+	[XPMEM_MSG_INVAL] = 32,
+	[XPMEM_MSG_ACK] = 8,
+};
+
 /*
  * Validate and act on one message (already copied out of the ring).
- * Returns NULL, or why the message was dropped.
+ * Returns 0, -EAGAIN if it must stay in the ring for now (a worker's
+ * queue is full), or -EINVAL with *why and *val saying why it was dropped.
  */
-static const char *xpmem_fabric_handle(struct xpmem_fabric *fab, struct xpmem_peer *peer,
-				       const struct xpmem_wire_msg *m, u64 *val)
+static int xpmem_fabric_handle(struct xpmem_fabric *fab, struct xpmem_peer *peer,
+			       const struct xpmem_wire_msg *m, const char **why, u64 *val)
 {
 	u64 cookie = le64_to_cpu(m->payload[0]);
+	u16 type = le16_to_cpu(m->type);
 
+	*why = NULL;
 	*val = le16_to_cpu(m->version);
 	if (*val != XPMEM_WIRE_VERSION)
-		return "wire version";
-	*val = le16_to_cpu(m->src);
-	if (*val != peer->id)
-		return "source is not the ring's";
-	*val = le16_to_cpu(m->dst);
-	if (*val != fab->me)
-		return "destination is not us";
-	*val = le32_to_cpu(m->len);
-	if (*val > sizeof(m->payload))
-		return "payload length";
+		*why = "wire version";
+	else if ((*val = le16_to_cpu(m->src)) != peer->id)
+		*why = "source is not the ring's";
+	else if ((*val = le16_to_cpu(m->dst)) != fab->me)
+		*why = "destination is not us";
+	else if ((*val = type) == 0 || type >= XPMEM_MSG_TYPES)
+		*why = "unknown type";
+	else if ((*val = le32_to_cpu(m->len)) != xpmem_msg_len[type])
+		*why = "payload length";
+	if (*why)
+		return -EINVAL;
 
-	switch (le16_to_cpu(m->type)) {
+	switch (type) {
 	case XPMEM_MSG_PING:
-		if (*val != sizeof(u64))
-			return "ping length";
 		/* a full ring drops the reply; the pinger times out */
 		xpmem_fabric_send(fab, peer->id, XPMEM_MSG_PONG, &cookie, 1);
-		break;
+		return 0;
 	case XPMEM_MSG_PONG:
-		if (*val != sizeof(u64))
-			return "pong length";
 		if (cookie && cookie == READ_ONCE(xpmem_ping_cookie)) {
 			WRITE_ONCE(xpmem_ping_cookie, 0);
 			complete(&xpmem_ping_done);
 		}
-		break;
+		return 0;
 	default:
-		*val = le16_to_cpu(m->type);
-		return "unknown type";
+		return xpmem_remote_rx(peer->id, type, m->payload, why, val);
 	}
-	return NULL;
 }
 
 /* consume ring[peer][me]; returns true if anything was there */
@@ -230,23 +352,25 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	/* read the entries only after the head that published them */
 	smp_rmb();
 	while (tail != head) {
+		const char *why = NULL;
+		u64 val = 0;
+		int ret = 0;
+
 		/* copy first: the producer's memory is not ours to trust */
 		memcpy(&m, &ring->msg[tail & (XPMEM_RING_ENTRIES - 1)], sizeof(m));
+		if (peer->state == XPMEM_PEER_ALIVE)
+			ret = xpmem_fabric_handle(fab, peer, &m, &why, &val);
+		if (ret == -EAGAIN)
+			break;		/* leave it in the ring: back-pressure */
 		tail++;
 		/* finish reading the entry before handing its slot back */
 		smp_mb();
 		WRITE_ONCE(ring->tail, cpu_to_le64(tail));
-		if (peer->state == XPMEM_PEER_ALIVE) {
-			const char *why;
-			u64 val;
-
-			why = xpmem_fabric_handle(fab, peer, &m, &val);
-			if (why) {
-				xpmem_fabric_bad(peer, why, val);
-			} else {
-				atomic64_inc(&peer->rx);
-				xpmem_count(fabric_rx);
-			}
+		if (why) {
+			xpmem_fabric_bad(peer, why, val);
+		} else if (peer->state == XPMEM_PEER_ALIVE) {
+			atomic64_inc(&peer->rx);
+			xpmem_count(fabric_rx);
 		}
 		any = true;
 	}
@@ -255,15 +379,25 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 
 /* ---- presence: heartbeats, restarts, death ------------------------------ */
 
-static void xpmem_peer_set_state(struct xpmem_peer *peer, enum xpmem_peer_state state)
+static void xpmem_peer_set_state(struct xpmem_fabric *fab, struct xpmem_peer *peer,
+				 enum xpmem_peer_state state)
 {
-	if (peer->state == state)
+	enum xpmem_peer_state old = peer->state;
+
+	if (old == state)
 		return;
 	pr_info("xpmem: partition %d is %s (was %s)\n", peer->id,
 		xpmem_peer_state_name[state], xpmem_peer_state_name[peer->state]);
 	if (state == XPMEM_PEER_DEAD)
 		xpmem_count(fabric_peers_dead);
 	WRITE_ONCE(peer->state, state);
+	/*
+	 * Whatever was shared with that incarnation is over: fail its
+	 * requests, complete the acks we waited for, revoke its mappings
+	 * (xpmem_remote_*.c; only non-sleeping work here, the rest queued).
+	 */
+	if (old == XPMEM_PEER_ALIVE)
+		xpmem_remote_peer_down(peer->id);
 }
 
 static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
@@ -282,14 +416,32 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 		/* first sight, or a restart: a new incarnation, fresh state */
 		if (peer->nonce)
 			pr_info("xpmem: partition %d restarted\n", peer->id);
+		WRITE_ONCE(fab->mbox->slot[fab->me].fenced[peer->id], 0);
+		WRITE_ONCE(peer->fence_request, false);
 		peer->nonce = nonce;
 		peer->last_beat = beat;
 		peer->beat_jiffies = jiffies;
-		xpmem_peer_set_state(peer, XPMEM_PEER_ABSENT);
+		xpmem_peer_set_state(fab, peer, XPMEM_PEER_ABSENT);
 		return;
 	}
 	if (state == XPMEM_SLOT_LEAVING) {
-		xpmem_peer_set_state(peer, XPMEM_PEER_LEFT);
+		xpmem_peer_set_state(fab, peer, XPMEM_PEER_LEFT);
+		return;
+	}
+	if (peer->state == XPMEM_PEER_ALIVE && READ_ONCE(peer->fence_request)) {
+		/* it stopped answering though it beats: cut it off, tell it */
+		pr_err("xpmem: fencing partition %d: %s\n", peer->id,
+		       READ_ONCE(peer->fence_why));
+		WRITE_ONCE(fab->mbox->slot[fab->me].fenced[peer->id],
+			   cpu_to_le64(nonce));
+		xpmem_peer_set_state(fab, peer, XPMEM_PEER_DEAD);
+		return;
+	}
+	if (peer->state == XPMEM_PEER_ALIVE &&
+	    le64_to_cpu(READ_ONCE(s->fenced[fab->me])) == fab->nonce) {
+		/* it fenced us: it no longer honours anything we share */
+		pr_err("xpmem: partition %d fenced this partition\n", peer->id);
+		xpmem_peer_set_state(fab, peer, XPMEM_PEER_DEAD);
 		return;
 	}
 	if (beat != peer->last_beat) {
@@ -297,13 +449,13 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 		peer->beat_jiffies = jiffies;
 		/* a dead partition stays fenced until it restarts */
 		if (peer->state == XPMEM_PEER_ABSENT && state == XPMEM_SLOT_UP)
-			xpmem_peer_set_state(peer, XPMEM_PEER_ALIVE);
+			xpmem_peer_set_state(fab, peer, XPMEM_PEER_ALIVE);
 		return;
 	}
 	if (peer->state == XPMEM_PEER_ALIVE &&
 	    time_after(jiffies, peer->beat_jiffies +
-				msecs_to_jiffies(READ_ONCE(xpmem_peer_timeout_ms))))
-		xpmem_peer_set_state(peer, XPMEM_PEER_DEAD);
+				msecs_to_jiffies(xpmem_fabric_timeout_ms())))
+		xpmem_peer_set_state(fab, peer, XPMEM_PEER_DEAD);
 }
 
 static void xpmem_fabric_beat(struct xpmem_fabric *fab)
@@ -330,6 +482,9 @@ static int xpmem_fabric_poll(void *arg)
 		if (time_after_eq(jiffies, next_beat)) {
 			xpmem_fabric_beat(fab);
 			next_beat = jiffies + msecs_to_jiffies(XPMEM_HEARTBEAT_MS);
+			for (p = 0; p < XPMEM_MAX_PARTITIONS; p++)
+				if (fab->peer[p].state == XPMEM_PEER_ALIVE)
+					xpmem_remote_tick(p);
 		}
 		for (p = 0; p < XPMEM_MAX_PARTITIONS; p++) {
 			if (p == fab->me)
@@ -396,6 +551,8 @@ static int xpmem_fabric_start(struct pci_dev *pdev)
 	WRITE_ONCE(own->version, cpu_to_le32(XPMEM_WIRE_VERSION));
 	WRITE_ONCE(own->nonce, cpu_to_le64(fab->nonce));
 	WRITE_ONCE(own->heartbeat, 0);
+	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++)
+		WRITE_ONCE(own->fenced[p], 0);
 	WRITE_ONCE(own->state, cpu_to_le32(XPMEM_SLOT_UP));
 	/* the slot is complete before it claims to be one */
 	smp_wmb();
@@ -406,7 +563,7 @@ static int xpmem_fabric_start(struct pci_dev *pdev)
 		ret = PTR_ERR(fab->poller);
 		goto err_unmap;
 	}
-	xpmem_fabric = fab;
+	rcu_assign_pointer(xpmem_fabric_rcu, fab);
 	dev_info(&pdev->dev, "xpmem: partition %d on the fabric, mailbox %pa+%pa\n",
 		 fab->me, &start, &len);
 	return 0;
@@ -421,7 +578,15 @@ err_free:
 
 static void xpmem_fabric_stop(struct xpmem_fabric *fab)
 {
+	int p;
+
+	RCU_INIT_POINTER(xpmem_fabric_rcu, NULL);
+	synchronize_rcu();	/* no sender still looks at fab */
 	kthread_stop(fab->poller);
+	/* as if every peer went away: fail, ack and revoke what they share */
+	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++)
+		if (fab->peer[p].state == XPMEM_PEER_ALIVE)
+			xpmem_peer_set_state(fab, &fab->peer[p], XPMEM_PEER_LEFT);
 	/* tell the peers this is a clean leave, not a failure */
 	WRITE_ONCE(fab->mbox->slot[fab->me].state, cpu_to_le32(XPMEM_SLOT_LEAVING));
 	memunmap(fab->mbox);
@@ -450,7 +615,7 @@ static int xpmem_fabric_probe(struct pci_dev *pdev, const struct pci_device_id *
 
 	mutex_lock(&xpmem_fabric_lock);
 	if (slot == XPMEM_MAILBOX_SLOT) {
-		ret = xpmem_fabric ? -EBUSY : xpmem_fabric_start(pdev);
+		ret = xpmem_fabric_locked() ? -EBUSY : xpmem_fabric_start(pdev);
 	} else {
 		int p = slot - XPMEM_WINDOW_SLOT0;
 
@@ -474,9 +639,8 @@ static void xpmem_fabric_remove(struct pci_dev *pdev)
 	unsigned int slot = PCI_SLOT(pdev->devfn);
 
 	mutex_lock(&xpmem_fabric_lock);
-	if (xpmem_fabric && xpmem_fabric->pdev == pdev) {
-		xpmem_fabric_stop(xpmem_fabric);
-		xpmem_fabric = NULL;
+	if (xpmem_fabric_locked() && xpmem_fabric_locked()->pdev == pdev) {
+		xpmem_fabric_stop(xpmem_fabric_locked());
 	} else if (slot >= XPMEM_WINDOW_SLOT0 &&
 		   slot < XPMEM_WINDOW_SLOT0 + XPMEM_MAX_PARTITIONS) {
 		int p = slot - XPMEM_WINDOW_SLOT0;
@@ -509,7 +673,7 @@ static int xpmem_partitions_show(struct seq_file *m, void *unused)
 	int p;
 
 	mutex_lock(&xpmem_fabric_lock);
-	fab = xpmem_fabric;
+	fab = xpmem_fabric_locked();
 	if (!fab) {
 		seq_puts(m, "not on a fabric (module parameter partition unset or no mailbox)\n");
 		goto out;
@@ -544,7 +708,7 @@ static int xpmem_ping_run(int dst, unsigned int count)
 	int ret = 0;
 
 	mutex_lock(&xpmem_fabric_lock);
-	fab = xpmem_fabric;
+	fab = xpmem_fabric_locked();
 	if (!fab || dst < 0 || dst >= XPMEM_MAX_PARTITIONS || dst == fab->me) {
 		mutex_unlock(&xpmem_fabric_lock);
 		return fab ? -EINVAL : -ENODEV;

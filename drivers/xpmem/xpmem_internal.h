@@ -67,6 +67,15 @@ struct xpmem_counters {
 	atomic_long_t fabric_rx;		/* messages accepted */
 	atomic_long_t fabric_bad;		/* messages dropped as malformed */
 	atomic_long_t fabric_peers_dead;	/* partitions declared dead */
+	/* cross-partition memory (xpmem_export.c, xpmem_import.c) */
+	atomic_long_t exports;		/* live: permits partitions hold here */
+	atomic_long_t export_atts;	/* live: their attachments (rmap entries) */
+	atomic_long_t export_faults;	/* pages resolved for a partition */
+	atomic_long_t export_invals;	/* invalidations sent to partitions */
+	atomic_long_t export_acks;	/* ... and acknowledged by them */
+	atomic_long_t export_fenced_acks; /* ... ended by the peer's death */
+	atomic_long_t import_faults;	/* remote faults resolved by an owner */
+	atomic_long_t import_invals;	/* invalidations received and done */
 };
 
 extern struct xpmem_counters xpmem_stats;
@@ -144,6 +153,8 @@ void xpmem_rmap_remove(struct xpmem_mm *xmm, struct xpmem_rmap *rmap);
 unsigned long xpmem_rmap_read_begin(struct xpmem_mm *xmm,
 				    struct xpmem_rmap *rmap);
 bool xpmem_rmap_read_retry(struct xpmem_rmap *rmap, unsigned long seq);
+int xpmem_rmap_publish(struct xpmem_mm *xmm, struct xpmem_rmap *rmap,
+		       unsigned long seq, int (*publish)(void *arg), void *arg);
 void xpmem_rmap_revoke(struct xpmem_mm *xmm, struct xpmem_rmap *rmap);
 void xpmem_inval_ack(struct xpmem_inval *inv);
 int xpmem_mm_init(void);
@@ -161,6 +172,8 @@ struct xpmem_file {
 
 struct xpmem_segment {
 	struct kref ref;
+	struct rcu_head rcu;		/* looked up under RCU */
+	struct list_head exports;	/* xpmem_export.c, under lock */
 	xpmem_segid_t segid;
 	u32 slot;
 	pid_t tgid;			/* thread group that made it */
@@ -179,14 +192,21 @@ struct xpmem_segment {
 
 struct xpmem_access {
 	struct kref ref;
+	struct rcu_head rcu;		/* looked up under RCU */
 	xpmem_apid_t apid;
 	u32 slot;
 	pid_t tgid;			/* the only thread group that may use it */
 	struct xpmem_file *owner;
 	struct list_head file_node;	/* in owner->accesses */
-	struct xpmem_segment *seg;
+	struct xpmem_segment *seg;	/* NULL: a segment of another partition */
 	struct list_head seg_node;	/* in seg->accesses */
 	bool writable;
+
+	/* a permit on another partition's segment (seg == NULL) */
+	int remote_peer;		/* the owning partition, -1: local */
+	u64 remote_gen;			/* its incarnation, xpmem_remote_gen() */
+	u64 remote_handle;		/* the owner's name for the permit */
+	unsigned long remote_size;	/* the segment's size */
 
 	struct mutex lock;		/* protects attachments, released */
 	struct list_head attachments;
@@ -198,6 +218,10 @@ int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
 int xpmem_segment_remove(struct xpmem_file *xf, xpmem_segid_t segid);
 int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 		     xpmem_apid_t *apid);
+struct xpmem_segment *xpmem_segment_get_for_peer(xpmem_segid_t segid, bool writable,
+						 u32 euid, u32 egid, int *err);
+void xpmem_segment_put(struct xpmem_segment *seg);
+int xpmem_id_partition(s64 id);
 int xpmem_access_release(struct xpmem_file *xf, xpmem_apid_t apid);
 struct xpmem_access *xpmem_access_lookup(xpmem_apid_t apid);
 void xpmem_access_put(struct xpmem_access *ap);
@@ -208,9 +232,19 @@ void xpmem_segment_ids_destroy(void);
 
 struct xpmem_attachment {
 	struct kref ref;
-	struct xpmem_rmap rmap;		/* source range, in ap->seg->xmm */
+	/*
+	 * Local: the source range, an entry of ap->seg->xmm's reverse map.
+	 * Remote (xmm == NULL): not in any reverse map; its invalidate_seq
+	 * is this partition's sequence of the owner's invalidations of it.
+	 */
+	struct xpmem_rmap rmap;
 	struct xpmem_access *ap;
-	struct xpmem_mm *xmm;		/* == ap->seg->xmm, cached */
+	struct xpmem_mm *xmm;		/* == ap->seg->xmm, cached; NULL: remote */
+	/* remote: where the pages are, and the owner's name for it */
+	int peer;
+	u64 remote_handle;
+	u32 cookie;			/* slot in xpmem_imports, our name for it */
+	struct rcu_head rcu;
 	unsigned long src_start, size;
 	bool writable;
 	bool revoked;			/* WRITE_ONCE under ap->lock */
@@ -242,8 +276,15 @@ struct xpmem_attachment {
 
 int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 		 unsigned long size, unsigned long *vaddr);
+int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
+		   struct page **page);
+int xpmem_install(struct vm_area_struct *vma, unsigned long addr,
+		  unsigned long pfn, bool write, struct xpmem_rmap *rmap,
+		  unsigned long seq);
+vm_fault_t xpmem_errno_to_fault(int err);
 int xpmem_detach(unsigned long vaddr);
 void xpmem_attachment_revoke(struct xpmem_attachment *att);
+void xpmem_att_release(struct kref *ref);
 int xpmem_attach_init(void);
 void xpmem_attach_exit(void);
 
@@ -258,5 +299,54 @@ struct dentry;
 int xpmem_fabric_init(void);
 void xpmem_fabric_exit(void);
 void xpmem_fabric_debugfs(struct dentry *dir);
+int xpmem_fabric_me(void);
+int xpmem_fabric_send_msg(int dst, u16 type, const u64 *payload,
+			  unsigned int npayload);
+int xpmem_fabric_send_wait(int dst, u16 type, const u64 *payload,
+			   unsigned int npayload);
+bool xpmem_fabric_peer_alive(int p);
+bool xpmem_fabric_window(int p, phys_addr_t *start, phys_addr_t *len);
+void xpmem_fabric_fence(int p, const char *why);
+unsigned int xpmem_fabric_timeout_ms(void);
+void xpmem_fabric_count_bad(int p, const char *why, u64 val);
+
+/* ---- the memory protocol between partitions (xpmem_remote.c) ------------ */
+
+#define XPMEM_PAYLOAD_WORDS	5
+/* invalidations an owner may have outstanding per peer (a power of two) */
+#define XPMEM_ACK_SLOTS		256
+
+int xpmem_remote_rx(int src, u16 type, const __le64 *payload,
+		    const char **why, u64 *val);
+void xpmem_remote_peer_down(int p);
+void xpmem_remote_tick(int p);
+u64 xpmem_remote_gen(int p);
+int xpmem_rpc_call(int dst, u16 type, u64 *req, unsigned int nreq,
+		   u64 *reply, bool killable);
+bool xpmem_remote_is_zap_worker(void);
+int xpmem_remote_init(void);
+void xpmem_remote_exit(void);
+
+/* owner side: our memory used by other partitions (xpmem_export.c) */
+void xpmem_export_request(int peer, u64 gen, u16 type, const u64 *p);
+void xpmem_export_ack(int peer, u64 id);
+void xpmem_export_peer_down(int peer);
+void xpmem_export_peer_cleanup(int peer);
+void xpmem_export_check_acks(int peer);
+void xpmem_export_segment_destroy(struct xpmem_segment *seg);
+void xpmem_export_init(void);
+void xpmem_export_exit(void);
+
+/* attacher side: other partitions' memory used here (xpmem_import.c) */
+int xpmem_import_get(int peer, xpmem_segid_t segid, bool writable,
+		     struct xpmem_access *ap);
+void xpmem_import_release(struct xpmem_access *ap);
+int xpmem_import_attach(struct xpmem_attachment *att, unsigned long offset);
+void xpmem_import_detach(struct xpmem_attachment *att);
+vm_fault_t xpmem_import_fault(struct vm_fault *vmf, struct xpmem_attachment *att,
+			      unsigned long off, bool write);
+void xpmem_import_revoke(struct xpmem_attachment *att);
+void xpmem_import_inval(int peer, u64 gen, const u64 *p);
+void xpmem_import_peer_cleanup(int peer);
 
 #endif /* _XPMEM_INTERNAL_H */

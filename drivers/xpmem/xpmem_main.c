@@ -231,13 +231,18 @@ static int __init xpmem_init(void)
 	if (ret)
 		goto err_attach;
 	xpmem_debugfs_init();
-	ret = xpmem_fabric_init();
+	ret = xpmem_remote_init();
 	if (ret)
 		goto err_misc;
+	ret = xpmem_fabric_init();
+	if (ret)
+		goto err_remote;
 	pr_info("xpmem: version %s loaded (/dev/%s)\n",
 		XPMEM_CURRENT_VERSION_STRING, XPMEM_MODULE_NAME);
 	return 0;
 
+err_remote:
+	xpmem_remote_exit();
 err_misc:
 	xpmem_debugfs_exit();
 	misc_deregister(&xpmem_miscdev);
@@ -251,6 +256,7 @@ err_mm:
 static void __exit xpmem_exit(void)
 {
 	xpmem_fabric_exit();
+	xpmem_remote_exit();
 	xpmem_debugfs_exit();
 	misc_deregister(&xpmem_miscdev);
 	xpmem_attach_exit();

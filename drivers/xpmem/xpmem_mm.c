@@ -61,11 +61,12 @@ static struct workqueue_struct *xpmem_inval_wq;
 
 static void xpmem_inval_work_fn(struct work_struct *work);
 
+/* the local invalidation worker, or the one zapping for a remote owner */
 static bool xpmem_in_inval_worker(void)
 {
 	struct work_struct *w = current_work();
 
-	return w && w->func == xpmem_inval_work_fn;
+	return (w && w->func == xpmem_inval_work_fn) || xpmem_remote_is_zap_worker();
 }
 
 static inline struct xpmem_mm *to_xmm(struct mmu_notifier *mn)
@@ -142,6 +143,26 @@ bool xpmem_rmap_read_retry(struct xpmem_rmap *rmap, unsigned long seq)
 	/* orders our page table population before the sequence load */
 	smp_mb();
 	return READ_ONCE(rmap->invalidate_seq) != seq;
+}
+
+/*
+ * For a secondary mapping that is not a page table here (a partition):
+ * run @publish (which must not sleep: it puts a reply in a ring) only if
+ * no invalidation hit @rmap since xpmem_rmap_read_begin() returned @seq,
+ * else return -EAGAIN.  An invalidation marks its entries under seq_lock
+ * before it tells anyone, so whatever @publish sends is ordered before
+ * the invalidation's own message.
+ */
+int xpmem_rmap_publish(struct xpmem_mm *xmm, struct xpmem_rmap *rmap,
+		       unsigned long seq, int (*publish)(void *arg), void *arg)
+{
+	int ret = -EAGAIN;
+
+	spin_lock(&xmm->seq_lock);
+	if (rmap->invalidate_seq == seq)
+		ret = publish(arg);
+	spin_unlock(&xmm->seq_lock);
+	return ret;
 }
 
 /* ---- the reverse map ---------------------------------------------------- */

@@ -29,27 +29,46 @@
 #include <linux/xarray.h>
 
 #include "xpmem_internal.h"
+#include "xpmem_wire.h"
 
 static DEFINE_XARRAY_ALLOC1(xpmem_segments);
 static DEFINE_XARRAY_ALLOC1(xpmem_accesses);
 static u32 xpmem_segment_next, xpmem_access_next;
 
+/* The id's partition field: 0 off a fabric, partition + 1 on one. */
+static u64 xpmem_id_field(void)
+{
+	return xpmem_fabric_me() + 1;
+}
+
 static s64 xpmem_make_id(u32 slot)
 {
 	u64 tag = get_random_u32() & XPMEM_ID_TAG_MASK;
 
-	return (s64)((tag << XPMEM_ID_TAG_SHIFT) | slot);
+	return (s64)((xpmem_id_field() << XPMEM_ID_PARTITION_SHIFT) |
+		     (tag << XPMEM_ID_TAG_SHIFT) | slot);
 }
 
-/* Returns the slot of a well-formed local id, or 0. */
+/* The partition that owns a well-formed id if it is not this one, or -1. */
+int xpmem_id_partition(s64 id)
+{
+	u64 field = ((u64)id >> XPMEM_ID_PARTITION_SHIFT) & XPMEM_ID_PARTITION_MASK;
+
+	if (id <= 0 || !field || field == xpmem_id_field() ||
+	    field > XPMEM_MAX_PARTITIONS)
+		return -1;
+	return field - 1;
+}
+
+/* Returns the slot of a well-formed id of this partition, or 0. */
 static u32 xpmem_id_slot(s64 id)
 {
 	u64 v = (u64)id;
 
 	if (id <= 0)
 		return 0;
-	if ((v >> XPMEM_ID_PARTITION_SHIFT) & XPMEM_ID_PARTITION_MASK)
-		return 0;	/* remote partitions: not in this build */
+	if (((v >> XPMEM_ID_PARTITION_SHIFT) & XPMEM_ID_PARTITION_MASK) != xpmem_id_field())
+		return 0;	/* another partition's, or none */
 	return v & XPMEM_ID_SLOT_MASK;
 }
 
@@ -60,11 +79,11 @@ static void xpmem_segment_free(struct kref *ref)
 	struct xpmem_segment *seg = container_of(ref, struct xpmem_segment, ref);
 
 	xpmem_mm_put(seg->xmm);
-	kfree(seg);
+	kfree_rcu(seg, rcu);	/* xpmem_segment_lookup() runs under RCU */
 	xpmem_uncount(segments);
 }
 
-static void xpmem_segment_put(struct xpmem_segment *seg)
+void xpmem_segment_put(struct xpmem_segment *seg)
 {
 	kref_put(&seg->ref, xpmem_segment_free);
 }
@@ -122,6 +141,7 @@ int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
 	seg->mode = mode;
 	mutex_init(&seg->lock);
 	INIT_LIST_HEAD(&seg->accesses);
+	INIT_LIST_HEAD(&seg->exports);
 	xpmem_count(segments);
 
 	/* publish last: a lookup may find it as soon as it is stored */
@@ -163,6 +183,7 @@ static void xpmem_segment_destroy(struct xpmem_segment *seg)
 	seg->removed = true;
 	list_for_each_entry(ap, &seg->accesses, seg_node)
 		xpmem_access_revoke_all(ap);
+	xpmem_export_segment_destroy(seg);	/* other partitions' permits */
 	mutex_unlock(&seg->lock);
 	xpmem_segment_put(seg);	/* the id's reference */
 }
@@ -198,22 +219,56 @@ int xpmem_segment_remove(struct xpmem_file *xf, xpmem_segid_t segid)
  * XPMEM_PERMIT_MODE: the caller's effective ids against the owner's,
  * like a file's mode.  CAP_DAC_OVERRIDE bypasses it, as for files.
  */
-static int xpmem_check_permit(struct xpmem_segment *seg, bool writable)
+static bool xpmem_mode_allows(struct xpmem_segment *seg, bool writable,
+			      bool owner, bool group)
 {
 	umode_t need = writable ? 0222 : 0444;
 	umode_t mode = seg->mode;
 
-	if (uid_eq(current_euid(), seg->uid))
+	if (owner)
 		mode &= 0700;
-	else if (in_egroup_p(seg->gid))
+	else if (group)
 		mode &= 0070;
 	else
 		mode &= 0007;
-	if (mode & need)
+	return mode & need;
+}
+
+static int xpmem_check_permit(struct xpmem_segment *seg, bool writable)
+{
+	if (xpmem_mode_allows(seg, writable, uid_eq(current_euid(), seg->uid),
+			      in_egroup_p(seg->gid)))
 		return 0;
 	if (capable(CAP_DAC_OVERRIDE))
 		return 0;
 	return -EACCES;
+}
+
+/*
+ * GET from another partition: the requester's effective uid and gid as
+ * numbers of the initial user namespace (partitions of one machine share
+ * one id space, as the nodes of a cluster do).  No capability crosses a
+ * partition: root there is nobody special here.  Returns the segment
+ * referenced, or NULL with *err set.
+ */
+struct xpmem_segment *xpmem_segment_get_for_peer(xpmem_segid_t segid, bool writable,
+						 u32 euid, u32 egid, int *err)
+{
+	kuid_t uid = make_kuid(&init_user_ns, euid);
+	kgid_t gid = make_kgid(&init_user_ns, egid);
+	struct xpmem_segment *seg = xpmem_segment_lookup(segid);
+
+	if (!seg) {
+		*err = -ENOENT;
+		return NULL;
+	}
+	if (!uid_valid(uid) || !gid_valid(gid) ||
+	    !xpmem_mode_allows(seg, writable, uid_eq(uid, seg->uid), gid_eq(gid, seg->gid))) {
+		xpmem_segment_put(seg);
+		*err = -EACCES;
+		return NULL;
+	}
+	return seg;
 }
 
 /* ---- access permits ------------------------------------------------------- */
@@ -223,8 +278,9 @@ static void xpmem_access_free(struct kref *ref)
 	struct xpmem_access *ap = container_of(ref, struct xpmem_access, ref);
 
 	WARN_ON_ONCE(!list_empty(&ap->attachments));
-	xpmem_segment_put(ap->seg);
-	kfree(ap);
+	if (ap->seg)
+		xpmem_segment_put(ap->seg);
+	kfree_rcu(ap, rcu);	/* xpmem_access_lookup() runs under RCU */
 	xpmem_uncount(accesses);
 }
 
@@ -255,21 +311,38 @@ struct xpmem_access *xpmem_access_lookup(xpmem_apid_t apid)
 	return ap;
 }
 
+/* Take @ap off its segment, or give a remote permit back to its owner. */
+static void xpmem_access_unlink(struct xpmem_access *ap)
+{
+	struct xpmem_segment *seg = ap->seg;
+
+	if (!seg) {
+		xpmem_import_release(ap);
+		return;
+	}
+	mutex_lock(&seg->lock);
+	list_del_init(&ap->seg_node);
+	mutex_unlock(&seg->lock);
+}
+
 int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 		     xpmem_apid_t *apid)
 {
-	struct xpmem_segment *seg;
+	struct xpmem_segment *seg = NULL;
 	struct xpmem_access *ap;
-	int ret;
+	int peer, ret;
 
 	if (segid <= 0)
 		return -EINVAL;
-	seg = xpmem_segment_lookup(segid);
-	if (!seg)
-		return -ENOENT;
-	ret = xpmem_check_permit(seg, writable);
-	if (ret)
-		goto err_put_seg;
+	peer = xpmem_id_partition(segid);
+	if (peer < 0) {
+		seg = xpmem_segment_lookup(segid);
+		if (!seg)
+			return -ENOENT;
+		ret = xpmem_check_permit(seg, writable);
+		if (ret)
+			goto err_put_seg;
+	}
 
 	ret = -ENOMEM;
 	ap = kzalloc(sizeof(*ap), GFP_KERNEL);
@@ -280,26 +353,35 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 	ap->tgid = current->tgid;
 	ap->owner = xf;
 	ap->writable = writable;
+	ap->remote_peer = -1;
 	mutex_init(&ap->lock);
 	INIT_LIST_HEAD(&ap->attachments);
+	INIT_LIST_HEAD(&ap->seg_node);
 	xpmem_count(accesses);
 
-	mutex_lock(&seg->lock);
-	if (seg->removed) {
+	if (seg) {
+		mutex_lock(&seg->lock);
+		if (seg->removed) {
+			mutex_unlock(&seg->lock);
+			xpmem_access_put(ap);
+			return -ENOENT;
+		}
+		list_add_tail(&ap->seg_node, &seg->accesses);
 		mutex_unlock(&seg->lock);
-		xpmem_access_put(ap);
-		return -ENOENT;
+	} else {
+		/* the owning partition checks the permit */
+		ret = xpmem_import_get(peer, segid, writable, ap);
+		if (ret) {
+			xpmem_access_put(ap);
+			return ret;
+		}
 	}
-	list_add_tail(&ap->seg_node, &seg->accesses);
-	mutex_unlock(&seg->lock);
 
 	ret = xa_alloc_cyclic(&xpmem_accesses, &ap->slot, NULL,
 			      XA_LIMIT(1, U32_MAX), &xpmem_access_next,
 			      GFP_KERNEL);
 	if (ret < 0) {
-		mutex_lock(&seg->lock);
-		list_del(&ap->seg_node);
-		mutex_unlock(&seg->lock);
+		xpmem_access_unlink(ap);
 		xpmem_access_put(ap);
 		return ret == -EBUSY ? -ENOSPC : ret;
 	}
@@ -313,20 +395,17 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 	return 0;
 
 err_put_seg:
-	xpmem_segment_put(seg);
+	if (seg)
+		xpmem_segment_put(seg);
 	return ret;
 }
 
 /* Withdraw @ap: its id stops working and its attachments fault SIGBUS. */
 static void xpmem_access_destroy(struct xpmem_access *ap)
 {
-	struct xpmem_segment *seg = ap->seg;
-
 	xa_erase(&xpmem_accesses, ap->slot);
 	xpmem_access_revoke_all(ap);
-	mutex_lock(&seg->lock);
-	list_del(&ap->seg_node);
-	mutex_unlock(&seg->lock);
+	xpmem_access_unlink(ap);
 	xpmem_access_put(ap);	/* the id's reference */
 }
 

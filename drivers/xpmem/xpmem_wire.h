@@ -24,7 +24,7 @@
 #include <linux/types.h>
 
 #define XPMEM_FABRIC_MAGIC	0x4241464d454d5058ULL	/* "XPMEMFAB" */
-#define XPMEM_WIRE_VERSION	1
+#define XPMEM_WIRE_VERSION	2
 #define XPMEM_MAX_PARTITIONS	4
 #define XPMEM_RING_ENTRIES	128	/* a power of two */
 #define XPMEM_MAILBOX_SCRATCH	(512 * 1024)
@@ -42,12 +42,41 @@ struct xpmem_wire_slot {
 	__le64 heartbeat;	/* incremented every XPMEM_HEARTBEAT_MS */
 	__le32 version;
 	__le32 state;		/* enum xpmem_slot_state */
-	__le64 reserved[4];
+	/*
+	 * fenced[p]: the nonce of partition p's incarnation that this one
+	 * declared dead (it stopped answering) and fenced; 0 if none.
+	 * Partition p, finding its own nonce there, drops everything it
+	 * shares with this one until one of the two restarts.
+	 */
+	__le64 fenced[XPMEM_MAX_PARTITIONS];
 };
 
+/*
+ * Message types and their payload words.  "req" is the requester's id for
+ * the request, echoed in the reply; "handle" names an object the owner
+ * created for the requester (tagged, checked against the sender); errors
+ * are negative errnos.  Requests go owner-ward, replies and invalidations
+ * come back (docs/partitions.md).
+ */
 enum xpmem_msg_type {
-	XPMEM_MSG_PING = 1,	/* payload[0]: cookie, echoed by PONG */
+	XPMEM_MSG_PING = 1,	/* cookie; echoed by PONG */
 	XPMEM_MSG_PONG = 2,
+	/* requests, to the owner of a segment; every one is answered by REPLY */
+	XPMEM_MSG_GET = 3,	/* req, segid, writable, euid, egid */
+	XPMEM_MSG_RELEASE = 4,	/* req, permit handle */
+	XPMEM_MSG_ATTACH = 5,	/* req, permit handle, offset, size, cookie */
+	XPMEM_MSG_DETACH = 6,	/* req, attachment handle */
+	XPMEM_MSG_FAULT = 7,	/* req, attachment handle, offset | write (bit 0) */
+	/*
+	 * req, error, then per request: GET: permit handle, segment size;
+	 * ATTACH: attachment handle; FAULT: the page's physical address in
+	 * the owner.  -EAGAIN: the owner's queue was full, ask again.
+	 */
+	XPMEM_MSG_REPLY = 8,
+	/* from the owner: zap, then ACK with the same id */
+	XPMEM_MSG_INVAL = 9,	/* ack id, cookie, start offset, end offset */
+	XPMEM_MSG_ACK = 10,	/* ack id */
+	XPMEM_MSG_TYPES
 };
 
 /* a message: fixed size, so a ring entry never straddles anything */

@@ -1,0 +1,661 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xpmem_export.c - the owner's side of cross-partition export: permits
+ * and attachments that other partitions hold on our segments, the faults
+ * we resolve for them, and the invalidations we send them and wait for.
+ *
+ * Objects:
+ *   xpmem_export      a permit a peer got on one of our segments (GET).
+ *                     It references the segment; it is named on the wire
+ *                     by a tagged handle that only works for that peer in
+ *                     that incarnation (gen).
+ *   xpmem_export_att  an attachment the peer made through it (ATTACH):
+ *                     a range of the segment, and an entry of the
+ *                     exporting mm's reverse map (xpmem_mm.c), so every
+ *                     invalidation of the range reaches it.
+ *
+ * A fault (FAULT) is resolved like a local one: sample the entry's
+ * invalidation sequence, look the page up in the source mm with the mmap
+ * lock held for read, drop the page reference, and publish the page's
+ * physical address to the peer only if no invalidation hit the entry in
+ * between: the reply is put in the ring under the sequence lock
+ * (xpmem_rmap_publish()), and an invalidation marks the entry under that
+ * same lock before it sends INVAL.  The ring is FIFO, so the peer sees
+ * the reply before the INVAL that voids it.  No page stays referenced.
+ *
+ * An invalidation (the rmap entry's ->invalidate, in the xpmem
+ * invalidation worker) takes an ack slot, sends INVAL and returns; the
+ * invalidator sleeps in xpmem_mm.c until the peer's ACK frees the slot.
+ * Bounds: a peer that leaves an ack outstanding for longer than the peer
+ * timeout is fenced (xpmem_export_check_acks(), from the poll thread) and
+ * its death completes every slot it held; its mappings are revoked.
+ * Revocation in the emulated machine means we stop honouring the peer:
+ * no reply, no fault, every rmap entry gone.  The emulation cannot stop
+ * its QEMU from reading our RAM file; real hardware would close the
+ * peer's access in the fabric's firewall before the slots complete.
+ *
+ * Security: a handle is checked against the sending peer and its
+ * generation, offsets against the attachment, pages come only from the
+ * exported range of the segment's own mm (xpmem_src_page() refuses pfn
+ * and attachment vmas), and writes only through writable permits.
+ *
+ * Locks (outer first):
+ *   xpmem_segment.lock -> xpmem_export.lock -> xpmem_mm.rmap_sem
+ *     (segment removal revokes exports; attach inserts rmap entries)
+ *   xpmem_mm.seq_lock -> fabric tx_lock (a fault's reply is sent under
+ *     the sequence lock; neither sleeps)
+ *   ack slots: xpmem_export_peer.lock, a spinlock (poll thread too).
+ * Sleeping: requests are handled in xpmem_export_wq, one worker per
+ * peer; waiting for acks happens in xpmem_mm.c, never under a spinlock.
+ */
+#include <linux/delay.h>
+#include <linux/mm.h>
+#include <linux/pfn.h>
+#include <linux/random.h>
+#include <linux/rcupdate.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/wait.h>
+#include <linux/xarray.h>
+
+#include "xpmem_internal.h"
+#include "xpmem_wire.h"
+
+struct xpmem_export {
+	struct kref ref;
+	struct rcu_head rcu;
+	u64 handle;			/* tag << 32 | slot in xpmem_exports */
+	int peer;
+	u64 gen;			/* the peer's incarnation */
+	struct xpmem_segment *seg;	/* referenced */
+	bool writable;
+	struct list_head seg_node;	/* in seg->exports, under seg->lock */
+	struct mutex lock;		/* atts, released */
+	struct list_head atts;
+	bool released;
+};
+
+struct xpmem_export_att {
+	struct xpmem_rmap rmap;		/* in seg->xmm's reverse map */
+	struct kref ref;
+	struct rcu_head rcu;
+	u64 handle;			/* tag << 32 | slot in xpmem_export_atts */
+	u64 cookie;			/* the peer's name for it, in INVALs */
+	struct xpmem_export *exp;	/* referenced */
+	struct xpmem_mm *xmm;
+	unsigned long src_start, size;
+	bool revoked;
+	struct list_head exp_node;	/* in exp->atts, under exp->lock */
+};
+
+static DEFINE_XARRAY_ALLOC1(xpmem_exports);
+static DEFINE_XARRAY_ALLOC1(xpmem_export_atts);
+
+/* ---- ack slots: invalidations waiting for a peer ---------------------------- */
+
+struct xpmem_ack_slot {
+	struct xpmem_inval *inv;	/* NULL: free */
+	unsigned long sent;		/* jiffies */
+	u16 tag;			/* so a late ack cannot hit a reused slot */
+};
+
+static struct xpmem_export_peer {
+	spinlock_t lock;
+	struct xpmem_ack_slot slot[XPMEM_ACK_SLOTS];
+	unsigned int pending;
+	u16 next_tag;
+	wait_queue_head_t slot_wq;	/* a slot was freed */
+} xpmem_epeer[XPMEM_MAX_PARTITIONS];
+
+static bool xpmem_ack_slot_free(struct xpmem_export_peer *ep, u64 gen, int peer)
+{
+	return READ_ONCE(ep->pending) < XPMEM_ACK_SLOTS || xpmem_remote_gen(peer) != gen;
+}
+
+/* Take a slot for @inv; sleeps while all are in use.  -EHOSTDOWN: peer gone. */
+static int xpmem_ack_slot_get(int peer, u64 gen, struct xpmem_inval *inv, u64 *id)
+{
+	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
+	unsigned int i;
+
+	for (;;) {
+		wait_event(ep->slot_wq, xpmem_ack_slot_free(ep, gen, peer));
+		spin_lock(&ep->lock);
+		/* checked under the lock that xpmem_export_peer_down() takes */
+		if (xpmem_remote_gen(peer) != gen) {
+			spin_unlock(&ep->lock);
+			return -EHOSTDOWN;
+		}
+		for (i = 0; i < XPMEM_ACK_SLOTS; i++)
+			if (!ep->slot[i].inv)
+				break;
+		if (i < XPMEM_ACK_SLOTS)
+			break;
+		spin_unlock(&ep->lock);
+	}
+	ep->slot[i].inv = inv;
+	ep->slot[i].sent = jiffies;
+	ep->slot[i].tag = ++ep->next_tag;
+	ep->pending++;
+	*id = ((u64)ep->slot[i].tag << 16) | i;
+	spin_unlock(&ep->lock);
+	return 0;
+}
+
+/* Free the slot named @id and return its invalidation (NULL: no such). */
+static struct xpmem_inval *xpmem_ack_slot_put(int peer, u64 id)
+{
+	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
+	struct xpmem_inval *inv = NULL;
+	u64 i = id & 0xffff;
+
+	spin_lock(&ep->lock);
+	if (i < XPMEM_ACK_SLOTS && id >> 16 == ep->slot[i].tag && ep->slot[i].inv) {
+		inv = ep->slot[i].inv;
+		ep->slot[i].inv = NULL;
+		ep->pending--;
+	}
+	spin_unlock(&ep->lock);
+	if (inv)
+		wake_up(&ep->slot_wq);
+	return inv;
+}
+
+/* Poll thread: ACK from @peer. */
+void xpmem_export_ack(int peer, u64 id)
+{
+	struct xpmem_inval *inv = xpmem_ack_slot_put(peer, id);
+
+	if (!inv) {
+		xpmem_fabric_count_bad(peer, "ack of no invalidation", id);
+		return;
+	}
+	xpmem_count(export_acks);
+	xpmem_inval_ack(inv);
+}
+
+/* Poll thread: @peer is gone; nothing it holds can be waited for. */
+void xpmem_export_peer_down(int peer)
+{
+	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
+	struct xpmem_inval *done[16];
+	unsigned int i, n;
+
+	do {
+		n = 0;
+		spin_lock(&ep->lock);
+		for (i = 0; i < XPMEM_ACK_SLOTS && n < ARRAY_SIZE(done); i++) {
+			if (!ep->slot[i].inv)
+				continue;
+			done[n++] = ep->slot[i].inv;
+			ep->slot[i].inv = NULL;
+			ep->pending--;
+		}
+		spin_unlock(&ep->lock);
+		for (i = 0; i < n; i++) {
+			xpmem_count(export_fenced_acks);
+			xpmem_inval_ack(done[i]);
+		}
+	} while (n);
+	wake_up_all(&ep->slot_wq);
+}
+
+/* Poll thread, each heartbeat: an ack overdue by a peer timeout fences it. */
+void xpmem_export_check_acks(int peer)
+{
+	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
+	unsigned long limit = msecs_to_jiffies(xpmem_fabric_timeout_ms());
+	bool overdue = false;
+	unsigned int i;
+
+	if (!READ_ONCE(ep->pending))
+		return;
+	spin_lock(&ep->lock);
+	for (i = 0; i < XPMEM_ACK_SLOTS && !overdue; i++)
+		overdue = ep->slot[i].inv && time_after(jiffies, ep->slot[i].sent + limit);
+	spin_unlock(&ep->lock);
+	if (overdue)
+		xpmem_fabric_fence(peer, "an invalidation was not acknowledged in time");
+}
+
+/* ---- lifetime of exports and their attachments ------------------------------- */
+
+static void xpmem_export_free(struct kref *ref)
+{
+	struct xpmem_export *exp = container_of(ref, struct xpmem_export, ref);
+
+	WARN_ON_ONCE(!list_empty(&exp->atts));
+	xpmem_segment_put(exp->seg);
+	kfree_rcu(exp, rcu);
+}
+
+static void xpmem_export_put(struct xpmem_export *exp)
+{
+	kref_put(&exp->ref, xpmem_export_free);
+}
+
+static void xpmem_export_att_free(struct kref *ref)
+{
+	struct xpmem_export_att *att = container_of(ref, struct xpmem_export_att, ref);
+
+	WARN_ON_ONCE(att->rmap.linked);
+	xpmem_export_put(att->exp);
+	kfree_rcu(att, rcu);
+}
+
+static void xpmem_export_att_put(struct xpmem_export_att *att)
+{
+	kref_put(&att->ref, xpmem_export_att_free);
+}
+
+/* The rmap entry's ->invalidate: tell the peer, the ack completes @inv. */
+static void xpmem_export_att_invalidate(struct xpmem_rmap *rmap, unsigned long start,
+					unsigned long end, struct xpmem_inval *inv)
+{
+	struct xpmem_export_att *att = container_of(rmap, struct xpmem_export_att, rmap);
+	int peer = att->exp->peer;
+	u64 p[4];
+
+	if (xpmem_ack_slot_get(peer, att->exp->gen, inv, &p[0])) {
+		xpmem_count(export_fenced_acks);
+		xpmem_inval_ack(inv);	/* the peer is gone: nothing maps it */
+		return;
+	}
+	p[1] = att->cookie;
+	p[2] = start - att->src_start;
+	p[3] = end - att->src_start;
+	xpmem_count(export_invals);
+	if (xpmem_fabric_send_wait(peer, XPMEM_MSG_INVAL, p, 4)) {
+		/* not alive any more; peer_down may have completed it already */
+		inv = xpmem_ack_slot_put(peer, p[0]);
+		if (inv) {
+			xpmem_count(export_fenced_acks);
+			xpmem_inval_ack(inv);
+		}
+	}
+}
+
+static const struct xpmem_rmap_ops xpmem_export_rmap_ops = {
+	.name = "partition",
+	.invalidate = xpmem_export_att_invalidate,
+};
+
+/*
+ * Withdraw @att: no fault is served for it any more and the peer has
+ * zapped (or is dead).  Caller holds att->exp->lock; once only.
+ */
+static void xpmem_export_att_destroy(struct xpmem_export_att *att)
+{
+	xa_erase(&xpmem_export_atts, (u32)att->handle);
+	WRITE_ONCE(att->revoked, true);
+	xpmem_rmap_revoke(att->xmm, &att->rmap);
+	xpmem_rmap_remove(att->xmm, &att->rmap);
+	list_del_init(&att->exp_node);
+	xpmem_uncount(export_atts);
+	xpmem_export_att_put(att);
+}
+
+/* Revoke every attachment of @exp and refuse new ones. */
+static void xpmem_export_revoke(struct xpmem_export *exp)
+{
+	struct xpmem_export_att *att, *tmp;
+
+	mutex_lock(&exp->lock);
+	exp->released = true;
+	list_for_each_entry_safe(att, tmp, &exp->atts, exp_node)
+		xpmem_export_att_destroy(att);
+	mutex_unlock(&exp->lock);
+}
+
+/* The caller took @exp out of xpmem_exports (so it runs once). */
+static void xpmem_export_destroy(struct xpmem_export *exp)
+{
+	struct xpmem_segment *seg = exp->seg;
+
+	xpmem_export_revoke(exp);
+	mutex_lock(&seg->lock);
+	list_del_init(&exp->seg_node);
+	mutex_unlock(&seg->lock);
+	xpmem_uncount(exports);
+	xpmem_export_put(exp);
+}
+
+/* Segment removal (seg->lock held): the peers' attachments go now. */
+void xpmem_export_segment_destroy(struct xpmem_segment *seg)
+{
+	struct xpmem_export *exp;
+
+	lockdep_assert_held(&seg->lock);
+	list_for_each_entry(exp, &seg->exports, seg_node)
+		xpmem_export_revoke(exp);
+}
+
+static struct xpmem_export *xpmem_export_lookup(int peer, u64 gen, u64 handle)
+{
+	struct xpmem_export *exp;
+
+	rcu_read_lock();
+	exp = xa_load(&xpmem_exports, (u32)handle);
+	if (exp && (exp->handle != handle || exp->peer != peer || exp->gen != gen ||
+		    !kref_get_unless_zero(&exp->ref)))
+		exp = NULL;
+	rcu_read_unlock();
+	return exp;
+}
+
+static struct xpmem_export_att *xpmem_export_att_lookup(int peer, u64 gen, u64 handle)
+{
+	struct xpmem_export_att *att;
+
+	rcu_read_lock();
+	att = xa_load(&xpmem_export_atts, (u32)handle);
+	if (att && (att->handle != handle || att->exp->peer != peer || att->exp->gen != gen ||
+		    !kref_get_unless_zero(&att->ref)))
+		att = NULL;
+	rcu_read_unlock();
+	return att;
+}
+
+static u64 xpmem_handle(u32 slot)
+{
+	return ((u64)(get_random_u32() | 1) << 32) | slot;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static void xpmem_export_reply(int peer, u64 req, int err, u64 a, u64 b)
+{
+	u64 p[XPMEM_PAYLOAD_WORDS] = { req, (u64)(s64)err, a, b, 0 };
+
+	xpmem_fabric_send_wait(peer, XPMEM_MSG_REPLY, p, XPMEM_PAYLOAD_WORDS);
+}
+
+/* GET: req, segid, writable, euid, egid */
+static void xpmem_export_get(int peer, u64 gen, const u64 *p)
+{
+	struct xpmem_segment *seg;
+	struct xpmem_export *exp;
+	u32 slot;
+	int err;
+
+	if (p[2] > 1 || p[3] > U32_MAX || p[4] > U32_MAX) {
+		err = -EINVAL;
+		goto fail;
+	}
+	seg = xpmem_segment_get_for_peer((s64)p[1], p[2], p[3], p[4], &err);
+	if (!seg)
+		goto fail;
+	err = -ENOMEM;
+	exp = kzalloc(sizeof(*exp), GFP_KERNEL);
+	if (!exp) {
+		xpmem_segment_put(seg);
+		goto fail;
+	}
+	kref_init(&exp->ref);
+	exp->peer = peer;
+	exp->gen = gen;
+	exp->seg = seg;			/* takes over the lookup's reference */
+	exp->writable = p[2];
+	mutex_init(&exp->lock);
+	INIT_LIST_HEAD(&exp->atts);
+	INIT_LIST_HEAD(&exp->seg_node);
+
+	mutex_lock(&seg->lock);
+	if (seg->removed) {
+		mutex_unlock(&seg->lock);
+		xpmem_export_put(exp);
+		err = -ENOENT;
+		goto fail;
+	}
+	list_add_tail(&exp->seg_node, &seg->exports);
+	mutex_unlock(&seg->lock);
+
+	err = xa_alloc(&xpmem_exports, &slot, NULL, xa_limit_32b, GFP_KERNEL);
+	if (err) {
+		mutex_lock(&seg->lock);
+		list_del_init(&exp->seg_node);
+		mutex_unlock(&seg->lock);
+		xpmem_export_put(exp);
+		goto fail;
+	}
+	exp->handle = xpmem_handle(slot);
+	xpmem_count(exports);
+	xa_store(&xpmem_exports, slot, exp, GFP_KERNEL);
+	/* the peer went down meanwhile: its cleanup may have missed this */
+	if (xpmem_remote_gen(peer) != gen) {
+		if (xa_cmpxchg(&xpmem_exports, slot, exp, NULL, GFP_KERNEL) == exp)
+			xpmem_export_destroy(exp);
+		return;
+	}
+	xpmem_export_reply(peer, p[0], 0, exp->handle, seg->size);
+	return;
+fail:
+	xpmem_export_reply(peer, p[0], err, 0, 0);
+}
+
+/* RELEASE: req, permit handle */
+static void xpmem_export_release(int peer, u64 gen, const u64 *p)
+{
+	struct xpmem_export *exp = xpmem_export_lookup(peer, gen, p[1]);
+	int err = -ENOENT;
+
+	if (exp) {
+		if (xa_cmpxchg(&xpmem_exports, (u32)exp->handle, exp, NULL, GFP_KERNEL) == exp) {
+			xpmem_export_destroy(exp);
+			err = 0;
+		}
+		xpmem_export_put(exp);
+	}
+	xpmem_export_reply(peer, p[0], err, 0, 0);
+}
+
+/* ATTACH: req, permit handle, offset, size, cookie */
+static void xpmem_export_attach(int peer, u64 gen, const u64 *p)
+{
+	struct xpmem_export *exp = xpmem_export_lookup(peer, gen, p[1]);
+	u64 offset = p[2], size = p[3];
+	struct xpmem_export_att *att;
+	struct xpmem_segment *seg;
+	u32 slot;
+	int err = -ENOENT;
+
+	if (!exp)
+		goto fail;
+	seg = exp->seg;
+	err = -EINVAL;
+	if (!size || !PAGE_ALIGNED(offset) || !PAGE_ALIGNED(size) ||
+	    offset >= seg->size || size > seg->size - offset)
+		goto fail_put;
+	err = -ENOENT;
+	if (READ_ONCE(seg->xmm->dead))
+		goto fail_put;
+	err = -ENOMEM;
+	att = kzalloc(sizeof(*att), GFP_KERNEL);
+	if (!att)
+		goto fail_put;
+	kref_init(&att->ref);
+	att->exp = exp;			/* takes over the lookup's reference */
+	att->xmm = seg->xmm;
+	att->cookie = p[4];
+	att->src_start = seg->start + offset;
+	att->size = size;
+	INIT_LIST_HEAD(&att->exp_node);
+	xpmem_rmap_init(&att->rmap, &xpmem_export_rmap_ops, att->src_start, size);
+
+	mutex_lock(&exp->lock);
+	err = exp->released ? -ENOENT :
+	      xa_alloc(&xpmem_export_atts, &slot, NULL, xa_limit_32b, GFP_KERNEL);
+	if (err) {
+		mutex_unlock(&exp->lock);
+		xpmem_export_att_put(att);
+		goto fail;
+	}
+	att->handle = xpmem_handle(slot);
+	list_add_tail(&att->exp_node, &exp->atts);
+	xpmem_rmap_insert(att->xmm, &att->rmap);
+	xpmem_count(export_atts);
+	xa_store(&xpmem_export_atts, slot, att, GFP_KERNEL);
+	mutex_unlock(&exp->lock);
+	xpmem_export_reply(peer, p[0], 0, att->handle, 0);
+	return;
+
+fail_put:
+	xpmem_export_put(exp);
+fail:
+	xpmem_export_reply(peer, p[0], err, 0, 0);
+}
+
+/* DETACH: req, attachment handle */
+static void xpmem_export_detach(int peer, u64 gen, const u64 *p)
+{
+	struct xpmem_export_att *att = xpmem_export_att_lookup(peer, gen, p[1]);
+	int err = -ENOENT;
+
+	if (att) {
+		struct xpmem_export *exp = att->exp;
+
+		mutex_lock(&exp->lock);
+		if (!list_empty(&att->exp_node)) {
+			/*
+			 * The peer says it maps nothing any more; it is asked
+			 * to confirm (INVAL, ACK) all the same, so a peer that
+			 * lies cannot keep a mapping of pages we then reuse.
+			 */
+			xpmem_export_att_destroy(att);
+			err = 0;
+		}
+		mutex_unlock(&exp->lock);
+		xpmem_export_att_put(att);
+	}
+	xpmem_export_reply(peer, p[0], err, 0, 0);
+}
+
+struct xpmem_fault_reply {
+	int peer;
+	u64 p[XPMEM_PAYLOAD_WORDS];
+};
+
+static int xpmem_export_send_fault_reply(void *arg)
+{
+	struct xpmem_fault_reply *r = arg;
+
+	return xpmem_fabric_send_msg(r->peer, XPMEM_MSG_REPLY, r->p, XPMEM_PAYLOAD_WORDS);
+}
+
+/* FAULT: req, attachment handle, offset | write */
+static void xpmem_export_fault(int peer, u64 gen, const u64 *p)
+{
+	struct xpmem_export_att *att = xpmem_export_att_lookup(peer, gen, p[1]);
+	struct xpmem_fault_reply r = { .peer = peer, .p = { p[0] } };
+	bool write = p[2] & 1;
+	u64 off = p[2] & PAGE_MASK;
+	struct mm_struct *mm;
+	int err;
+
+	err = -ENOENT;
+	if (!att)
+		goto fail;
+	err = -EINVAL;
+	if ((p[2] & ~PAGE_MASK & ~1ULL) || off >= att->size)
+		goto fail_put;
+	err = -EACCES;
+	if (write && !att->exp->writable)
+		goto fail_put;
+	mm = att->xmm->mn.mm;
+	for (;;) {
+		struct page *page;
+		unsigned long seq;
+
+		err = -ENOENT;
+		if (READ_ONCE(att->revoked) || READ_ONCE(att->xmm->dead))
+			break;
+		seq = xpmem_rmap_read_begin(att->xmm, &att->rmap);
+		if (!mmget_not_zero(mm))
+			break;		/* the owner is exiting */
+		mmap_read_lock(mm);
+		err = xpmem_src_page(mm, att->src_start + off, write, &page);
+		mmap_read_unlock(mm);
+		mmput_async(mm);
+		if (err)
+			break;
+		r.p[2] = PFN_PHYS(page_to_pfn(page));
+		put_page(page);		/* nothing stays pinned */
+		err = xpmem_rmap_publish(att->xmm, &att->rmap, seq,
+					 xpmem_export_send_fault_reply, &r);
+		if (!err) {
+			xpmem_count(export_faults);
+			xpmem_export_att_put(att);
+			return;
+		}
+		if (err == -EAGAIN)
+			continue;	/* invalidated meanwhile: resolve again */
+		if (err != -ENOBUFS)
+			break;
+		usleep_range(50, 200);	/* ring full: the peer is draining it */
+	}
+fail_put:
+	xpmem_export_att_put(att);
+fail:
+	xpmem_export_reply(peer, p[0], err, 0, 0);
+}
+
+/* A request from @peer (generation @gen), in its request worker. */
+void xpmem_export_request(int peer, u64 gen, u16 type, const u64 *p)
+{
+	switch (type) {
+	case XPMEM_MSG_GET:
+		xpmem_export_get(peer, gen, p);
+		break;
+	case XPMEM_MSG_RELEASE:
+		xpmem_export_release(peer, gen, p);
+		break;
+	case XPMEM_MSG_ATTACH:
+		xpmem_export_attach(peer, gen, p);
+		break;
+	case XPMEM_MSG_DETACH:
+		xpmem_export_detach(peer, gen, p);
+		break;
+	case XPMEM_MSG_FAULT:
+		xpmem_export_fault(peer, gen, p);
+		break;
+	}
+}
+
+/* Worker: @peer went down; drop everything its old incarnations held. */
+void xpmem_export_peer_cleanup(int peer)
+{
+	u64 gen = xpmem_remote_gen(peer);
+	struct xpmem_export *exp;
+	unsigned long idx;
+
+	xa_for_each(&xpmem_exports, idx, exp) {
+		rcu_read_lock();
+		exp = xa_load(&xpmem_exports, idx);
+		if (exp && (exp->peer != peer || exp->gen == gen ||
+			    !kref_get_unless_zero(&exp->ref)))
+			exp = NULL;
+		rcu_read_unlock();
+		if (!exp)
+			continue;
+		if (xa_cmpxchg(&xpmem_exports, idx, exp, NULL, GFP_KERNEL) == exp)
+			xpmem_export_destroy(exp);
+		xpmem_export_put(exp);
+	}
+}
+
+void xpmem_export_init(void)
+{
+	int p;
+
+	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++) {
+		spin_lock_init(&xpmem_epeer[p].lock);
+		init_waitqueue_head(&xpmem_epeer[p].slot_wq);
+	}
+}
+
+/* After the fabric stopped and every peer's cleanup ran. */
+void xpmem_export_exit(void)
+{
+	WARN_ON(!xa_empty(&xpmem_exports));
+	WARN_ON(!xa_empty(&xpmem_export_atts));
+}
