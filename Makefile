@@ -98,7 +98,7 @@ $(B)/tests/mpi/%: tests/mpi/%.c
 $(B)/bench/mpi/%: bench/mpi/%.c
 	@mkdir -p $(@D)
 	$(MPICC) $(MPI_CFLAGS) -o $@ $<
-$(B)/tests/%: tests/%.c tests/tap.h tests/oversub/pattern.h include/uapi/xpmem.h $(LIB_SO)
+$(B)/tests/%: tests/%.c tests/tap.h tests/oversub/pattern.h tests/partitions/fabric.h include/uapi/xpmem.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
 

@@ -5,8 +5,9 @@
  *   counters      "name value" lines; the live-object counts (segments,
  *                 accesses, attachments, notifiers, rmap_entries) return
  *                 to 0 when nothing is in use, which the tests assert.
- *   ack_delay_ms  test hook: delay every local acknowledgment, to
- *                 exercise slow acknowledgers (0 = off).
+ *   ack_delay_ms  test hook: delay every acknowledgment (local, or to
+ *                 an owning partition), to exercise slow acknowledgers
+ *                 (0 = off).
  *   partitions    the fabric: this partition and each peer's state
  *   ping          write "PEER COUNT": measured round trips to PEER; read
  *                 the result (xpmem_fabric.c)

@@ -100,7 +100,7 @@ struct xpmem_ack_slot {
 };
 
 static struct xpmem_export_peer {
-	spinlock_t lock;
+	spinlock_t lock;		/* slot[], pending, next_tag */
 	struct xpmem_ack_slot slot[XPMEM_ACK_SLOTS];
 	unsigned int pending;
 	u16 next_tag;
@@ -161,17 +161,16 @@ static struct xpmem_inval *xpmem_ack_slot_put(int peer, u64 id)
 	return inv;
 }
 
-/* Poll thread: ACK from @peer. */
-void xpmem_export_ack(int peer, u64 id)
+/* Poll thread: ACK from @peer; false if it acknowledges nothing we sent. */
+bool xpmem_export_ack(int peer, u64 id)
 {
 	struct xpmem_inval *inv = xpmem_ack_slot_put(peer, id);
 
-	if (!inv) {
-		xpmem_fabric_count_bad(peer, "ack of no invalidation", id);
-		return;
-	}
+	if (!inv)
+		return false;
 	xpmem_count(export_acks);
 	xpmem_inval_ack(inv);
+	return true;
 }
 
 /* Poll thread: @peer is gone; nothing it holds can be waited for. */

@@ -107,6 +107,7 @@ static struct xpmem_fabric *xpmem_fabric_locked(void)
 	return rcu_dereference_protected(xpmem_fabric_rcu,
 					 lockdep_is_held(&xpmem_fabric_lock));
 }
+
 /*
  * Each peer's RAM as seen here (start 0: no window device), whether the
  * window was probed before or after the mailbox.  Written under
@@ -206,12 +207,20 @@ unsigned int xpmem_fabric_timeout_ms(void)
 	return max(READ_ONCE(xpmem_peer_timeout_ms), 100U);
 }
 
-/* a message that passed the channel's checks but not the protocol's */
+static void xpmem_fabric_bad(struct xpmem_peer *peer, const char *why, u64 val);
+
+/* a reply that passed every check but the requester's (xpmem_import.c) */
 void xpmem_fabric_count_bad(int p, const char *why, u64 val)
 {
-	xpmem_count(fabric_bad);
-	pr_warn_ratelimited("xpmem: dropped a message from partition %d: %s (%llu)\n",
-			    p, why, val);
+	struct xpmem_fabric *fab;
+
+	if (p < 0 || p >= XPMEM_MAX_PARTITIONS)
+		return;
+	rcu_read_lock();
+	fab = rcu_dereference(xpmem_fabric_rcu);
+	if (fab)
+		xpmem_fabric_bad(&fab->peer[p], why, val);
+	rcu_read_unlock();
 }
 
 int xpmem_fabric_me(void)
@@ -301,17 +310,22 @@ static int xpmem_fabric_handle(struct xpmem_fabric *fab, struct xpmem_peer *peer
 	u16 type = le16_to_cpu(m->type);
 
 	*why = NULL;
-	*val = le16_to_cpu(m->version);
-	if (*val != XPMEM_WIRE_VERSION)
+	if (le16_to_cpu(m->version) != XPMEM_WIRE_VERSION) {
 		*why = "wire version";
-	else if ((*val = le16_to_cpu(m->src)) != peer->id)
+		*val = le16_to_cpu(m->version);
+	} else if (le16_to_cpu(m->src) != peer->id) {
 		*why = "source is not the ring's";
-	else if ((*val = le16_to_cpu(m->dst)) != fab->me)
+		*val = le16_to_cpu(m->src);
+	} else if (le16_to_cpu(m->dst) != fab->me) {
 		*why = "destination is not us";
-	else if ((*val = type) == 0 || type >= XPMEM_MSG_TYPES)
+		*val = le16_to_cpu(m->dst);
+	} else if (type == 0 || type >= XPMEM_MSG_TYPES) {
 		*why = "unknown type";
-	else if ((*val = le32_to_cpu(m->len)) != xpmem_msg_len[type])
+		*val = type;
+	} else if (le32_to_cpu(m->len) != xpmem_msg_len[type]) {
 		*why = "payload length";
+		*val = le32_to_cpu(m->len);
+	}
 	if (*why)
 		return -EINVAL;
 
@@ -422,7 +436,8 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 		peer->last_beat = beat;
 		peer->beat_jiffies = jiffies;
 		xpmem_peer_set_state(fab, peer, XPMEM_PEER_ABSENT);
-		return;
+		/* tell it which of its incarnations we talk to */
+		WRITE_ONCE(fab->mbox->slot[fab->me].seen[peer->id], cpu_to_le64(nonce));
 	}
 	if (state == XPMEM_SLOT_LEAVING) {
 		xpmem_peer_set_state(fab, peer, XPMEM_PEER_LEFT);
@@ -447,9 +462,17 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	if (beat != peer->last_beat) {
 		peer->last_beat = beat;
 		peer->beat_jiffies = jiffies;
-		/* a dead partition stays fenced until it restarts */
-		if (peer->state == XPMEM_PEER_ABSENT && state == XPMEM_SLOT_UP)
-			xpmem_peer_set_state(fab, peer, XPMEM_PEER_ALIVE);
+	}
+	/*
+	 * Alive once it has seen this incarnation of ours too: then neither
+	 * side sends before the other listens (a message from a peer we do
+	 * not count as alive is dropped).  A dead partition stays fenced
+	 * until it restarts.
+	 */
+	if (peer->state == XPMEM_PEER_ABSENT && state == XPMEM_SLOT_UP &&
+	    le64_to_cpu(READ_ONCE(s->seen[fab->me])) == fab->nonce) {
+		peer->beat_jiffies = jiffies;
+		xpmem_peer_set_state(fab, peer, XPMEM_PEER_ALIVE);
 		return;
 	}
 	if (peer->state == XPMEM_PEER_ALIVE &&
@@ -551,8 +574,10 @@ static int xpmem_fabric_start(struct pci_dev *pdev)
 	WRITE_ONCE(own->version, cpu_to_le32(XPMEM_WIRE_VERSION));
 	WRITE_ONCE(own->nonce, cpu_to_le64(fab->nonce));
 	WRITE_ONCE(own->heartbeat, 0);
-	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++)
+	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++) {
 		WRITE_ONCE(own->fenced[p], 0);
+		WRITE_ONCE(own->seen[p], 0);
+	}
 	WRITE_ONCE(own->state, cpu_to_le32(XPMEM_SLOT_UP));
 	/* the slot is complete before it claims to be one */
 	smp_wmb();

@@ -34,6 +34,7 @@
  * lock, so it cannot wait for a faulting thread here.
  */
 #include <linux/cred.h>
+#include <linux/delay.h>
 #include <linux/mm.h>
 #include <linux/rcupdate.h>
 #include <linux/xarray.h>
@@ -170,7 +171,10 @@ void xpmem_import_revoke(struct xpmem_attachment *att)
 void xpmem_import_inval(int peer, u64 gen, const u64 *p)
 {
 	struct xpmem_attachment *att = xpmem_import_lookup(peer, gen, p[1]);
+	unsigned int delay = READ_ONCE(xpmem_ack_delay_ms);
 
+	if (delay)	/* test hook: a slow (or, for the owner, a hung) attacher */
+		msleep(delay);
 	if (att) {
 		if (p[2] < p[3] && p[3] <= att->size &&
 		    PAGE_ALIGNED(p[2]) && PAGE_ALIGNED(p[3]))

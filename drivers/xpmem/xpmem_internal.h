@@ -329,7 +329,7 @@ void xpmem_remote_exit(void);
 
 /* owner side: our memory used by other partitions (xpmem_export.c) */
 void xpmem_export_request(int peer, u64 gen, u16 type, const u64 *p);
-void xpmem_export_ack(int peer, u64 id);
+bool xpmem_export_ack(int peer, u64 id);
 void xpmem_export_peer_down(int peer);
 void xpmem_export_peer_cleanup(int peer);
 void xpmem_export_check_acks(int peer);

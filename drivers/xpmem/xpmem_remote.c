@@ -53,7 +53,7 @@ struct xpmem_queued_msg {
 };
 
 struct xpmem_remote_queue {
-	spinlock_t lock;
+	spinlock_t lock;		/* fifo: the poll thread puts, the worker gets */
 	DECLARE_KFIFO(fifo, struct xpmem_queued_msg, XPMEM_ACK_SLOTS);
 	struct work_struct work;
 	int peer;
@@ -75,28 +75,30 @@ static struct workqueue_struct *xpmem_import_wq;	/* invalidations */
 struct xpmem_rpc {
 	u64 id;				/* tag << 32 | slot in xpmem_rpcs */
 	int peer;
+	bool answered;			/* reply[] is valid; under xa_lock */
 	struct completion done;
 	u64 reply[XPMEM_PAYLOAD_WORDS];
 };
 
 static DEFINE_XARRAY_ALLOC1(xpmem_rpcs);
 
-static void xpmem_rpc_complete(int src, const u64 *p)
+/* A REPLY: false if it answers no request of ours to @src. */
+static bool xpmem_rpc_complete(int src, const u64 *p)
 {
 	struct xpmem_rpc *rpc;
 
 	xa_lock(&xpmem_rpcs);
 	rpc = xa_load(&xpmem_rpcs, (u32)p[0]);
-	if (rpc && rpc->id == p[0] && rpc->peer == src && !completion_done(&rpc->done)) {
+	if (rpc && rpc->id == p[0] && rpc->peer == src && !rpc->answered) {
 		memcpy(rpc->reply, p, sizeof(rpc->reply));
+		rpc->answered = true;
 		complete(&rpc->done);
 		rpc = (void *)1;
 	} else {
 		rpc = NULL;
 	}
 	xa_unlock(&xpmem_rpcs);
-	if (!rpc)	/* late (the requester gave up) or forged */
-		xpmem_fabric_count_bad(src, "reply to no request", p[0]);
+	return rpc;	/* NULL: late (the requester gave up) or forged */
 }
 
 static void xpmem_rpc_fail_peer(int p)
@@ -106,9 +108,10 @@ static void xpmem_rpc_fail_peer(int p)
 
 	xa_lock(&xpmem_rpcs);
 	xa_for_each(&xpmem_rpcs, idx, rpc) {
-		if (rpc->peer != p || completion_done(&rpc->done))
+		if (rpc->peer != p || rpc->answered)
 			continue;
 		rpc->reply[1] = (u64)-EHOSTDOWN;
+		rpc->answered = true;
 		complete(&rpc->done);
 	}
 	xa_unlock(&xpmem_rpcs);
@@ -148,7 +151,7 @@ static int xpmem_rpc_once(int dst, u16 type, u64 *req, unsigned int nreq,
 	}
 	xa_erase(&xpmem_rpcs, slot);
 	/* from here on the poll thread cannot touch rpc */
-	if (completion_done(&rpc.done)) {
+	if (rpc.answered) {
 		memcpy(reply, rpc.reply, sizeof(rpc.reply));
 		ret = (int)(s64)rpc.reply[1];
 		if (ret > 0 || ret < -MAX_ERRNO)
@@ -263,11 +266,17 @@ int xpmem_remote_rx(int src, u16 type, const __le64 *payload,
 
 	switch (type) {
 	case XPMEM_MSG_REPLY:
-		xpmem_rpc_complete(src, p);
-		return 0;
+		if (xpmem_rpc_complete(src, p))
+			return 0;
+		*why = "reply to no request";
+		*val = p[0];
+		return -EINVAL;
 	case XPMEM_MSG_ACK:
-		xpmem_export_ack(src, p[0]);
-		return 0;
+		if (xpmem_export_ack(src, p[0]))
+			return 0;
+		*why = "ack of no invalidation";
+		*val = p[0];
+		return -EINVAL;
 	case XPMEM_MSG_INVAL:
 		if (xpmem_queue_put(&rp->invals, gen, type, p, xpmem_import_wq))
 			return 0;

@@ -49,6 +49,14 @@ struct xpmem_wire_slot {
 	 * shares with this one until one of the two restarts.
 	 */
 	__le64 fenced[XPMEM_MAX_PARTITIONS];
+	/*
+	 * seen[p]: the nonce of partition p's incarnation this one knows.
+	 * A partition counts a peer alive only once the peer's seen[] holds
+	 * its own current nonce (a handshake), so no message is sent to an
+	 * incarnation that would drop it.
+	 */
+	__le64 seen[XPMEM_MAX_PARTITIONS];
+	__le64 reserved[4];
 };
 
 /*
@@ -104,7 +112,7 @@ struct xpmem_mailbox {
 	struct xpmem_wire_ring ring[XPMEM_MAX_PARTITIONS][XPMEM_MAX_PARTITIONS];
 };
 
-static_assert(sizeof(struct xpmem_wire_slot) == 64);
+static_assert(sizeof(struct xpmem_wire_slot) == 128);
 static_assert(sizeof(struct xpmem_wire_msg) == 64);
 static_assert(sizeof(struct xpmem_wire_ring) == 128 + 64 * XPMEM_RING_ENTRIES);
 static_assert(sizeof(struct xpmem_mailbox) <= XPMEM_MAILBOX_SCRATCH);

@@ -25,7 +25,11 @@
 #define PARTS 4
 #define ENTRIES 128
 
-struct slot { uint64_t magic, nonce, heartbeat; uint32_t version, state; uint64_t r[4]; };
+struct slot {
+	uint64_t magic, nonce, heartbeat;
+	uint32_t version, state;
+	uint64_t fenced[4], seen[4], reserved[4];
+};
 struct msg {
 	uint16_t version, type, src, dst;
 	uint32_t len, reserved;
@@ -34,7 +38,7 @@ struct msg {
 struct ring { volatile uint64_t head, p0[7], tail, p1[7]; struct msg m[ENTRIES]; };
 struct mailbox { struct slot slot[PARTS]; struct ring ring[PARTS][PARTS]; };
 
-static_assert(sizeof(struct slot) == 64, "slot");
+static_assert(sizeof(struct slot) == 128, "slot");
 static_assert(sizeof(struct msg) == 64, "msg");
 
 int main(int argc, char **argv)
@@ -46,11 +50,14 @@ int main(int argc, char **argv)
 	struct msg bad[] = {
 		/* src/dst 0: the right id; 3: a wrong one (filled in below) */
 		{ .version = 99, .type = 1, .len = 8 },		/* unknown wire version */
-		{ .version = 1, .type = 1, .src = 3, .len = 8 },	/* not the ring's source */
-		{ .version = 1, .type = 1, .dst = 3, .len = 8 },	/* not the receiver */
-		{ .version = 1, .type = 77, .len = 8 },		/* unknown type */
-		{ .version = 1, .type = 1, .len = 4096 },	/* payload beyond the message */
-		{ .version = 1, .type = 2, .len = 40 },		/* a PONG of the wrong length */
+		{ .version = 2, .type = 1, .src = 3, .len = 8 },	/* not the ring's source */
+		{ .version = 2, .type = 1, .dst = 3, .len = 8 },	/* not the receiver */
+		{ .version = 2, .type = 77, .len = 8 },		/* unknown type */
+		{ .version = 2, .type = 1, .len = 4096 },	/* payload beyond the message */
+		{ .version = 2, .type = 2, .len = 40 },		/* a PONG of the wrong length */
+		{ .version = 2, .type = 8, .len = 40 },		/* a REPLY to no request */
+		{ .version = 2, .type = 10, .len = 8 },		/* an ACK of no invalidation */
+		{ .version = 2, .type = 9, .len = 8 },		/* an INVAL of the wrong length */
 	};
 
 	if (argc != 3)

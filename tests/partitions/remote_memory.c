@@ -1,0 +1,657 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * remote_memory.c - cross-partition export, tested from every partition at
+ * once (scripts/xpmem-partitions runs it in each; they meet at barriers
+ * and publish ids on a board in the mailbox's scratch area, fabric.h).
+ * Partition 0 owns the segments; every other partition attaches them;
+ * partition 1 also owns one that partition 0 attaches (both directions).
+ *
+ *   remote_memory main    data both ways, permits, owner munmap / remap /
+ *                         page migration (THP collapse) / swap-out under
+ *                         remote writers / exit, a remote attacher
+ *                         killed, counters back to zero
+ *   remote_memory kill    partition 0 exports a segment the last partition
+ *                         maps; the last one delays its acks, keeps
+ *                         faulting and is killed by the host (its whole
+ *                         QEMU) while partition 0 waits in munmap for its
+ *                         ack; partition 1 (with 3 partitions) restarts
+ *                         its driver and attaches again
+ *
+ * Prints TAP lines "ok N name" / "not ok N name"; tests/partitions/run
+ * numbers them into its own stream.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <xpmem.h>
+
+#include "partitions/fabric.h"
+
+#define PAGE		4096UL
+#define SEG_PAGES	1024UL			/* 4 MiB: half 4K pages, half THP-able */
+#define SEG_BYTES	(SEG_PAGES * PAGE)
+#define SMALL_BYTES	(64 * 1024UL)
+#define KILL_BYTES	(1024 * 1024UL)
+#define WAIT		120			/* seconds at a barrier */
+
+enum { KEY_RW = 1, KEY_RO, KEY_NONE, KEY_P1, KEY_EXIT, KEY_KILL, KEY_SWAP_DONE = 20 };
+
+static struct fabric f;
+static int ntest, nfail;
+
+static void ok(const char *name)
+{
+	printf("ok %d %s\n", ++ntest, name);
+	fflush(stdout);
+}
+
+static void nok(const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("not ok %d %s\n# ", ++ntest, name);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	nfail++;
+}
+
+#define CHECK(cond, name, ...) do { if (cond) ok(name); else nok(name, __VA_ARGS__); } while (0)
+
+static void barrier(uint64_t k, unsigned int gone)
+{
+	if (fabric_barrier(&f, k, gone, WAIT)) {
+		nok("barrier", "barrier %llu timed out", (unsigned long long)k);
+		exit(1);
+	}
+}
+
+static uint64_t pattern(unsigned long page, unsigned int round)
+{
+	return 0x9e3779b97f4a7c15ULL * (page + 1) ^ ((uint64_t)round << 48);
+}
+
+static void fill(char *buf, unsigned long pages, unsigned int round)
+{
+	for (unsigned long i = 0; i < pages; i++)
+		*(uint64_t *)(buf + i * PAGE) = pattern(i, round);
+}
+
+/* first page whose first word is not pattern(i, round), or -1 */
+static long check(const char *buf, unsigned long from, unsigned long to, unsigned int round)
+{
+	for (unsigned long i = from; i < to; i++)
+		if (*(const volatile uint64_t *)(buf + i * PAGE) != pattern(i, round))
+			return (long)i;
+	return -1;
+}
+
+/* a 2 MiB-aligned private anonymous region */
+static char *alloc_aligned(unsigned long bytes)
+{
+	char *p = mmap(NULL, bytes + (2UL << 20), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	return (char *)(((uintptr_t)p + (2UL << 20) - 1) & ~((2UL << 20) - 1));
+}
+
+/*
+ * The signal a read (or write) of *addr raises here, 0 if none.  In this
+ * process: attachments are not inherited by fork (VM_DONTCOPY).
+ */
+static sigjmp_buf probe_jmp;
+
+static void probe_handler(int sig)
+{
+	siglongjmp(probe_jmp, sig);
+}
+
+static int access_signal(volatile char *addr, int write)
+{
+	struct sigaction sa = { .sa_handler = probe_handler }, old_segv, old_bus;
+	int sig;
+
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+	sig = sigsetjmp(probe_jmp, 1);
+	if (!sig) {
+		if (write)
+			*addr = 1;
+		else
+			(void)*addr;
+	}
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	return sig;
+}
+
+static long counter(const char *name)
+{
+	FILE *fp = fopen("/sys/kernel/debug/xpmem/counters", "r");
+	char n[64];
+	long v, r = -1;
+
+	if (!fp)
+		return -1;
+	while (fscanf(fp, "%63s %ld", n, &v) == 2)
+		if (!strcmp(n, name))
+			r = v;
+	fclose(fp);
+	return r;
+}
+
+static long vmstat(const char *name)
+{
+	FILE *fp = fopen("/proc/vmstat", "r");
+	char n[64];
+	long v, r = -1;
+
+	if (!fp)
+		return -1;
+	while (fscanf(fp, "%63s %ld", n, &v) == 2)
+		if (!strcmp(n, name))
+			r = v;
+	fclose(fp);
+	return r;
+}
+
+static uint64_t pfn_of(void *addr)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e = 0;
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &e, 8, (uintptr_t)addr / PAGE * 8) != 8)
+		e = 0;
+	close(fd);
+	return (e & (1ULL << 63)) ? e & ((1ULL << 55) - 1) : 0;
+}
+
+static char *attach_all(xpmem_segid_t segid, int flags, unsigned long bytes, xpmem_apid_t *apid)
+{
+	struct xpmem_addr a;
+	void *p;
+
+	*apid = xpmem_get(segid, flags, XPMEM_PERMIT_MODE, NULL);
+	if (*apid < 0)
+		return NULL;
+	a.apid = *apid;
+	a.offset = 0;
+	p = xpmem_attach(a, bytes, NULL);
+	return p == (void *)-1 ? NULL : p;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int run_main(void)
+{
+	int me = f.me, np = f.np;
+	char *seg = NULL, *small = NULL, *mine = NULL, *att = NULL;
+	xpmem_segid_t rw = 0, ro = 0, none = 0, p1seg = 0;
+	xpmem_apid_t apid = -1, apid_p1 = -1;
+	char *att_p1 = NULL;
+	long bad;
+
+	/* 1. partition 0 exports; partition 1 exports one for partition 0 */
+	if (me == 0) {
+		seg = alloc_aligned(SEG_BYTES);
+		small = alloc_aligned(SMALL_BYTES);
+		madvise(seg, SEG_BYTES, MADV_NOHUGEPAGE);	/* 4K pages: collapsed later */
+		fill(seg, SEG_PAGES, 0);
+		fill(small, SMALL_BYTES / PAGE, 0);
+		rw = xpmem_make(seg, SEG_BYTES, XPMEM_PERMIT_MODE, (void *)0600);
+		ro = xpmem_make(small, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0400);
+		none = xpmem_make(small, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0);
+		CHECK(rw > 0 && ro > 0 && none > 0 && (rw >> 56) == 1,
+		      "owner_segids_name_partition_0", "rw %llx ro %llx none %llx",
+		      (long long)rw, (long long)ro, (long long)none);
+		fabric_put(&f, KEY_RW, rw);
+		fabric_put(&f, KEY_RO, ro);
+		fabric_put(&f, KEY_NONE, none);
+	} else if (me == 1) {
+		mine = alloc_aligned(SMALL_BYTES);
+		fill(mine, SMALL_BYTES / PAGE, 7);
+		p1seg = xpmem_make(mine, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0600);
+		CHECK(p1seg > 0 && (p1seg >> 56) == 2, "owner_segid_names_partition_1",
+		      "segid %llx", (long long)p1seg);
+		fabric_put(&f, KEY_P1, p1seg);
+	}
+	barrier(10, 0);
+
+	/* 2. get, attach, read, write; permits; bad ids */
+	if (me != 0) {
+		rw = fabric_get(&f, 0, KEY_RW);
+		ro = fabric_get(&f, 0, KEY_RO);
+		none = fabric_get(&f, 0, KEY_NONE);
+		att = attach_all(rw, XPMEM_RDWR, SEG_BYTES, &apid);
+		CHECK(att, "remote_get_and_attach_rdwr", "errno %d", errno);
+		if (!att)
+			return 1;
+		bad = check(att, 0, SEG_PAGES, 0);
+		CHECK(bad < 0, "remote_attacher_reads_owner_data", "page %ld wrong", bad);
+		for (unsigned long i = 0; i < SEG_PAGES; i++)
+			*(uint64_t *)(att + i * PAGE + 64 * me) = 0xa0000000ULL + me * 65536 + i;
+		ok("remote_attacher_writes");
+
+		{
+			xpmem_apid_t a = xpmem_get(ro, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+
+			CHECK(a < 0 && errno == EACCES, "remote_get_rdwr_refused_by_owner_permit",
+			      "apid %lld errno %d", (long long)a, errno);
+		}
+		{
+			xpmem_apid_t a;
+			char *p = attach_all(ro, XPMEM_RDONLY, SMALL_BYTES, &a);
+
+			CHECK(p && check(p, 0, SMALL_BYTES / PAGE, 0) < 0,
+			      "remote_rdonly_attach_reads", "p %p errno %d", p, errno);
+			if (p) {
+				int sig = access_signal(p, 1);
+
+				CHECK(sig == SIGSEGV, "remote_rdonly_attachment_write_faults",
+				      "signal %d", sig);
+				xpmem_detach(p);
+				xpmem_release(a);
+			}
+		}
+		{
+			xpmem_apid_t a = xpmem_get(none, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+
+			/* root elsewhere is nobody special here: mode 0 means no */
+			CHECK(a < 0 && errno == EACCES, "remote_get_refused_by_mode_0_even_for_root",
+			      "apid %lld errno %d", (long long)a, errno);
+		}
+		{
+			xpmem_apid_t a = xpmem_get(rw ^ 0x3, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+
+			CHECK(a < 0 && errno == ENOENT, "remote_get_of_unknown_segid_enoent",
+			      "apid %lld errno %d", (long long)a, errno);
+			a = xpmem_get(rw ^ (0x5bULL << 32), XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+			CHECK(a < 0 && errno == ENOENT, "remote_get_of_forged_tag_enoent",
+			      "apid %lld errno %d", (long long)a, errno);
+		}
+		if (np < 4) {
+			/* a partition number with no partition behind it */
+			xpmem_segid_t ghost = (rw & ~(0x7fLL << 56)) | ((int64_t)(np + 1) << 56);
+			xpmem_apid_t a = xpmem_get(ghost, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+
+			CHECK(a < 0 && errno == EHOSTDOWN, "remote_get_to_absent_partition_ehostdown",
+			      "apid %lld errno %d", (long long)a, errno);
+		}
+		{
+			struct xpmem_addr a = { .apid = apid, .offset = SEG_BYTES };
+			void *p = xpmem_attach(a, PAGE, NULL);
+
+			CHECK(p == (void *)-1 && errno == EINVAL, "remote_attach_beyond_segment_einval",
+			      "p %p errno %d", p, errno);
+		}
+	} else {
+		p1seg = fabric_get(&f, 1, KEY_P1);
+		att_p1 = attach_all(p1seg, XPMEM_RDWR, SMALL_BYTES, &apid_p1);
+		CHECK(att_p1 && check(att_p1, 0, SMALL_BYTES / PAGE, 7) < 0,
+		      "partition_0_reads_partition_1_segment", "p %p errno %d", att_p1, errno);
+		if (att_p1)
+			fill(att_p1, SMALL_BYTES / PAGE, 8);
+	}
+	barrier(11, 0);
+
+	/* 3. the owner sees the writes; then writes, and attachers see it */
+	if (me == 0) {
+		bad = -1;
+		for (unsigned long i = 0; i < SEG_PAGES && bad < 0; i++)
+			for (int p = 1; p < np; p++)
+				if (*(uint64_t *)(seg + i * PAGE + 64 * p) != 0xa0000000ULL + p * 65536 + i)
+					bad = (long)i;
+		CHECK(bad < 0, "owner_sees_every_remote_write", "page %ld", bad);
+		fill(seg, SEG_PAGES, 1);
+	} else if (me == 1) {
+		CHECK(check(mine, 0, SMALL_BYTES / PAGE, 8) < 0,
+		      "partition_1_sees_partition_0_writes", "wrong data");
+	}
+	barrier(12, 0);
+	if (me != 0) {
+		bad = check(att, 0, SEG_PAGES, 1);
+		CHECK(bad < 0, "owner_writes_seen_through_remote_attachment", "page %ld", bad);
+	}
+	barrier(13, 0);
+
+	/* 4. owner munmap: SIGBUS remotely; remap: the new pages remotely */
+	if (me == 0)
+		munmap(seg + 16 * PAGE, 16 * PAGE);
+	barrier(14, 0);
+	if (me != 0) {
+		long inv0 = counter("import_invals");
+		int sig = access_signal(att + 20 * PAGE, 0);
+
+		CHECK(sig == SIGBUS, "owner_munmap_gives_remote_sigbus", "signal %d", sig);
+		CHECK(check(att, 15, 16, 1) < 0 && check(att, 32, 33, 1) < 0,
+		      "owner_munmap_leaves_the_rest_mapped", "neighbour pages wrong");
+		fabric_put(&f, 30 + me, inv0);
+	}
+	barrier(15, 0);
+	if (me == 0) {
+		char *p = mmap(seg + 16 * PAGE, 16 * PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+
+		if (p != MAP_FAILED)
+			for (unsigned long i = 16; i < 32; i++)
+				*(uint64_t *)(seg + i * PAGE) = pattern(i, 2);
+	}
+	barrier(16, 0);
+	if (me != 0) {
+		bad = check(att, 16, 32, 2);
+		CHECK(bad < 0, "owner_remap_seen_by_remote_refault", "page %ld", bad);
+	}
+	barrier(17, 0);
+
+	/* 5. migration: the owner collapses 512 pages into a THP (new pfns) */
+	if (me == 0) {
+		char *half = seg + SEG_BYTES / 2;
+		uint64_t before = pfn_of(half), after;
+		int r;
+
+		madvise(half, SEG_BYTES / 2, MADV_HUGEPAGE);
+		r = madvise(half, SEG_BYTES / 2, 25 /* MADV_COLLAPSE */);
+		after = pfn_of(half);
+		fabric_put(&f, KEY_SWAP_DONE - 1, r == 0 && before && after && before != after);
+		CHECK(r == 0 && before != after, "owner_pages_migrated_into_a_thp",
+		      "madvise %d errno %d pfn %llx -> %llx", r, errno,
+		      (unsigned long long)before, (unsigned long long)after);
+	}
+	barrier(18, 0);
+	if (me != 0) {
+		long inv0 = (long)fabric_get(&f, me, 30 + me);
+
+		bad = check(att, SEG_PAGES / 2, SEG_PAGES, 1);
+		CHECK(bad < 0, "owner_page_migration_remote_sees_same_data", "page %ld", bad);
+		CHECK(counter("import_invals") > inv0, "remote_invalidations_received",
+		      "import_invals %ld (was %ld)", counter("import_invals"), inv0);
+	}
+	barrier(19, 0);
+
+	/* 6. the owner pages out (zram swap) while the attachers write */
+	if (me != 0) {
+		for (unsigned int r = 1; r <= 30; r++) {
+			for (unsigned long i = 0; i < SEG_PAGES / 2; i++)
+				if (i < 16 || i >= 32)
+					*(volatile uint64_t *)(att + i * PAGE + 2048 + 8 * me) = r;
+			usleep(20000);
+		}
+		fabric_put(&f, KEY_SWAP_DONE, 1);
+	} else {
+		long out0 = vmstat("pswpout"), out;
+		int done;
+
+		do {
+			madvise(seg, SEG_BYTES / 2, MADV_PAGEOUT);
+			usleep(10000);
+			done = 1;
+			for (int p = 1; p < np; p++)
+				done &= fabric_get(&f, p, KEY_SWAP_DONE) == 1;
+		} while (!done);
+		out = vmstat("pswpout");
+		bad = -1;
+		for (unsigned long i = 0; i < SEG_PAGES / 2 && bad < 0; i++)
+			for (int p = 1; p < np; p++)
+				if ((i < 16 || i >= 32) &&
+				    *(uint64_t *)(seg + i * PAGE + 2048 + 8 * p) != 30)
+					bad = (long)i;
+		CHECK(out > out0, "owner_pages_swapped_out_while_attached", "pswpout %ld -> %ld",
+		      out0, out);
+		CHECK(bad < 0, "owner_swap_with_remote_writers_loses_nothing", "page %ld", bad);
+		printf("# %ld pages swapped out while remote partitions wrote\n", out - out0);
+	}
+	barrier(20, 0);
+
+	/* 7. an owner process exits: its remote attachers get SIGBUS */
+	if (me == 0) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			char *b = alloc_aligned(SMALL_BYTES);
+
+			fill(b, SMALL_BYTES / PAGE, 3);
+			fabric_put(&f, KEY_EXIT, xpmem_make(b, SMALL_BYTES, XPMEM_PERMIT_MODE,
+							      (void *)0600));
+			barrier(21, 0);
+			barrier(22, 0);
+			_exit(0);
+		}
+		barrier(21, 0);
+		barrier(22, 0);
+		waitpid(pid, NULL, 0);
+	} else {
+		xpmem_apid_t a;
+		char *p;
+
+		barrier(21, 0);
+		p = attach_all(fabric_get(&f, 0, KEY_EXIT), XPMEM_RDWR, SMALL_BYTES, &a);
+		CHECK(p && check(p, 0, SMALL_BYTES / PAGE, 3) < 0, "remote_attach_of_child_segment",
+		      "p %p errno %d", p, errno);
+		barrier(22, 0);
+		if (p) {
+			int sig = 0;
+
+			/* the owner's exit reached us: SIGBUS, not its old pages */
+			for (int i = 0; i < 100 && sig != SIGBUS; i++) {
+				sig = access_signal(p + PAGE, 0);
+				if (sig != SIGBUS)
+					usleep(50000);
+			}
+			CHECK(sig == SIGBUS, "owner_exit_gives_remote_sigbus", "signal %d", sig);
+			xpmem_detach(p);
+			xpmem_release(a);
+		}
+	}
+	barrier(23, 0);
+
+	/* 8. a remote attacher process is killed with its attachment live */
+	if (me != 0) {
+		int pipefd[2];
+		pid_t pid = -1;
+		char c;
+
+		if (pipe(pipefd) == 0 && (pid = fork()) == 0) {
+			xpmem_apid_t a;
+			char *p = attach_all(rw, XPMEM_RDWR, SEG_BYTES, &a);
+
+			if (p)
+				for (unsigned long i = 0; i < SEG_PAGES; i += 7)
+					(void)*(volatile char *)(p + i * PAGE);
+			c = p ? 'y' : 'n';
+			if (write(pipefd[1], &c, 1) != 1)
+				_exit(1);
+			pause();
+			_exit(0);
+		}
+		c = 'n';
+		if (read(pipefd[0], &c, 1) != 1)
+			c = 'n';
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		CHECK(c == 'y', "remote_attacher_killed_with_live_attachment", "child could not attach");
+	}
+	barrier(24, 0);
+
+	/* 9. everybody lets go: the owner's counters are back to zero */
+	if (att) {
+		xpmem_detach(att);
+		xpmem_release(apid);
+	}
+	if (att_p1) {
+		xpmem_detach(att_p1);
+		xpmem_release(apid_p1);
+	}
+	barrier(25, 0);
+	if (me == 0 || me == 1) {
+		long e = -1, a = -1;
+
+		for (int i = 0; i < 50; i++) {
+			e = counter("exports");
+			a = counter("export_atts");
+			if (!e && !a)
+				break;
+			usleep(100000);
+		}
+		CHECK(!e && !a, "owner_export_counters_zero_after_remote_release",
+		      "exports %ld export_atts %ld", e, a);
+	}
+	if (me == 0) {
+		xpmem_remove(rw);
+		xpmem_remove(ro);
+		xpmem_remove(none);
+	} else if (me == 1) {
+		xpmem_remove(p1seg);
+	}
+	printf("# remote faults served here %ld, resolved remotely %ld, invalidations sent %ld acked %ld\n",
+	       counter("export_faults"), counter("import_faults"), counter("export_invals"),
+	       counter("export_acks"));
+	barrier(26, 0);
+	return 0;
+}
+
+/* ---- kill: a partition dies while the owner waits for its ack ---------- */
+
+static int run_kill(void)
+{
+	int me = f.me, np = f.np, last = np - 1;
+	unsigned int gone = 1u << last;
+	char *seg = NULL;
+
+	if (me == 0) {
+		seg = alloc_aligned(KILL_BYTES);
+		fill(seg, KILL_BYTES / PAGE, 4);
+		fabric_put(&f, KEY_KILL, xpmem_make(seg, KILL_BYTES, XPMEM_PERMIT_MODE, (void *)0600));
+	}
+	barrier(60, 0);
+	if (me == last) {
+		xpmem_apid_t a;
+		char *p = attach_all(fabric_get(&f, 0, KEY_KILL), XPMEM_RDWR, KILL_BYTES, &a);
+		const char *ctl = getenv("XPMEM_PARTITIONS_CTL");
+		char path[512];
+		FILE *fp;
+
+		CHECK(p && check(p, 0, KILL_BYTES / PAGE, 4) < 0, "victim_maps_owner_segment",
+		      "p %p errno %d", p, errno);
+		/* acks from here take "forever": the owner must not wait that long */
+		fp = fopen("/sys/kernel/debug/xpmem/ack_delay_ms", "w");
+		if (fp) {
+			fputs("600000\n", fp);
+			fclose(fp);
+		}
+		/* and faults are in flight when the partition dies */
+		if (fork() == 0) {
+			for (;;) {
+				xpmem_apid_t b;
+				char *q = attach_all(fabric_get(&f, 0, KEY_KILL), XPMEM_RDONLY,
+						     KILL_BYTES, &b);
+
+				for (unsigned long i = 0; q && i < KILL_BYTES / PAGE; i++)
+					(void)*(volatile char *)(q + i * PAGE);
+				if (q)
+					xpmem_detach(q);
+				xpmem_release(b);
+			}
+		}
+		barrier(61, 0);
+		printf("# asking the host to kill this partition's QEMU\n");
+		fflush(stdout);
+		snprintf(path, sizeof(path), "%s/kill%d", ctl ? ctl : ".", me);
+		fp = fopen(path, "w");
+		if (fp)
+			fclose(fp);
+		sleep(600);	/* the host kills us here */
+		return 1;
+	}
+	barrier(61, 0);
+	if (me == 0) {
+		struct timespec t0, t1;
+		long ms, timeout = 3000;
+		FILE *fp = fopen("/sys/module/xpmem/parameters/peer_timeout_ms", "r");
+		int r;
+
+		if (fp) {
+			if (fscanf(fp, "%ld", &timeout) != 1)
+				timeout = 3000;
+			fclose(fp);
+		}
+		usleep(100000);
+		/* the last partition maps all of it: this waits for its ack */
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r = munmap(seg, KILL_BYTES);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		CHECK(r == 0 && ms < 2 * timeout + 5000,
+		      "owner_munmap_returns_when_acking_partition_is_killed",
+		      "munmap %d after %ld ms (peer timeout %ld ms)", r, ms, timeout);
+		printf("# munmap waited %ld ms for the killed partition (peer timeout %ld ms)\n",
+		       ms, timeout);
+	}
+	if (me == 1 && last > 1) {
+		/* a partition restarts its driver: a new incarnation, welcome again */
+		xpmem_apid_t a;
+		char *p;
+		int r = system("rmmod xpmem && insmod build/modules/$(uname -r)/xpmem.ko partition=1");
+
+		for (int i = 0; i < 100; i++) {
+			if (!system("grep -q '^partition 0 alive' /sys/kernel/debug/xpmem/partitions"))
+				break;
+			usleep(100000);
+		}
+		p = attach_all(fabric_get(&f, 0, KEY_KILL), XPMEM_RDONLY, KILL_BYTES, &a);
+		CHECK(r == 0 && p && check(p, 0, KILL_BYTES / PAGE, 4) < 0,
+		      "restarted_partition_attaches_again", "reload %d p %p errno %d", r, p, errno);
+		if (p) {
+			xpmem_detach(p);
+			xpmem_release(a);
+		}
+	}
+	barrier(62, gone);
+	if (me == 0) {
+		long e = -1, a = -1;
+
+		if (np > 2)
+			CHECK(!system("dmesg | grep -q 'partition 1 restarted'"),
+			      "owner_saw_partition_restart", "no restart in the log");
+		xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_KILL));
+		for (int i = 0; i < 100; i++) {
+			e = counter("exports");
+			a = counter("export_atts");
+			if (!e && !a)
+				break;
+			usleep(100000);
+		}
+		CHECK(!e && !a, "owner_counters_zero_after_partition_death",
+		      "exports %ld export_atts %ld", e, a);
+	}
+	barrier(63, gone);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int ret;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc != 2 || fabric_open(&f))
+		return 2;
+	if (!strcmp(argv[1], "main"))
+		ret = run_main();
+	else if (!strcmp(argv[1], "kill"))
+		ret = run_kill();
+	else
+		return 2;
+	printf("# %d passed, %d failed\n", ntest - nfail, nfail);
+	return ret || nfail;
+}
