@@ -38,7 +38,7 @@
 #define KILL_BYTES	(1024 * 1024UL)
 #define WAIT		120			/* seconds at a barrier */
 
-enum { KEY_RW = 1, KEY_RO, KEY_NONE, KEY_P1, KEY_EXIT, KEY_KILL, KEY_SWAP_DONE = 20 };
+enum { KEY_RW = 1, KEY_RO, KEY_NONE, KEY_P1, KEY_EXIT, KEY_KILL, KEY_STAY, KEY_SWAP_DONE = 20 };
 
 static struct fabric f;
 static int ntest, nfail;
@@ -414,18 +414,29 @@ static int run_main(void)
 
 	/* 7. an owner process exits: its remote attachers get SIGBUS */
 	if (me == 0) {
-		pid_t pid = fork();
+		int pipefd[2] = { -1, -1 };
+		pid_t pid;
+		char c;
 
+		if (pipe(pipefd))
+			return 1;
+		pid = fork();
 		if (pid == 0) {
 			char *b = alloc_aligned(SMALL_BYTES);
 
 			fill(b, SMALL_BYTES / PAGE, 3);
 			fabric_put(&f, KEY_EXIT, xpmem_make(b, SMALL_BYTES, XPMEM_PERMIT_MODE,
 							      (void *)0600));
+			c = 'p';
+			if (write(pipefd[1], &c, 1) != 1)
+				_exit(1);
 			barrier(21, 0);
 			barrier(22, 0);
 			_exit(0);
 		}
+		/* published before anyone passes the barrier */
+		if (read(pipefd[0], &c, 1) != 1)
+			return 1;
 		barrier(21, 0);
 		barrier(22, 0);
 		waitpid(pid, NULL, 0);
@@ -529,10 +540,16 @@ static int run_kill(void)
 	unsigned int gone = 1u << last;
 	char *seg = NULL;
 
+	char *stay;
+
 	if (me == 0) {
 		seg = alloc_aligned(KILL_BYTES);
 		fill(seg, KILL_BYTES / PAGE, 4);
 		fabric_put(&f, KEY_KILL, xpmem_make(seg, KILL_BYTES, XPMEM_PERMIT_MODE, (void *)0600));
+		/* one that stays mapped, for the partition that restarts */
+		stay = alloc_aligned(SMALL_BYTES);
+		fill(stay, SMALL_BYTES / PAGE, 5);
+		fabric_put(&f, KEY_STAY, xpmem_make(stay, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0600));
 	}
 	barrier(60, 0);
 	if (me == last) {
@@ -609,8 +626,8 @@ static int run_kill(void)
 				break;
 			usleep(100000);
 		}
-		p = attach_all(fabric_get(&f, 0, KEY_KILL), XPMEM_RDONLY, KILL_BYTES, &a);
-		CHECK(r == 0 && p && check(p, 0, KILL_BYTES / PAGE, 4) < 0,
+		p = attach_all(fabric_get(&f, 0, KEY_STAY), XPMEM_RDONLY, SMALL_BYTES, &a);
+		CHECK(r == 0 && p && check(p, 0, SMALL_BYTES / PAGE, 5) < 0,
 		      "restarted_partition_attaches_again", "reload %d p %p errno %d", r, p, errno);
 		if (p) {
 			xpmem_detach(p);
@@ -625,6 +642,7 @@ static int run_kill(void)
 			CHECK(!system("dmesg | grep -q 'partition 1 restarted'"),
 			      "owner_saw_partition_restart", "no restart in the log");
 		xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_KILL));
+		xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_STAY));
 		for (int i = 0; i < 100; i++) {
 			e = counter("exports");
 			a = counter("export_atts");
