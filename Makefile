@@ -3,11 +3,13 @@
 # xpmem top-level Makefile.
 #
 #   make              module (for KVER), libxpmem, tests
-#   make demo         boot a guest and show two processes sharing memory
+#   make demo         boot a guest and show two processes sharing memory,
+#                     then two partitions (two kernels) sharing memory
 #   make check        static checks, then the test suites in guests, on every
 #                     kernel of the matrix
 #   make static       checkpatch --strict, W=1 and sparse on every kernel
-#   make bench        MPI Put/Get benchmark, xpmem vs posix+cma (bench/)
+#   make bench        MPI Put/Get benchmark, xpmem vs posix+cma, and the
+#                     cross-partition benchmark (bench/)
 #   make install      PREFIX=/usr/local DESTDIR= (library, header, pkg-config)
 #
 # KVER selects the kernel release to build the module against (default:
@@ -55,7 +57,7 @@ MPICC     ?= mpicc
 MPI_SRCS  := $(wildcard tests/mpi/*.c bench/mpi/*.c)
 MPI_BINS  := $(if $(shell command -v $(MPICC)),$(patsubst %.c,$(B)/%,$(MPI_SRCS)))
 
-.PHONY: all module lib tests check check-oversub static demo bench install deps clean
+.PHONY: all module lib tests check check-oversub static demo bench bench-partitions install deps clean
 all: module lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -88,9 +90,9 @@ $(B)/lib/pkgconfig/%.pc: lib/libxpmem/%.pc.in Makefile
 
 # ---- tests --------------------------------------------------------------------
 tests: $(TEST_BINS) $(MPI_BINS) $(BENCH_BINS)
-$(B)/bench/partitions/%: bench/partitions/%.c
+$(B)/bench/partitions/%: bench/partitions/%.c tests/partitions/fabric.h $(LIB_SO)
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -o $@ $<
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
 $(B)/tests/mpi/% $(B)/bench/mpi/%: MPI_CFLAGS := $(CFLAGS) $(WARN)
 $(B)/tests/mpi/%: tests/mpi/%.c
 	@mkdir -p $(@D)
@@ -125,6 +127,8 @@ static: deps
 demo: deps
 	$(MAKE) all
 	scripts/xpmem-vm --kernel $(firstword $(KERNELS)) run -- tests/demo/run-demo
+	scripts/xpmem-partitions --count 2 --mem 512 --log-prefix build/vm/console-demo-part \
+		run -- tests/demo/run-partition-demo
 
 # MPI Put/Get latency and bandwidth, UCX xpmem vs posix+cma, one guest
 # boot; table in build/bench/mpi-rma.md, plot in build/bench/mpi-rma.png
@@ -133,7 +137,20 @@ bench: deps
 	tests/mpi/build-ucx-xpmem
 	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/mpi/run
 	bench/mpi/report
+	$(MAKE) bench-partitions
 BENCH_KERNEL ?= debian-6.12
+
+# cross-partition fault, invalidation and copy vs local, two partitions in
+# one run; table in build/bench/partitions/remote.md
+bench-partitions: deps
+	$(MAKE) all
+	scripts/xpmem-partitions --count 2 --kernel $(BENCH_KERNEL) --mem 1024 \
+		--log-prefix build/vm/console-bench-part run -- bench/partitions/run
+	@{ echo "# Cross-partition export vs local ($(BENCH_KERNEL), TCG, same run)"; echo; \
+	   cat build/bench/partitions/remote.md; echo; \
+	   echo "Channel round trip (in-kernel PING/PONG): $$(cat build/bench/partitions/ping.txt)"; \
+	 } >build/bench/partitions.md
+	@cat build/bench/partitions.md
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)

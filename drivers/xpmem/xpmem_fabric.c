@@ -19,6 +19,8 @@
  * written by another kernel: a message is copied out of the ring first,
  * then validated; a bad message is counted and dropped, a corrupt ring
  * index resynchronises the ring.  Never trusted, never dereferenced.
+ * The memory protocol that rides on the channel (GET, ATTACH, FAULT,
+ * INVAL, ...) is in xpmem_remote.c and the files it names.
  *
  * Locks and sleeping:
  *   xpmem_fabric_lock (mutex): probe/remove and the fabric pointer;

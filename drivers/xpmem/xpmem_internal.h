@@ -13,6 +13,13 @@
  *        embeds an xpmem_rmap that sits in xpmem_mm's interval tree for as
  *        long as some vma maps the attachment.
  *
+ * Across partitions (xpmem_remote.c, xpmem_export.c, xpmem_import.c):
+ *   a permit on another partition's segment is an xpmem_access with no
+ *   segment (remote_peer, remote_handle); its attachments have no xmm and
+ *   fault through the owner.  On the owner, what a partition holds is an
+ *   xpmem_export (--> xpmem_segment) and its xpmem_export_atts, whose
+ *   rmap entries sit in the same interval tree as local attachments.
+ *
  * Who may sleep where, and the lock order, are documented at the top of
  * the file that owns each lock: xpmem_mm.c (rmap_sem, seq_lock),
  * xpmem_main.c (xpmem_file.lock), xpmem_segment.c (segment/access locks),
