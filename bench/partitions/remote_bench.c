@@ -146,9 +146,10 @@ int main(void)
 			return 1;
 		touch_all(p);
 		fabric_barrier(&f, 201, 0, 120);
-		fabric_barrier(&f, 202, 0, 600);	/* partition 0 measures */
+		fabric_barrier(&f, 202, 0, 600);	/* partition 0 zaps what we map */
 		xpmem_detach(p);
 		xpmem_release(apid);
+		fabric_barrier(&f, 203, 0, 600);	/* ... then what only it maps */
 		{
 			double zl = (double)fabric_get(&f, 0, KEY_ZAP_LOCAL) / 1000;
 			double zr = (double)fabric_get(&f, 0, KEY_ZAP_REMOTE) / 1000;
@@ -162,41 +163,40 @@ int main(void)
 			       bl, br, br / bl);
 		}
 	} else {
+		double zr, zl;
+		int pipefd[2];
+		pid_t pid;
+		char c = 0;
+
 		fabric_barrier(&f, 201, 0, 120);
-		{
-			double zr, zl;
-			int pipefd[2];
-			pid_t pid;
-			char c = 0;
-
-			zr = zap_pages(buf);	/* partition 1 maps every page */
-			/* the same with a local attacher mapping the pages */
-			memset(buf, 0x5b, BYTES);
-			if (pipe(pipefd))
-				return 1;
-			pid = fork();
-			if (pid == 0) {
-				xpmem_apid_t apid;
-				char *p = attach(seg, &apid);
-
-				if (p)
-					touch_all(p);
-				if (write(pipefd[1], "r", 1) != 1)
-					_exit(1);
-				pause();
-				_exit(0);
-			}
-			if (read(pipefd[0], &c, 1) != 1)
-				return 1;
-			zl = zap_pages(buf + PAGE);
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			fabric_put(&f, KEY_ZAP_REMOTE, (uint64_t)(zr * 1000));
-			fabric_put(&f, KEY_ZAP_LOCAL, (uint64_t)(zl * 1000));
-		}
+		zr = zap_pages(buf);	/* partition 1 maps every page */
 		fabric_barrier(&f, 202, 0, 600);
+		/* partition 1 has let go: now a local attacher maps the pages */
+		memset(buf, 0x5b, BYTES);
+		if (pipe(pipefd))
+			return 1;
+		pid = fork();
+		if (pid == 0) {
+			xpmem_apid_t apid;
+			char *p = attach(seg, &apid);
+
+			if (p)
+				touch_all(p);
+			if (write(pipefd[1], "r", 1) != 1)
+				_exit(1);
+			pause();
+			_exit(0);
+		}
+		if (read(pipefd[0], &c, 1) != 1)
+			return 1;
+		zl = zap_pages(buf + PAGE);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		fabric_put(&f, KEY_ZAP_REMOTE, (uint64_t)(zr * 1000));
+		fabric_put(&f, KEY_ZAP_LOCAL, (uint64_t)(zl * 1000));
+		fabric_barrier(&f, 203, 0, 600);
 	}
-	fabric_barrier(&f, 203, 0, 600);
+	fabric_barrier(&f, 204, 0, 600);
 	xpmem_remove(seg);
 	return 0;
 }

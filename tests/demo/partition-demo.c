@@ -33,7 +33,7 @@ int main(void)
 			perror("xpmem_make");
 			return 1;
 		}
-		printf("partition 0: exported %d KiB at %p as segid %#llx (partition field %lld)\n",
+		printf("partition 0: exported %d KiB at %p as segid %#llx (owner: partition %lld)\n",
 		       SIZE / 1024, buf, (long long)segid, (long long)(segid >> 56) - 1);
 		fabric_put(&f, 1, segid);
 		fabric_barrier(&f, 1, 0, 120);
