@@ -186,9 +186,10 @@ u64 xpmem_remote_gen(int p)
 	return atomic64_read(&xpmem_rpeer[p].gen);
 }
 
-static void xpmem_remote_reqs_fn(struct work_struct *work)
+/* Drain @q, handing each message of the peer's current generation on. */
+static void xpmem_queue_drain(struct xpmem_remote_queue *q,
+			      void (*handle)(int peer, u64 gen, u16 type, const u64 *p))
 {
-	struct xpmem_remote_queue *q = container_of(work, struct xpmem_remote_queue, work);
 	struct xpmem_queued_msg m;
 
 	for (;;) {
@@ -199,27 +200,26 @@ static void xpmem_remote_reqs_fn(struct work_struct *work)
 		}
 		spin_unlock(&q->lock);
 		if (m.gen == xpmem_remote_gen(q->peer))
-			xpmem_export_request(q->peer, m.gen, m.type, m.p);
+			handle(q->peer, m.gen, m.type, m.p);
 		cond_resched();
 	}
 }
 
+static void xpmem_remote_reqs_fn(struct work_struct *work)
+{
+	xpmem_queue_drain(container_of(work, struct xpmem_remote_queue, work),
+			  xpmem_export_request);
+}
+
+static void xpmem_remote_inval_one(int peer, u64 gen, u16 type, const u64 *p)
+{
+	xpmem_import_inval(peer, gen, p);
+}
+
 static void xpmem_remote_invals_fn(struct work_struct *work)
 {
-	struct xpmem_remote_queue *q = container_of(work, struct xpmem_remote_queue, work);
-	struct xpmem_queued_msg m;
-
-	for (;;) {
-		spin_lock(&q->lock);
-		if (!kfifo_get(&q->fifo, &m)) {
-			spin_unlock(&q->lock);
-			return;
-		}
-		spin_unlock(&q->lock);
-		if (m.gen == xpmem_remote_gen(q->peer))
-			xpmem_import_inval(q->peer, m.gen, m.p);
-		cond_resched();
-	}
+	xpmem_queue_drain(container_of(work, struct xpmem_remote_queue, work),
+			  xpmem_remote_inval_one);
 }
 
 /*

@@ -133,9 +133,10 @@ static int access_signal(volatile char *addr, int write)
 	return sig;
 }
 
-static long counter(const char *name)
+/* the value after @name in a file of "name value" lines, or -1 */
+static long keyed(const char *path, const char *name)
 {
-	FILE *fp = fopen("/sys/kernel/debug/xpmem/counters", "r");
+	FILE *fp = fopen(path, "r");
 	char n[64];
 	long v, r = -1;
 
@@ -148,19 +149,14 @@ static long counter(const char *name)
 	return r;
 }
 
+static long counter(const char *name)
+{
+	return keyed("/sys/kernel/debug/xpmem/counters", name);
+}
+
 static long vmstat(const char *name)
 {
-	FILE *fp = fopen("/proc/vmstat", "r");
-	char n[64];
-	long v, r = -1;
-
-	if (!fp)
-		return -1;
-	while (fscanf(fp, "%63s %ld", n, &v) == 2)
-		if (!strcmp(n, name))
-			r = v;
-	fclose(fp);
-	return r;
+	return keyed("/proc/vmstat", name);
 }
 
 static uint64_t pfn_of(void *addr)
