@@ -38,7 +38,8 @@
 #define KILL_BYTES	(1024 * 1024UL)
 #define WAIT		120			/* seconds at a barrier */
 
-enum { KEY_RW = 1, KEY_RO, KEY_NONE, KEY_P1, KEY_EXIT, KEY_KILL, KEY_STAY, KEY_SWAP_DONE = 20 };
+enum { KEY_RW = 1, KEY_RO, KEY_NONE, KEY_P1, KEY_EXIT, KEY_KILL, KEY_STAY, KEY_VICTIM,
+       KEY_SWAP_DONE = 20 };
 
 static struct fabric f;
 static int ntest, nfail;
@@ -536,8 +537,16 @@ static int run_kill(void)
 	unsigned int gone = 1u << last;
 	char *seg = NULL;
 
-	char *stay;
+	char *stay, *vatt = NULL;
+	xpmem_apid_t vapid = -1;
 
+	if (me == last) {
+		/* the victim owns memory too: partition 0 maps it */
+		char *v = alloc_aligned(SMALL_BYTES);
+
+		fill(v, SMALL_BYTES / PAGE, 6);
+		fabric_put(&f, KEY_VICTIM, xpmem_make(v, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0600));
+	}
 	if (me == 0) {
 		seg = alloc_aligned(KILL_BYTES);
 		fill(seg, KILL_BYTES / PAGE, 4);
@@ -548,6 +557,11 @@ static int run_kill(void)
 		fabric_put(&f, KEY_STAY, xpmem_make(stay, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0600));
 	}
 	barrier(60, 0);
+	if (me == 0) {
+		vatt = attach_all(fabric_get(&f, last, KEY_VICTIM), XPMEM_RDWR, SMALL_BYTES, &vapid);
+		CHECK(vatt && check(vatt, 0, SMALL_BYTES / PAGE, 6) < 0,
+		      "partition_0_maps_victim_partition_segment", "p %p errno %d", vatt, errno);
+	}
 	if (me == last) {
 		xpmem_apid_t a;
 		char *p = attach_all(fabric_get(&f, 0, KEY_KILL), XPMEM_RDWR, KILL_BYTES, &a);
@@ -610,6 +624,20 @@ static int run_kill(void)
 		      "munmap %d after %ld ms (peer timeout %ld ms)", r, ms, timeout);
 		printf("# munmap waited %ld ms for the killed partition (peer timeout %ld ms)\n",
 		       ms, timeout);
+		if (vatt) {
+			int sig = 0;
+
+			/* its owner is gone: its pages must not be reachable */
+			for (int i = 0; i < 150 && sig != SIGBUS; i++) {
+				sig = access_signal(vatt + PAGE, 0);
+				if (sig != SIGBUS)
+					usleep(100000);
+			}
+			CHECK(sig == SIGBUS, "attacher_gets_sigbus_after_owner_partition_killed",
+			      "signal %d", sig);
+			xpmem_detach(vatt);
+			xpmem_release(vapid);
+		}
 	}
 	if (me == 1 && last > 1) {
 		/* a partition restarts its driver: a new incarnation, welcome again */
