@@ -173,6 +173,20 @@ static int xpmem_fabric_send(struct xpmem_fabric *fab, int dst, u16 type,
  * Never sleeps; -ENOBUFS when the peer's ring is full, -EHOSTDOWN when
  * it is not alive, -ENODEV when this partition is not on a fabric.
  */
+/*
+ * The fabric, if this partition is on one and @p names one of its peers;
+ * NULL otherwise.  Caller holds rcu_read_lock().
+ */
+static struct xpmem_fabric *xpmem_fabric_of_peer(int p)
+{
+	struct xpmem_fabric *fab;
+
+	if (p < 0 || p >= XPMEM_MAX_PARTITIONS)
+		return NULL;
+	fab = rcu_dereference(xpmem_fabric_rcu);
+	return fab && p != fab->me ? fab : NULL;
+}
+
 int xpmem_fabric_send_msg(int dst, u16 type, const u64 *payload,
 			  unsigned int npayload)
 {
@@ -182,8 +196,8 @@ int xpmem_fabric_send_msg(int dst, u16 type, const u64 *payload,
 	if (dst < 0 || dst >= XPMEM_MAX_PARTITIONS)
 		return -EINVAL;
 	rcu_read_lock();
-	fab = rcu_dereference(xpmem_fabric_rcu);
-	if (fab && dst != fab->me)
+	fab = xpmem_fabric_of_peer(dst);
+	if (fab)
 		ret = xpmem_fabric_send(fab, dst, type, payload, npayload);
 	rcu_read_unlock();
 	return ret;
@@ -216,10 +230,8 @@ void xpmem_fabric_count_bad(int p, const char *why, u64 val)
 {
 	struct xpmem_fabric *fab;
 
-	if (p < 0 || p >= XPMEM_MAX_PARTITIONS)
-		return;
 	rcu_read_lock();
-	fab = rcu_dereference(xpmem_fabric_rcu);
+	fab = xpmem_fabric_of_peer(p);
 	if (fab)
 		xpmem_fabric_bad(&fab->peer[p], why, val);
 	rcu_read_unlock();
@@ -236,11 +248,9 @@ bool xpmem_fabric_peer_alive(int p)
 	struct xpmem_fabric *fab;
 	bool alive = false;
 
-	if (p < 0 || p >= XPMEM_MAX_PARTITIONS)
-		return false;
 	rcu_read_lock();
-	fab = rcu_dereference(xpmem_fabric_rcu);
-	if (fab && p != fab->me)
+	fab = xpmem_fabric_of_peer(p);
+	if (fab)
 		alive = READ_ONCE(fab->peer[p].state) == XPMEM_PEER_ALIVE;
 	rcu_read_unlock();
 	return alive;
@@ -265,11 +275,9 @@ void xpmem_fabric_fence(int p, const char *why)
 {
 	struct xpmem_fabric *fab;
 
-	if (p < 0 || p >= XPMEM_MAX_PARTITIONS)
-		return;
 	rcu_read_lock();
-	fab = rcu_dereference(xpmem_fabric_rcu);
-	if (fab && p != fab->me) {
+	fab = xpmem_fabric_of_peer(p);
+	if (fab) {
 		WRITE_ONCE(fab->peer[p].fence_why, why);
 		WRITE_ONCE(fab->peer[p].fence_request, true);
 	}
@@ -302,8 +310,7 @@ static const u8 xpmem_msg_len[XPMEM_MSG_TYPES] = {
 
 /*
  * Validate and act on one message (already copied out of the ring).
- * Returns 0, -EAGAIN if it must stay in the ring for now (a worker's
- * queue is full), or -EINVAL with *why and *val saying why it was dropped.
+ * Returns 0, or -EINVAL with *why and *val saying why it was dropped.
  */
 static int xpmem_fabric_handle(struct xpmem_fabric *fab, struct xpmem_peer *peer,
 			       const struct xpmem_wire_msg *m, const char **why, u64 *val)
@@ -368,25 +375,22 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	/* read the entries only after the head that published them */
 	smp_rmb();
 	while (tail != head) {
-		const char *why = NULL;
-		u64 val = 0;
-		int ret = 0;
-
 		/* copy first: the producer's memory is not ours to trust */
 		memcpy(&m, &ring->msg[tail & (XPMEM_RING_ENTRIES - 1)], sizeof(m));
-		if (peer->state == XPMEM_PEER_ALIVE)
-			ret = xpmem_fabric_handle(fab, peer, &m, &why, &val);
-		if (ret == -EAGAIN)
-			break;		/* leave it in the ring: back-pressure */
 		tail++;
 		/* finish reading the entry before handing its slot back */
 		smp_mb();
 		WRITE_ONCE(ring->tail, cpu_to_le64(tail));
-		if (why) {
-			xpmem_fabric_bad(peer, why, val);
-		} else if (peer->state == XPMEM_PEER_ALIVE) {
-			atomic64_inc(&peer->rx);
-			xpmem_count(fabric_rx);
+		if (peer->state == XPMEM_PEER_ALIVE) {
+			const char *why;
+			u64 val;
+
+			if (xpmem_fabric_handle(fab, peer, &m, &why, &val)) {
+				xpmem_fabric_bad(peer, why, val);
+			} else {
+				atomic64_inc(&peer->rx);
+				xpmem_count(fabric_rx);
+			}
 		}
 		any = true;
 	}
@@ -403,7 +407,7 @@ static void xpmem_peer_set_state(struct xpmem_fabric *fab, struct xpmem_peer *pe
 	if (old == state)
 		return;
 	pr_info("xpmem: partition %d is %s (was %s)\n", peer->id,
-		xpmem_peer_state_name[state], xpmem_peer_state_name[peer->state]);
+		xpmem_peer_state_name[state], xpmem_peer_state_name[old]);
 	if (state == XPMEM_PEER_DEAD)
 		xpmem_count(fabric_peers_dead);
 	WRITE_ONCE(peer->state, state);

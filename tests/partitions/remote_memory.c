@@ -160,6 +160,34 @@ static long vmstat(const char *name)
 	return keyed("/proc/vmstat", name);
 }
 
+/* read *addr until it raises SIGBUS, up to @tries times @usec apart */
+static int wait_sigbus(volatile char *addr, int tries, useconds_t usec)
+{
+	int sig = 0;
+
+	for (int i = 0; i < tries && sig != SIGBUS; i++) {
+		sig = access_signal(addr, 0);
+		if (sig != SIGBUS)
+			usleep(usec);
+	}
+	return sig;
+}
+
+/*
+ * Poll until the owner's live export counters are both 0, for up to
+ * @tries tenths of a second; leaves the last values in *e and *a.
+ */
+static void wait_exports_zero(int tries, long *e, long *a)
+{
+	for (int i = 0; i < tries; i++) {
+		*e = counter("exports");
+		*a = counter("export_atts");
+		if (!*e && !*a)
+			return;
+		usleep(100000);
+	}
+}
+
 static uint64_t pfn_of(void *addr)
 {
 	int fd = open("/proc/self/pagemap", O_RDONLY);
@@ -447,14 +475,9 @@ static int run_main(void)
 		      "p %p errno %d", p, errno);
 		barrier(22, 0);
 		if (p) {
-			int sig = 0;
-
 			/* the owner's exit reached us: SIGBUS, not its old pages */
-			for (int i = 0; i < 100 && sig != SIGBUS; i++) {
-				sig = access_signal(p + PAGE, 0);
-				if (sig != SIGBUS)
-					usleep(50000);
-			}
+			int sig = wait_sigbus(p + PAGE, 100, 50000);
+
 			CHECK(sig == SIGBUS, "owner_exit_gives_remote_sigbus", "signal %d", sig);
 			xpmem_detach(p);
 			xpmem_release(a);
@@ -505,13 +528,7 @@ static int run_main(void)
 	if (me == 0 || me == 1) {
 		long e = -1, a = -1;
 
-		for (int i = 0; i < 50; i++) {
-			e = counter("exports");
-			a = counter("export_atts");
-			if (!e && !a)
-				break;
-			usleep(100000);
-		}
+		wait_exports_zero(50, &e, &a);
 		CHECK(!e && !a, "owner_export_counters_zero_after_remote_release",
 		      "exports %ld export_atts %ld", e, a);
 	}
@@ -625,14 +642,9 @@ static int run_kill(void)
 		printf("# munmap waited %ld ms for the killed partition (peer timeout %ld ms)\n",
 		       ms, timeout);
 		if (vatt) {
-			int sig = 0;
-
 			/* its owner is gone: its pages must not be reachable */
-			for (int i = 0; i < 150 && sig != SIGBUS; i++) {
-				sig = access_signal(vatt + PAGE, 0);
-				if (sig != SIGBUS)
-					usleep(100000);
-			}
+			int sig = wait_sigbus(vatt + PAGE, 150, 100000);
+
 			CHECK(sig == SIGBUS, "attacher_gets_sigbus_after_owner_partition_killed",
 			      "signal %d", sig);
 			xpmem_detach(vatt);
@@ -667,13 +679,7 @@ static int run_kill(void)
 			      "owner_saw_partition_restart", "no restart in the log");
 		xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_KILL));
 		xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_STAY));
-		for (int i = 0; i < 100; i++) {
-			e = counter("exports");
-			a = counter("export_atts");
-			if (!e && !a)
-				break;
-			usleep(100000);
-		}
+		wait_exports_zero(100, &e, &a);
 		CHECK(!e && !a, "owner_counters_zero_after_partition_death",
 		      "exports %ld export_atts %ld", e, a);
 	}
