@@ -290,10 +290,14 @@ int xpmem_remote_rx(int src, u16 type, const __le64 *payload,
 	case XPMEM_MSG_DETACH:
 	case XPMEM_MSG_FAULT:
 		if (!xpmem_queue_put(&rp->reqs, gen, type, p, xpmem_export_wq)) {
-			u64 busy[2] = { p[0], (u64)-EAGAIN };
+			u64 busy[XPMEM_PAYLOAD_WORDS] = { p[0], (u64)-EAGAIN };
 
-			/* if even this does not fit, the requester times out */
-			xpmem_fabric_send_msg(src, XPMEM_MSG_REPLY, busy, 2);
+			/*
+			 * A REPLY is always full length (the receiver drops
+			 * any other); if even this does not fit in the ring,
+			 * the requester times out.
+			 */
+			xpmem_fabric_send_msg(src, XPMEM_MSG_REPLY, busy, XPMEM_PAYLOAD_WORDS);
 		}
 		return 0;
 	default:
