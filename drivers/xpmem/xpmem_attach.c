@@ -9,10 +9,19 @@
  * from being torn down while they are zapped, without ever taking the
  * attacher's mmap lock.
  *
- * The vma is VM_PFNMAP and its PTEs are "special": they hold no page
- * reference and no mapcount.  No page is pinned after a fault returns; the
- * only thing that keeps an attacher coherent is the exporting mm's
- * notifier (xpmem_mm.c), which zaps these PTEs before the page goes.
+ * A local attachment's vma is VM_MIXEDMAP and its PTEs are "special": they
+ * hold no page reference and no mapcount.  No page is pinned after a fault
+ * returns; the only thing that keeps an attacher coherent is the exporting
+ * mm's notifier (xpmem_mm.c), which zaps these PTEs before the page goes.
+ * get_user_pages() still works on them (futexes, O_DIRECT,
+ * process_vm_readv, RDMA registration): find_special_page gives the source
+ * page to everyone but a task that is zapping the PTE (xpmem_amm.c).  A
+ * pin taken that way is the pinner's, exactly like a pin taken through the
+ * source mapping: invalidation still zaps the attacher's PTE at once, and
+ * the pinned page stays valid for its pinner until it unpins.
+ *
+ * Another partition's memory (xmm == NULL) has no struct page here: those
+ * vmas stay VM_IO | VM_PFNMAP and get_user_pages() refuses them.
  *
  * Fault path and locks.  The fault core holds the attacher's mmap lock
  * (read).  Resolving the page needs the *source* mm's mmap lock, and
@@ -29,11 +38,16 @@
  * table lock (apply_to_page_range() calls us with it held), which is the
  * same lock the invalidation's zap takes.
  *
- * Write faults resolve the source page with FOLL_WRITE, which breaks
- * copy-on-write in the source and marks the page dirty there; so a
- * writable attacher PTE always points at the page the source itself
- * writes to.  Read faults install read-only PTEs; a later write comes
- * through pfn_mkwrite, which re-resolves for write.
+ * Writable attachments resolve every fault, reads too, with FOLL_WRITE,
+ * which breaks copy-on-write in the source and marks the page dirty there:
+ * a writable attachment has writable PTEs only, each pointing at the page
+ * the source itself writes to.  So the vma needs no write notification
+ * (page_mkwrite/pfn_mkwrite), which the kernel would take as "dirty
+ * tracked" and then refuse long-term writable pins (RDMA registration).
+ * The exception: a writable attachment made over a source range that was
+ * not all writable (ro_source) maps the read-only pages read-only and
+ * keeps pfn_mkwrite to check writes to them.  RDONLY attachments resolve
+ * reads without FOLL_WRITE and map read-only.
  */
 #include <linux/fs.h>
 #include <linux/fs_context.h>
@@ -54,6 +68,15 @@
 
 static struct vfsmount *xpmem_mnt;
 static const struct vm_operations_struct xpmem_att_vm_ops;
+static const struct vm_operations_struct xpmem_att_ro_source_vm_ops;
+static const struct vm_operations_struct xpmem_att_remote_vm_ops;
+
+static bool xpmem_vma_is_attachment(struct vm_area_struct *vma)
+{
+	return vma->vm_ops == &xpmem_att_vm_ops ||
+	       vma->vm_ops == &xpmem_att_ro_source_vm_ops ||
+	       vma->vm_ops == &xpmem_att_remote_vm_ops;
+}
 
 /* ---- test hook: emulate a pinning implementation ---------------------------- */
 
@@ -92,6 +115,8 @@ void xpmem_att_release(struct kref *ref)
 
 	WARN_ON_ONCE(att->rmap.linked);
 	xpmem_test_unpin_all(att);
+	if (att->amm)
+		xpmem_amm_put(att->amm);
 	mutex_lock(&ap->lock);
 	list_del(&att->ap_node);
 	mutex_unlock(&ap->lock);
@@ -163,12 +188,15 @@ int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
 	 * attachments map only the exporter's own pages, which is also what
 	 * lets the invalidation worker ignore nested notifier calls.
 	 */
-	if (vma->vm_ops == &xpmem_att_vm_ops ||
+	if (xpmem_vma_is_attachment(vma) ||
 	    (vma->vm_flags & (VM_IO | VM_PFNMAP)))
 		return -EFAULT;
 	if (!(vma->vm_flags & (write ? VM_WRITE : VM_READ)))
 		return -EACCES;
-	n = xpmem_gup_remote_one(mm, addr, write ? FOLL_WRITE : 0, page);
+	if (write)	/* breaks copy-on-write in the source */
+		n = xpmem_gup_remote_one(mm, addr, FOLL_WRITE, page);
+	else		/* unshares a page shared with a fork child or KSM */
+		n = xpmem_pin_remote_one_read(mm, addr, page);
 	if (n == 1)
 		return 0;
 	return n < 0 ? (int)n : -EFAULT;
@@ -184,6 +212,27 @@ vm_fault_t xpmem_errno_to_fault(int err)
 	default:
 		return VM_FAULT_SIGBUS;
 	}
+}
+
+/*
+ * Resolve the source page for a fault on @att: for write if the fault
+ * writes or the attachment is writable (see the top of this file), except
+ * that a read through a ro_source attachment of a page the source maps
+ * read-only is resolved read-only.  *@writable says which it was.
+ */
+static int xpmem_att_resolve(struct xpmem_attachment *att,
+			     struct mm_struct *src_mm, unsigned long src,
+			     bool write, struct page **page, bool *writable)
+{
+	int err;
+
+	*writable = write || att->writable;
+	err = xpmem_src_page(src_mm, src, *writable, page);
+	if (err == -EACCES && !write && *writable && att->ro_source) {
+		*writable = false;
+		err = xpmem_src_page(src_mm, src, false, page);
+	}
+	return err;
 }
 
 static unsigned long xpmem_att_src(struct vm_area_struct *vma,
@@ -208,15 +257,18 @@ static void xpmem_stash_put(struct xpmem_attachment *att, unsigned long src,
 }
 
 static bool xpmem_stash_take(struct xpmem_attachment *att, unsigned long src,
-			     bool write, unsigned long seq, unsigned long *pfn)
+			     bool write, unsigned long seq, unsigned long *pfn,
+			     bool *writable)
 {
 	bool hit;
 
 	spin_lock(&att->stash_lock);
 	hit = att->stash_src == (src | 1) && att->stash_seq == seq &&
 	      (att->stash_write || !write);
-	if (hit)
+	if (hit) {
 		*pfn = att->stash_pfn;
+		*writable = att->stash_write;
+	}
 	att->stash_src = 0;
 	spin_unlock(&att->stash_lock);
 	return hit;
@@ -282,6 +334,7 @@ static vm_fault_t xpmem_fault_slow(struct vm_fault *vmf,
 {
 	struct mm_struct *src_mm = att->xmm->mn.mm;
 	struct page *page;
+	bool writable;
 
 	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
 		return VM_FAULT_RETRY;	/* the caller keeps its lock */
@@ -291,9 +344,10 @@ static vm_fault_t xpmem_fault_slow(struct vm_fault *vmf,
 	xpmem_release_fault_lock(vmf);
 	if (mmget_not_zero(src_mm)) {
 		if (!mmap_read_lock_killable(src_mm)) {
-			if (!xpmem_src_page(src_mm, src, write, &page)) {
+			if (!xpmem_att_resolve(att, src_mm, src, write, &page,
+					       &writable)) {
 				xpmem_stash_put(att, src, page_to_pfn(page),
-						write, seq);
+						writable, seq);
 				put_page(page);
 			}
 			mmap_read_unlock(src_mm);
@@ -352,13 +406,14 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 		struct page *page = NULL;
 		unsigned long seq, pfn;
 		vm_fault_t vret;
+		bool writable;
 		int err;
 
 		if (READ_ONCE(att->revoked) || READ_ONCE(xmm->dead))
 			return VM_FAULT_SIGBUS;
 		seq = xpmem_rmap_read_begin(xmm, &att->rmap);
 
-		if (!xpmem_stash_take(att, src, write, seq, &pfn)) {
+		if (!xpmem_stash_take(att, src, write, seq, &pfn, &writable)) {
 			if (!mmget_not_zero(src_mm))
 				return VM_FAULT_SIGBUS;	/* owner exiting */
 			vret = xpmem_lock_source(vmf, att, src, write, seq);
@@ -366,7 +421,8 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 				mmput_async(src_mm);
 				return vret;
 			}
-			err = xpmem_src_page(src_mm, src, write, &page);
+			err = xpmem_att_resolve(att, src_mm, src, write, &page,
+						&writable);
 			mmap_read_unlock(src_mm);
 			/* never run the source's exit_mmap under our fault lock */
 			mmput_async(src_mm);
@@ -375,7 +431,7 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 			pfn = page_to_pfn(page);
 		}
 
-		err = xpmem_install(vma, addr, pfn, write, &att->rmap, seq);
+		err = xpmem_install(vma, addr, pfn, writable, &att->rmap, seq);
 		if (!err)
 			xpmem_test_pin(att, src, pfn);
 		if (page)
@@ -389,10 +445,12 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 }
 
 /*
- * Write to a read-only PTE of a writable attachment.  Let the core make it
- * writable only if the source, resolved for write now, still maps the same
- * page and nothing invalidated it since; otherwise drop the PTE and let
- * the ordinary fault path (which may drop locks and retry) resolve it.
+ * Write to a read-only PTE of a writable attachment: another partition's
+ * page, or a page the source mapped read-only when it was faulted in
+ * (ro_source attachments).  Let the core make it writable only if the
+ * source, resolved for write now, still maps the same page and nothing
+ * invalidated it since; otherwise drop the PTE and let the ordinary fault
+ * path (which may drop locks and retry) resolve it.
  */
 static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 {
@@ -432,14 +490,21 @@ static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 	}
 	if (same)
 		return 0;
+	/* VM_MIXEDMAP: zap_vma_ptes() would do nothing; zap by file offset */
+	unmap_mapping_range(att->inode->i_mapping,
+			    (loff_t)(vma->vm_pgoff << PAGE_SHIFT) +
+			    (addr - vma->vm_start), PAGE_SIZE, 1);
+	return VM_FAULT_NOPAGE;
 refault:
 	zap_vma_ptes(vma, addr, PAGE_SIZE);
 	return VM_FAULT_NOPAGE;
 }
 
 /*
- * ptrace, /proc/PID/mem and so debuggers (access_remote_vm): GUP refuses
- * this vma (VM_PFNMAP), so the core falls back to ->access.  Copy through
+ * ptrace, /proc/PID/mem and so debuggers (access_remote_vm) use GUP, which
+ * works on local attachments (find_special_page below); the core falls
+ * back to ->access when GUP fails: always for another partition's memory
+ * (VM_PFNMAP), and for a write through an RDONLY attachment.  Copy through
  * the source's pages with the rules of a fault: the caller holds the
  * attacher's mmap lock, so the source's is only trylocked (-EAGAIN when
  * busy); an RDONLY attachment is never written, even with FOLL_FORCE; no
@@ -501,9 +566,91 @@ static int xpmem_att_access(struct vm_area_struct *vma, unsigned long addr,
 	return done;
 }
 
+/* ---- the page behind a PTE, for get_user_pages ------------------------- */
+
 /*
- * A vma of the attachment is duplicated by a split or an mremap move (fork
- * never copies it: VM_DONTCOPY, and VM_IO stops MADV_DOFORK).
+ * The PTE at @addr of our own vma.  Every caller of vm_normal_page() holds
+ * the page table lock of @addr (the core reads the PTE it passes under
+ * it), so the table cannot go away under this lookup, and our vmas only
+ * ever hold 4 KiB PTEs (no huge page is mapped in a VM_MIXEDMAP vma).
+ */
+static bool xpmem_att_pte(struct vm_area_struct *vma, unsigned long addr,
+			  pte_t *pte)
+{
+	pgd_t *pgd = pgd_offset(vma->vm_mm, addr);
+	p4d_t *p4d;
+	pud_t *pud;
+	pmd_t pmd;
+
+	if (pgd_none(*pgd) || pgd_bad(*pgd))
+		return false;
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(*p4d) || p4d_bad(*p4d))
+		return false;
+	pud = pud_offset(p4d, addr);
+	if (pud_none(*pud) || pud_bad(*pud))
+		return false;
+	pmd = READ_ONCE(*pmd_offset(pud, addr));
+	if (pmd_none(pmd) || !pmd_present(pmd) || pmd_bad(pmd))
+		return false;
+	*pte = ptep_get(pte_offset_kernel(&pmd, addr));
+	return true;
+}
+
+/*
+ * vm_normal_page() of a PTE of a local attachment: the source page it
+ * maps, so that get_user_pages() (futexes, O_DIRECT, process_vm_*, RDMA)
+ * works on attached memory; a page reference or pin it takes is its own.
+ * NULL ("not a normal page", as for any VM_MIXEDMAP pfn) whenever the
+ * caller could take the page for a counted mapping of this vma:
+ *  - the caller is zapping the PTE, or the mm is exiting (xpmem_amm.c);
+ *  - before 6.11, fork is copying the page table (xpmem_compat.h);
+ *  - a read-only PTE in a writable vma: the caller is the write fault,
+ *    which with NULL makes the PTE writable through pfn_mkwrite (or, with
+ *    none, directly: without ro_source every PTE was resolved for write,
+ *    so the page is the one the source writes to); with a page it would
+ *    treat it as a page cache page and dirty-account it;
+ *  - an anonymous page that is not exclusive to the source (shared with a
+ *    fork child, or KSM): get_user_pages would then ask for the page to
+ *    be unshared, which a shared mapping cannot do, and would loop;
+ *  - the zero page (the core handles it itself).
+ */
+static struct page *xpmem_att_find_special_page(struct vm_area_struct *vma,
+						unsigned long addr)
+{
+	struct xpmem_attachment *att = vma->vm_private_data;
+	struct page *page;
+	unsigned long pfn;
+	pte_t pte;
+
+	if (!xpmem_amm_may_give_page(att->amm, vma, addr) ||
+	    xpmem_mm_write_locked(vma->vm_mm))
+		goto withhold;
+	if (!xpmem_att_pte(vma, addr, &pte) || !pte_present(pte) ||
+	    !pte_special(pte))
+		goto withhold;
+	if ((vma->vm_flags & VM_WRITE) && !pte_write(pte))
+		goto withhold;
+	pfn = pte_pfn(pte);
+	if (is_zero_pfn(pfn) || !pfn_valid(pfn))
+		goto withhold;
+	page = pfn_to_page(pfn);
+	if (PageAnon(page) && !PageAnonExclusive(page))
+		goto withhold;
+	xpmem_count(pages_given);
+	return page;
+withhold:
+	xpmem_count(pages_withheld);
+	return NULL;
+}
+
+/* ---- vma lifetime ------------------------------------------------------------ */
+
+/*
+ * A vma of the attachment is duplicated: a split or an mremap move, or
+ * fork after the application cleared VM_DONTCOPY (MADV_DOFORK) and
+ * VM_WIPEONFORK (MADV_KEEPONFORK).  A child's copy must start empty: its
+ * PTEs would be outside this mm's tracking (xpmem_amm.c).
  */
 static void xpmem_att_vma_open(struct vm_area_struct *vma)
 {
@@ -511,6 +658,18 @@ static void xpmem_att_vma_open(struct vm_area_struct *vma)
 
 	atomic_inc(&att->nr_vmas);
 	kref_get(&att->ref);
+	if (!att->amm)
+		return;
+	if (vma->vm_mm == att->amm->mn.mm) {
+		xpmem_amm_vma_add(att->amm, vma);
+		return;
+	}
+	/* fork: from 6.11 this runs before the page table copy, and stops it */
+	xpmem_vm_flags_set(vma, VM_WIPEONFORK);
+	if (XPMEM_FORK_OPENS_AFTER_COPY)	/* copied already: drop it */
+		unmap_mapping_range(att->inode->i_mapping,
+				    (loff_t)vma->vm_pgoff << PAGE_SHIFT,
+				    vma->vm_end - vma->vm_start, 1);
 }
 
 /* Called with the attacher's mmap lock held for writing (or at exit). */
@@ -518,6 +677,8 @@ static void xpmem_att_vma_close(struct vm_area_struct *vma)
 {
 	struct xpmem_attachment *att = vma->vm_private_data;
 
+	if (att->amm && vma->vm_mm == att->amm->mn.mm)
+		xpmem_amm_vma_del(att->amm);
 	if (atomic_dec_and_test(&att->nr_vmas)) {
 		if (att->xmm)
 			xpmem_rmap_remove(att->xmm, &att->rmap);
@@ -527,7 +688,27 @@ static void xpmem_att_vma_close(struct vm_area_struct *vma)
 	xpmem_att_put(att);
 }
 
+/* local attachment: pinnable, writable ones need no write notification */
 static const struct vm_operations_struct xpmem_att_vm_ops = {
+	.open = xpmem_att_vma_open,
+	.close = xpmem_att_vma_close,
+	.fault = xpmem_att_fault,
+	.access = xpmem_att_access,
+	.find_special_page = xpmem_att_find_special_page,
+};
+
+/* writable local attachment over a partly read-only source (ro_source) */
+static const struct vm_operations_struct xpmem_att_ro_source_vm_ops = {
+	.open = xpmem_att_vma_open,
+	.close = xpmem_att_vma_close,
+	.fault = xpmem_att_fault,
+	.pfn_mkwrite = xpmem_att_pfn_mkwrite,
+	.access = xpmem_att_access,
+	.find_special_page = xpmem_att_find_special_page,
+};
+
+/* another partition's memory: no struct page, never pinnable */
+static const struct vm_operations_struct xpmem_att_remote_vm_ops = {
 	.open = xpmem_att_vma_open,
 	.close = xpmem_att_vma_close,
 	.fault = xpmem_att_fault,
@@ -553,15 +734,29 @@ static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
 			return -EPERM;
 		xpmem_vm_flags_clear(vma, VM_MAYWRITE);
 	}
-	xpmem_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
-			   VM_DONTDUMP | VM_DONTCOPY);
-	vma->vm_ops = &xpmem_att_vm_ops;
+	if (!att->xmm) {
+		xpmem_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
+				   VM_DONTDUMP | VM_DONTCOPY);
+		vma->vm_ops = &xpmem_att_remote_vm_ops;
+	} else {
+		/*
+		 * Not VM_IO / VM_PFNMAP, which get_user_pages refuses.  That
+		 * also lets MADV_DOFORK clear VM_DONTCOPY, hence VM_WIPEONFORK
+		 * (and ->open) for a fork.
+		 */
+		xpmem_vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND |
+				   VM_DONTDUMP | VM_DONTCOPY | VM_WIPEONFORK);
+		vma->vm_ops = att->ro_source ? &xpmem_att_ro_source_vm_ops :
+					       &xpmem_att_vm_ops;
+	}
 	vma->vm_private_data = att;
 	kref_get(&att->ref);
 	att->mapped = true;
 	atomic_set(&att->nr_vmas, 1);
-	if (att->xmm)
+	if (att->xmm) {
+		xpmem_amm_vma_add(att->amm, vma);
 		xpmem_rmap_insert(att->xmm, &att->rmap);
+	}
 	return 0;
 }
 
@@ -569,6 +764,33 @@ static const struct file_operations xpmem_att_fops = {
 	.owner = THIS_MODULE,
 	.mmap = xpmem_att_mmap,
 };
+
+/*
+ * Is there a vma in [start, end) of the source that the source cannot
+ * write?  Decides, for a writable attachment, whether it must keep write
+ * notification (ro_source) to map such pages read-only.  Holes do not
+ * count: faults there get SIGBUS either way.
+ */
+static bool xpmem_source_has_read_only(struct mm_struct *mm, unsigned long start,
+				       unsigned long end)
+{
+	struct vm_area_struct *vma;
+	bool ro = false;
+
+	if (!mmget_not_zero(mm))
+		return false;
+	mmap_read_lock(mm);
+	for (vma = find_vma(mm, start); vma && vma->vm_start < end;
+	     vma = find_vma(mm, vma->vm_end)) {
+		if (!(vma->vm_flags & VM_WRITE)) {
+			ro = true;
+			break;
+		}
+	}
+	mmap_read_unlock(mm);
+	mmput(mm);
+	return ro;
+}
 
 int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 		 unsigned long size, unsigned long *vaddr)
@@ -610,6 +832,9 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	att->src_start = seg ? seg->start + offset : 0;
 	att->size = size;
 	att->writable = ap->writable;
+	att->ro_source = seg && att->writable &&
+		xpmem_source_has_read_only(seg->xmm->mn.mm, att->src_start,
+					   att->src_start + size);
 	att->peer = -1;
 	spin_lock_init(&att->stash_lock);
 	xa_init(&att->test_pins);
@@ -617,9 +842,20 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	xpmem_rmap_init(&att->rmap, &xpmem_att_rmap_ops, att->src_start, size);
 	INIT_LIST_HEAD(&att->ap_node);
 
+	if (seg) {
+		/* the page lookups of this mm (xpmem_amm.c) */
+		att->amm = xpmem_amm_get(current->mm);
+		if (IS_ERR(att->amm)) {
+			ret = PTR_ERR(att->amm);
+			kfree(att);
+			goto err_put_ap;
+		}
+	}
 	inode = alloc_anon_inode(xpmem_mnt->mnt_sb);
 	if (IS_ERR(inode)) {
 		ret = PTR_ERR(inode);
+		if (att->amm)
+			xpmem_amm_put(att->amm);
 		kfree(att);
 		goto err_put_ap;
 	}
@@ -630,6 +866,8 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	if (ap->released) {
 		mutex_unlock(&ap->lock);
 		iput(inode);
+		if (att->amm)
+			xpmem_amm_put(att->amm);
 		kfree(att);
 		xpmem_uncount(attachments);
 		ret = -ENOENT;
@@ -690,7 +928,7 @@ int xpmem_detach(unsigned long vaddr)
 		return -EINVAL;
 	mmap_read_lock(mm);
 	vma = vma_lookup(mm, vaddr);
-	if (!vma || vma->vm_ops != &xpmem_att_vm_ops) {
+	if (!vma || !xpmem_vma_is_attachment(vma)) {
 		mmap_read_unlock(mm);
 		return -EINVAL;
 	}

@@ -58,6 +58,30 @@ static inline long xpmem_gup_remote_one(struct mm_struct *mm,
 }
 
 /*
+ * A read-only pin, turned into a plain reference: pinning makes the core
+ * unshare an anonymous page that the source shares with a fork child or
+ * KSM (a copy becomes the source's own), so that get_user_pages through
+ * an attachment can pin the page later (xpmem_att_find_special_page).
+ */
+static inline long xpmem_pin_remote_one_read(struct mm_struct *mm,
+					     unsigned long addr,
+					     struct page **page)
+{
+	long n;
+
+#if XPMEM_KERNEL_OLDER_THAN(6, 5, 0)
+	n = pin_user_pages_remote(mm, addr, 1, 0, page, NULL, NULL);
+#else
+	n = pin_user_pages_remote(mm, addr, 1, 0, page, NULL);
+#endif
+	if (n == 1) {
+		get_page(*page);
+		unpin_user_page(*page);
+	}
+	return n;
+}
+
+/*
  * Drop whatever lock the fault core took for this fault: the mmap lock, or
  * since 6.6 possibly only the per-VMA lock (before 6.6 a file-backed vma is
  * never faulted under the per-VMA lock alone).
@@ -70,5 +94,29 @@ static inline void xpmem_release_fault_lock(struct vm_fault *vmf)
 	release_fault_lock(vmf);
 #endif
 }
+
+/*
+ * fork: before 6.11, dup_mmap() copies a vma's page table (copy_page_range,
+ * which calls vm_normal_page() on the parent's PTEs) before it calls the
+ * child vma's ->open, so ->open cannot stop the copy.  The parent's mmap
+ * lock is held for writing throughout, and no path that needs the page of
+ * an attachment PTE (get_user_pages) runs under that lock, so "the mm is
+ * write-locked" is what tells the copy apart.  rw_semaphore keeps its
+ * writer in bit 0 of count (RWSEM_WRITER_LOCKED, kernel/locking/rwsem.c).
+ * From 6.11 on, ->open runs before the copy and sets VM_WIPEONFORK.
+ */
+#if XPMEM_KERNEL_OLDER_THAN(6, 11, 0)
+#define XPMEM_FORK_OPENS_AFTER_COPY 1
+static inline bool xpmem_mm_write_locked(struct mm_struct *mm)
+{
+	return atomic_long_read(&mm->mmap_lock.count) & 1UL;
+}
+#else
+#define XPMEM_FORK_OPENS_AFTER_COPY 0
+static inline bool xpmem_mm_write_locked(struct mm_struct *mm)
+{
+	return false;
+}
+#endif
 
 #endif /* _XPMEM_COMPAT_H */

@@ -38,6 +38,7 @@
 #include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/wait.h>
 #include <linux/uidgid.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
@@ -69,6 +70,11 @@ struct xpmem_counters {
 	atomic_long_t acks;		/* secondary mappings zapped and acked */
 	atomic_long_t ack_wait_slow;	/* ack waits that exceeded the warning time */
 	atomic_long_t revokes;
+	/* get_user_pages through attachments (xpmem_attach.c, xpmem_amm.c) */
+	atomic_long_t attacher_mms;	/* live: mms tracked for page lookups */
+	atomic_long_t pages_given;	/* find_special_page answered a page */
+	atomic_long_t pages_withheld;	/* ... answered none (zap, fork, exit) */
+	atomic_long_t amm_bracket_waits; /* all bracket slots were taken */
 	/* partitions (xpmem_fabric.c) */
 	atomic_long_t fabric_tx;		/* messages sent */
 	atomic_long_t fabric_rx;		/* messages accepted */
@@ -235,6 +241,35 @@ void xpmem_access_put(struct xpmem_access *ap);
 void xpmem_file_cleanup(struct xpmem_file *xf, bool all);
 void xpmem_segment_ids_destroy(void);
 
+/* ---- attaching mms (xpmem_amm.c) ---------------------------------------- */
+
+/* invalidations of one attaching mm that may be open at the same time */
+#define XPMEM_AMM_BRACKETS	32
+
+struct xpmem_amm_bracket {
+	const struct mmu_notifier_range *range;	/* NULL: slot free */
+	struct task_struct *task;
+	unsigned long start, end;
+};
+
+struct xpmem_amm {
+	struct mmu_notifier mn;
+	spinlock_t lock;		/* innermost: under PTE locks */
+	unsigned int nr_vmas;		/* local attachment vmas in this mm */
+	unsigned long lo, hi;		/* ... and a span that covers them */
+	unsigned int nr_brackets;
+	struct xpmem_amm_bracket brackets[XPMEM_AMM_BRACKETS];
+	wait_queue_head_t slot_wq;
+	bool dead;			/* ->release ran: exit_mmap */
+};
+
+struct xpmem_amm *xpmem_amm_get(struct mm_struct *mm);
+void xpmem_amm_put(struct xpmem_amm *amm);
+void xpmem_amm_vma_add(struct xpmem_amm *amm, struct vm_area_struct *vma);
+void xpmem_amm_vma_del(struct xpmem_amm *amm);
+bool xpmem_amm_may_give_page(struct xpmem_amm *amm, struct vm_area_struct *vma,
+			     unsigned long addr);
+
 /* ---- attachments (xpmem_attach.c) ------------------------------------- */
 
 struct xpmem_attachment {
@@ -247,6 +282,7 @@ struct xpmem_attachment {
 	struct xpmem_rmap rmap;
 	struct xpmem_access *ap;
 	struct xpmem_mm *xmm;		/* == ap->seg->xmm, cached; NULL: remote */
+	struct xpmem_amm *amm;		/* the attaching mm's (local only) */
 	/* remote: where the pages are, and the owner's name for it */
 	int peer;
 	u64 remote_handle;
@@ -254,6 +290,13 @@ struct xpmem_attachment {
 	struct rcu_head rcu;
 	unsigned long src_start, size;
 	bool writable;
+	/*
+	 * Writable attachment over a source range that was not all writable
+	 * at attach time: pages the source maps read-only are mapped
+	 * read-only, and writes to them come through pfn_mkwrite (which
+	 * makes the vma dirty-tracked: no long-term writable pins).
+	 */
+	bool ro_source;
 	bool revoked;			/* WRITE_ONCE under ap->lock */
 	bool mapped;			/* the one vm_mmap() happened */
 	atomic_t nr_vmas;		/* vmas mapping this attachment */

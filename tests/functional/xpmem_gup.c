@@ -1,0 +1,706 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xpmem_gup.c - the kernel's own users of attached memory: everything that
+ * calls get_user_pages() / pin_user_pages() on an attachment.
+ *
+ *   futexes (process-shared pthread mutexes, condition variables, robust
+ *   mutexes) living in attached memory; O_DIRECT I/O on a virtio disk into
+ *   and out of an attachment; process_vm_readv/writev from a third process
+ *   on the attacher's range; what RDONLY attachments refuse; a pin held
+ *   while the source invalidates; fork of an attacher that asked for its
+ *   attachment to be inherited.  RDMA registration is tests/rdma/.
+ *
+ * Futexes: a process-shared futex is keyed by (inode, offset) only on a
+ * file page (memfd, shmem, hugetlbfs).  On an anonymous page the kernel
+ * keys it by (mm, address), so waiter and waker must be the same process:
+ * the futex tests export memfd memory, as applications sharing pthread
+ * objects across processes do (docs/design.md).
+ *
+ * TAP output, one test per behaviour; run as root in the test guest.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "tap.h"
+#include "testlib.h"
+#include "xpmem.h"
+
+#define PG ((size_t)sysconf(_SC_PAGESIZE))
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* permits this process holds, released by settle() */
+static xpmem_apid_t g_apids[1024];
+static int g_nr_apids;
+
+static void *attach_seg(xpmem_segid_t segid, int flags, size_t size)
+{
+	xpmem_apid_t apid = xpmem_get(segid, flags, XPMEM_PERMIT_MODE, NULL);
+	struct xpmem_addr a = { .apid = apid, .offset = 0 };
+	void *p;
+
+	if (apid < 0)
+		return NULL;
+	if (g_nr_apids < 1024)
+		g_apids[g_nr_apids++] = apid;
+	p = xpmem_attach(a, size, NULL);
+	return p == (void *)-1 ? NULL : p;
+}
+
+static void *map_anon(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* shared memfd memory: futex keys on it are the same in every process */
+static void *map_memfd(size_t size)
+{
+	int fd = memfd_create("xpmem-gup", 0);
+	void *p;
+
+	if (fd < 0 || ftruncate(fd, size))
+		return NULL;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void pattern(unsigned char *p, size_t n, unsigned int seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(i * 31 + seed + (i >> 12));
+}
+
+static long mismatch(const unsigned char *p, size_t n, unsigned int seed)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (unsigned char)(i * 31 + seed + (i >> 12)))
+			return (long)i;
+	return -1;
+}
+
+/* "Key: value kB" of /proc/meminfo, in KiB, or -1 */
+static long meminfo_kib(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	long v = -1;
+	size_t n = strlen(key);
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ':')
+			v = strtol(line + n + 1, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/*
+ * Release this process's permits, then wait up to 10 s for the driver's
+ * live objects to be gone.
+ */
+static int settle(void)
+{
+	static const char *const live[] = {
+		"segments", "accesses", "attachments", "rmap_entries", "attacher_mms",
+	};
+
+	while (g_nr_apids > 0)
+		xpmem_release(g_apids[--g_nr_apids]);
+	for (int tries = 0; tries < 100; tries++) {
+		int all = 1;
+
+		for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+			all &= counter(live[i]) == 0;
+		if (all)
+			return 0;
+		usleep(100000);
+	}
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+		tap_diag("%s = %ld", live[i], counter(live[i]));
+	return 1;
+}
+
+/* ---- futexes ------------------------------------------------------------------ */
+
+#define FUTEX_PARTIES	3	/* the source and two attachers */
+#define FUTEX_ROUNDS	300
+
+struct shared_sync {
+	pthread_mutex_t lock;
+	pthread_cond_t turn_cv;
+	int turn;		/* whose turn: 0 source, 1 and 2 attachers */
+	long counter;		/* incremented under lock by everyone */
+	long waits;		/* times a party found it was not its turn */
+};
+
+/* FUTEX_ROUNDS turns in strict rotation, plus lock-only increments */
+static int play_turns(struct shared_sync *s, int me)
+{
+	for (int r = 0; r < FUTEX_ROUNDS; r++) {
+		if (pthread_mutex_lock(&s->lock))
+			return 1;
+		while (s->turn != me) {
+			s->waits++;
+			if (pthread_cond_wait(&s->turn_cv, &s->lock))
+				return 2;
+		}
+		s->counter++;
+		s->turn = (me + 1) % FUTEX_PARTIES;
+		pthread_cond_broadcast(&s->turn_cv);
+		pthread_mutex_unlock(&s->lock);
+		for (int k = 0; k < 10; k++) {	/* plain contention */
+			if (pthread_mutex_lock(&s->lock))
+				return 3;
+			s->counter++;
+			pthread_mutex_unlock(&s->lock);
+		}
+	}
+	return 0;
+}
+
+static xpmem_segid_t g_seg;
+
+static int futex_attacher(int in, int out, void *arg)
+{
+	struct shared_sync *s = attach_seg(g_seg, XPMEM_RDWR, PG);
+	int me = (int)(long)arg;
+
+	(void)in;
+	if (!s)
+		return 10;
+	chan_send(out, 1);	/* attached */
+	if (chan_recv(in) != 2)
+		return 11;
+	return play_turns(s, me);
+}
+
+static int t_futex_pshared_mutex_and_condvar_through_attachments(void)
+{
+	struct shared_sync *s = map_memfd(PG);
+	pthread_mutexattr_t ma;
+	pthread_condattr_t ca;
+	struct peer p[2];
+	int rc;
+
+	FAIL_IF(!s, "memfd mapping");
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED);
+	FAIL_IF(pthread_mutex_init(&s->lock, &ma), "mutex init");
+	FAIL_IF(pthread_cond_init(&s->turn_cv, &ca), "cond init");
+	g_seg = xpmem_make(s, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(g_seg < 0, "xpmem_make");
+	for (int i = 0; i < 2; i++) {
+		FAIL_IF(peer_start(&p[i], futex_attacher, (void *)(long)(i + 1)), "fork");
+		FAIL_IF(peer_recv(&p[i]) != 1, "attacher %d did not attach", i + 1);
+	}
+	for (int i = 0; i < 2; i++)
+		peer_send(&p[i], 2);
+	rc = play_turns(s, 0);
+	FAIL_IF(rc, "source: step %d failed", rc);
+	for (int i = 0; i < 2; i++) {
+		rc = peer_wait(&p[i]);
+		FAIL_IF(rc, "attacher %d: status %d", i + 1, rc);
+	}
+	FAIL_IF(s->counter != FUTEX_PARTIES * FUTEX_ROUNDS * 11L,
+		"counter %ld, want %ld", s->counter, FUTEX_PARTIES * FUTEX_ROUNDS * 11L);
+	/* strict rotation: parties did block in futex waits */
+	FAIL_IF(s->waits == 0, "nobody ever waited");
+	tap_diag("%ld condition waits, %ld pages given to get_user_pages",
+		 s->waits, counter("pages_given"));
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	return settle();
+}
+
+struct robust_area {
+	pthread_mutex_t lock;
+	long data;
+};
+
+static int robust_owner(int in, int out, void *arg)
+{
+	struct robust_area *r = attach_seg(g_seg, XPMEM_RDWR, PG);
+
+	(void)arg;
+	if (!r)
+		return 10;
+	if (pthread_mutex_lock(&r->lock))
+		return 11;
+	r->data = 42;
+	chan_send(out, 1);	/* holding the lock; now wait to be killed */
+	chan_recv(in);
+	return 12;
+}
+
+struct locker {
+	struct robust_area *r;
+	int rc;
+	long data;
+	int repaired;
+};
+
+/* the thread that gets EOWNERDEAD owns the lock: it repairs and unlocks */
+static void *lock_it(void *arg)
+{
+	struct locker *l = arg;
+
+	l->rc = pthread_mutex_lock(&l->r->lock);
+	if (l->rc == EOWNERDEAD) {
+		l->data = l->r->data;
+		l->repaired = !pthread_mutex_consistent(&l->r->lock) &&
+			      !pthread_mutex_unlock(&l->r->lock);
+	}
+	return NULL;
+}
+
+static int t_futex_robust_mutex_owner_killed_through_attachment(void)
+{
+	struct robust_area *r = map_memfd(PG);
+	struct locker l = { .r = r, .rc = -1 };
+	pthread_mutexattr_t ma;
+	pthread_t th;
+	struct peer p;
+	int rc;
+
+	FAIL_IF(!r, "memfd mapping");
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+	FAIL_IF(pthread_mutex_init(&r->lock, &ma), "mutex init");
+	g_seg = xpmem_make(r, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(peer_start(&p, robust_owner, NULL), "fork");
+	FAIL_IF(peer_recv(&p) != 1, "owner did not take the lock");
+	/* a thread of the source blocks on the lock (futex wait) ... */
+	FAIL_IF(pthread_create(&th, NULL, lock_it, &l), "thread");
+	usleep(200000);
+	FAIL_IF(l.rc != -1, "lock taken while the owner holds it: %d", l.rc);
+	/* ... and the kernel's robust-list walk at the owner's death, done
+	 * through the owner's attachment, must wake it with EOWNERDEAD */
+	kill(p.pid, SIGKILL);
+	rc = peer_wait(&p);
+	FAIL_IF(rc != 128 + SIGKILL, "owner status %d", rc);
+	pthread_join(th, NULL);
+	FAIL_IF(l.rc != EOWNERDEAD, "lock returned %d (%s), want EOWNERDEAD",
+		l.rc, strerror(l.rc));
+	FAIL_IF(l.data != 42, "data %ld", l.data);
+	FAIL_IF(!l.repaired, "consistent + unlock failed");
+	/* usable again, by anyone */
+	FAIL_IF(pthread_mutex_lock(&r->lock), "lock after repair");
+	FAIL_IF(pthread_mutex_unlock(&r->lock), "unlock after repair");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	return settle();
+}
+
+/* ---- O_DIRECT on a virtio disk -------------------------------------------------- */
+
+/* the scratch disk scripts/xpmem-vm attaches (serial xpmem-scratch) */
+static int open_scratch_disk(void)
+{
+	DIR *d = opendir("/sys/block");
+	struct dirent *e;
+	char path[300], serial[64], dev[300];
+	int fd = -1;
+
+	while (d && (e = readdir(d))) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/block/%s/serial", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(serial, sizeof(serial), f) &&
+		    !strncmp(serial, "xpmem-scratch", 13)) {
+			snprintf(dev, sizeof(dev), "/dev/%s", e->d_name);
+			fd = open(dev, O_RDWR | O_DIRECT);
+		}
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return fd;
+}
+
+#define DIO_SIZE (64 * 1024)
+
+static int dio_attacher(int in, int out, void *arg)
+{
+	unsigned char *att = attach_seg(g_seg, XPMEM_RDWR, DIO_SIZE);
+	int fd = open_scratch_disk();
+
+	(void)arg;
+	if (!att || fd < 0)
+		return 10;
+	/* write() from the attachment: the source's bytes go to the disk */
+	if (pwrite(fd, att, DIO_SIZE, 0) != DIO_SIZE)
+		return 11;
+	chan_send(out, 1);
+	if (chan_recv(in) != 2)
+		return 12;
+	/* read() into the attachment: the disk's bytes land in the source */
+	if (pread(fd, att, DIO_SIZE, DIO_SIZE) != DIO_SIZE)
+		return 13;
+	chan_send(out, 3);
+	return 0;
+}
+
+static int t_odirect_write_from_and_read_into_attachment(void)
+{
+	unsigned char *src = map_anon(DIO_SIZE), *buf;
+	int fd = open_scratch_disk();
+	struct peer p;
+	long bad;
+
+	if (fd < 0) {
+		tap_diag("no scratch disk (serial xpmem-scratch): %s", strerror(errno));
+		return TAP_SKIP;
+	}
+	FAIL_IF(posix_memalign((void **)&buf, 4096, DIO_SIZE), "memalign");
+	FAIL_IF(!src, "mmap");
+	pattern(src, DIO_SIZE, 7);
+	g_seg = xpmem_make(src, DIO_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(peer_start(&p, dio_attacher, NULL), "fork");
+	FAIL_IF(peer_recv(&p) != 1, "attacher's O_DIRECT write failed (status %d)",
+		peer_wait(&p));
+	FAIL_IF(pread(fd, buf, DIO_SIZE, 0) != DIO_SIZE, "read back: %s", strerror(errno));
+	bad = mismatch(buf, DIO_SIZE, 7);
+	FAIL_IF(bad >= 0, "disk differs from the source at byte %ld", bad);
+	/* now the other way: a new pattern on disk, read into the attachment */
+	pattern(buf, DIO_SIZE, 99);
+	FAIL_IF(pwrite(fd, buf, DIO_SIZE, DIO_SIZE) != DIO_SIZE, "write: %s", strerror(errno));
+	peer_send(&p, 2);
+	FAIL_IF(peer_recv(&p) != 3, "attacher's O_DIRECT read failed (status %d)",
+		peer_wait(&p));
+	bad = mismatch(src, DIO_SIZE, 99);
+	FAIL_IF(bad >= 0, "source differs from the disk at byte %ld", bad);
+	FAIL_IF(peer_wait(&p), "attacher status");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	close(fd);
+	return settle();
+}
+
+/* ---- process_vm_readv / process_vm_writev ------------------------------------------ */
+
+#define PVM_SIZE (16 * 4096)
+
+static int holder(int in, int out, void *arg)
+{
+	void *att = attach_seg(g_seg, (int)(long)arg, PVM_SIZE);
+
+	if (!att)
+		return 10;
+	chan_send(out, (long)att);
+	chan_recv(in);		/* hold it until told */
+	return 0;
+}
+
+static int t_process_vm_readv_writev_on_attached_range(void)
+{
+	unsigned char *src = map_anon(PVM_SIZE), *buf = map_anon(PVM_SIZE);
+	struct iovec local, remote;
+	struct peer att, third;
+	long addr, bad;
+	int a[2];
+
+	FAIL_IF(!src || !buf, "mmap");
+	pattern(src, PVM_SIZE, 3);
+	g_seg = xpmem_make(src, PVM_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(peer_start(&att, holder, (void *)(long)XPMEM_RDWR), "fork");
+	addr = peer_recv(&att);
+	FAIL_IF(addr <= 0, "attacher failed");
+	/* a third process, neither source nor attacher, reads and writes */
+	FAIL_IF(pipe(a), "pipe");
+	third.pid = fork();
+	if (third.pid == 0) {
+		ssize_t n;
+
+		local = (struct iovec){ buf, PVM_SIZE };
+		remote = (struct iovec){ (void *)addr, PVM_SIZE };
+		n = process_vm_readv(att.pid, &local, 1, &remote, 1, 0);
+		if (n != PVM_SIZE)
+			_exit(1);
+		if (mismatch(buf, PVM_SIZE, 3) >= 0)
+			_exit(2);
+		pattern(buf, PVM_SIZE, 51);
+		n = process_vm_writev(att.pid, &local, 1, &remote, 1, 0);
+		_exit(n == PVM_SIZE ? 0 : 3);
+	}
+	FAIL_IF(waitpid(third.pid, &a[0], 0) != third.pid, "wait");
+	FAIL_IF(!WIFEXITED(a[0]) || WEXITSTATUS(a[0]),
+		"third process: step %d failed", WEXITSTATUS(a[0]));
+	bad = mismatch(src, PVM_SIZE, 51);
+	FAIL_IF(bad >= 0, "process_vm_writev did not land in the source (byte %ld)", bad);
+	peer_send(&att, 0);
+	FAIL_IF(peer_wait(&att), "attacher status");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	return settle();
+}
+
+/* ---- RDONLY attachments ------------------------------------------------------------- */
+
+static int t_rdonly_attachment_refuses_write_pins(void)
+{
+	unsigned char *src = map_anon(PVM_SIZE), *buf = map_anon(PVM_SIZE);
+	struct iovec local, remote;
+	struct peer att;
+	long addr;
+	int fd = open_scratch_disk();
+	pid_t pid;
+	int st;
+
+	FAIL_IF(!src || !buf, "mmap");
+	pattern(src, PVM_SIZE, 5);
+	g_seg = xpmem_make(src, PVM_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(peer_start(&att, holder, (void *)(long)XPMEM_RDONLY), "fork");
+	addr = peer_recv(&att);
+	FAIL_IF(addr <= 0, "attacher failed");
+	pid = fork();
+	if (pid == 0) {
+		local = (struct iovec){ buf, PVM_SIZE };
+		remote = (struct iovec){ (void *)addr, PVM_SIZE };
+		/* reading (a read pin) is allowed ... */
+		if (process_vm_readv(att.pid, &local, 1, &remote, 1, 0) != PVM_SIZE) {
+			tap_diag("process_vm_readv: %s", strerror(errno));
+			_exit(1);
+		}
+		if (mismatch(buf, PVM_SIZE, 5) >= 0)
+			_exit(2);
+		/* ... writing (a write pin) is not */
+		pattern(buf, PVM_SIZE, 77);
+		if (process_vm_writev(att.pid, &local, 1, &remote, 1, 0) != -1 ||
+		    errno != EFAULT)
+			_exit(3);
+		_exit(0);
+	}
+	FAIL_IF(waitpid(pid, &st, 0) != pid, "wait");
+	FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "checker: step %d failed",
+		WEXITSTATUS(st));
+	FAIL_IF(mismatch(src, PVM_SIZE, 5) >= 0, "source changed through RDONLY");
+	peer_send(&att, 0);
+	FAIL_IF(peer_wait(&att), "attacher status");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	if (fd >= 0)
+		close(fd);
+	return settle();
+}
+
+/* O_DIRECT read() into an RDONLY attachment needs a write pin: EFAULT */
+static int rdonly_dio(int in, int out, void *arg)
+{
+	void *att = attach_seg(g_seg, XPMEM_RDONLY, DIO_SIZE);
+	int fd = open_scratch_disk();
+	ssize_t n;
+
+	(void)in;
+	(void)arg;
+	if (!att || fd < 0)
+		return 10;
+	n = pread(fd, att, DIO_SIZE, 0);
+	chan_send(out, n == -1 ? errno : 1000);
+	if (pwrite(fd, att, DIO_SIZE, 2 * DIO_SIZE) != DIO_SIZE)
+		return 11;	/* reading from it is fine */
+	return 0;
+}
+
+static int t_rdonly_attachment_refuses_odirect_read_into_it(void)
+{
+	unsigned char *src = map_anon(DIO_SIZE);
+	int fd = open_scratch_disk();
+	struct peer p;
+	long e;
+
+	if (fd < 0)
+		return TAP_SKIP;
+	FAIL_IF(!src, "mmap");
+	pattern(src, DIO_SIZE, 9);
+	g_seg = xpmem_make(src, DIO_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(peer_start(&p, rdonly_dio, NULL), "fork");
+	e = peer_recv(&p);
+	FAIL_IF(e != EFAULT, "O_DIRECT read into RDONLY attachment: %ld, want EFAULT", e);
+	FAIL_IF(peer_wait(&p), "attacher status");
+	FAIL_IF(mismatch(src, DIO_SIZE, 9) >= 0, "source changed through RDONLY");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	close(fd);
+	return settle();
+}
+
+/* ---- a pin held while the source invalidates ------------------------------------------ */
+
+#define PIN_PAGES 16
+#define PIN_ROUNDS 256
+
+static long mem_available_kib(void)
+{
+	return meminfo_kib("MemAvailable");
+}
+
+/*
+ * vmsplice() takes references on the attachment's pages (get_user_pages)
+ * and keeps them in the pipe.  The source then unmaps the range: the
+ * attacher's PTEs go at once (its next access is SIGBUS), the pipe still
+ * holds the old pages and reads back the old bytes, and once it is
+ * drained the pages are freed: repeated, nothing accumulates.
+ */
+static int t_invalidation_while_pinned_keeps_pinner_valid(void)
+{
+	size_t size = PIN_PAGES * PG;
+	long before = mem_available_kib(), after, v;
+	unsigned char *rd = map_anon(size);
+
+	FAIL_IF(!rd, "mmap");
+	for (int round = 0; round < PIN_ROUNDS; round++) {
+		unsigned char *src = map_anon(size), *att;
+		struct iovec iov;
+		int pfd[2], sig;
+		ssize_t n = 0;
+
+		FAIL_IF(!src, "mmap");
+		pattern(src, size, (unsigned int)round);
+		g_seg = xpmem_make(src, size, XPMEM_PERMIT_MODE, (void *)0600);
+		FAIL_IF(g_seg < 0, "xpmem_make");
+		att = attach_seg(g_seg, XPMEM_RDWR, size);
+		FAIL_IF(!att, "attach");
+		FAIL_IF(pipe(pfd), "pipe");
+		FAIL_IF(fcntl(pfd[1], F_SETPIPE_SZ, (int)size) < (int)size, "pipe size");
+		iov = (struct iovec){ att, size };
+		FAIL_IF(vmsplice(pfd[1], &iov, 1, 0) != (ssize_t)size,
+			"vmsplice: %s", strerror(errno));
+		/* invalidate: the source's pages go away under the pin */
+		FAIL_IF(munmap(src, size), "munmap");
+		sig = tap_probe((volatile long *)att, 0, &v);
+		FAIL_IF(sig != SIGBUS, "attacher access after munmap: signal %d", sig);
+		while (n < (ssize_t)size) {
+			ssize_t r = read(pfd[0], rd + n, size - (size_t)n);
+
+			FAIL_IF(r <= 0, "pipe read");
+			n += r;
+		}
+		FAIL_IF(mismatch(rd, size, (unsigned int)round) >= 0,
+			"round %d: pinned pages changed", round);
+		close(pfd[0]);
+		close(pfd[1]);
+		FAIL_IF(xpmem_detach(att), "detach");
+		FAIL_IF(xpmem_remove(g_seg), "remove");
+	}
+	after = mem_available_kib();
+	tap_diag("MemAvailable %ld -> %ld KiB over %d rounds of %zu KiB",
+		 before, after, PIN_ROUNDS, size / 1024);
+	/* a leak of every pinned page would be PIN_ROUNDS * size = 16 MiB */
+	FAIL_IF(before - after > 8 * 1024, "%ld KiB of memory did not come back",
+		before - after);
+	return settle();
+}
+
+/* ---- fork of an attacher that asked to pass its attachment on ---------------------- */
+
+static int t_fork_after_madv_dofork_keeponfork_is_safe(void)
+{
+	size_t size = 8 * PG;
+	unsigned char *src = map_anon(size), *att;
+	struct iovec local, remote;
+	unsigned char buf[64];
+	pid_t pid;
+	int st;
+
+	FAIL_IF(!src, "mmap");
+	pattern(src, size, 11);
+	g_seg = xpmem_make(src, size, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(g_seg < 0, "xpmem_make");
+	att = attach_seg(g_seg, XPMEM_RDWR, size);
+	FAIL_IF(!att, "attach");
+	FAIL_IF(mismatch(att, size, 11) >= 0, "attachment contents");	/* mapped */
+	FAIL_IF(madvise(att, size, MADV_DOFORK), "MADV_DOFORK: %s", strerror(errno));
+	FAIL_IF(madvise(att, size, MADV_KEEPONFORK), "MADV_KEEPONFORK: %s", strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		/* the child's copy starts empty and faults from the source */
+		if (mismatch(att, size, 11) >= 0)
+			_exit(1);
+		att[0] = 0x5a;
+		_exit(0);
+	}
+	FAIL_IF(waitpid(pid, &st, 0) != pid, "wait");
+	FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "child: status %#x", st);
+	FAIL_IF(src[0] != 0x5a, "child's write not in the source");
+	/* the parent's attachment is intact and still pinnable */
+	local = (struct iovec){ buf, sizeof(buf) };
+	remote = (struct iovec){ att + PG, sizeof(buf) };
+	FAIL_IF(process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof(buf),
+		"process_vm_readv: %s", strerror(errno));
+	FAIL_IF(memcmp(buf, src + PG, sizeof(buf)), "parent reads wrong bytes");
+	FAIL_IF(xpmem_detach(att), "detach");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	return settle();
+}
+
+/* ---- writable attachment over read-only source memory --------------------------------- */
+
+static int t_rdwr_attachment_reads_readonly_source_and_refuses_writes(void)
+{
+	size_t size = 4 * PG;
+	unsigned char *src = map_anon(size), *att;
+	long v = 1;
+	int sig;
+
+	FAIL_IF(!src, "mmap");
+	pattern(src, size, 13);
+	FAIL_IF(mprotect(src + 2 * PG, 2 * PG, PROT_READ), "mprotect");
+	g_seg = xpmem_make(src, size, XPMEM_PERMIT_MODE, (void *)0600);
+	FAIL_IF(g_seg < 0, "xpmem_make");
+	att = attach_seg(g_seg, XPMEM_RDWR, size);
+	FAIL_IF(!att, "attach");
+	FAIL_IF(mismatch(att, size, 13) >= 0, "read through the attachment");
+	sig = tap_probe((volatile long *)(att + 2 * PG), 1, &v);
+	FAIL_IF(sig != SIGSEGV, "write to a page the source maps read-only: signal %d", sig);
+	sig = tap_probe((volatile long *)att, 1, &v);
+	FAIL_IF(sig, "write to a writable page: signal %d", sig);
+	FAIL_IF(*(long *)src != 1, "write not in the source");
+	FAIL_IF(mismatch(src + PG, 3 * PG, 13 + 31 * (unsigned int)PG + 1) >= 0,
+		"source pages other than the first written");
+	FAIL_IF(xpmem_detach(att), "detach");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	return settle();
+}
+
+static const struct tap_test tests[] = {
+	{ "futex_pshared_mutex_and_condvar_through_attachments",
+	  t_futex_pshared_mutex_and_condvar_through_attachments, 120 },
+	{ "futex_robust_mutex_owner_killed_through_attachment",
+	  t_futex_robust_mutex_owner_killed_through_attachment, 60 },
+	{ "odirect_write_from_and_read_into_attachment",
+	  t_odirect_write_from_and_read_into_attachment, 60 },
+	{ "process_vm_readv_writev_on_attached_range",
+	  t_process_vm_readv_writev_on_attached_range, 60 },
+	{ "rdonly_attachment_refuses_write_pins",
+	  t_rdonly_attachment_refuses_write_pins, 60 },
+	{ "rdonly_attachment_refuses_odirect_read_into_it",
+	  t_rdonly_attachment_refuses_odirect_read_into_it, 60 },
+	{ "invalidation_while_pinned_keeps_pinner_valid",
+	  t_invalidation_while_pinned_keeps_pinner_valid, 180 },
+	{ "fork_after_madv_dofork_keeponfork_is_safe",
+	  t_fork_after_madv_dofork_keeponfork_is_safe, 60 },
+	{ "rdwr_attachment_reads_readonly_source_and_refuses_writes",
+	  t_rdwr_attachment_reads_readonly_source_and_refuses_writes, 60 },
+};
+
+int main(int argc, char **argv)
+{
+	if (xpmem_init() != 0) {
+		printf("1..0 # SKIP no /dev/xpmem\n");
+		return 0;
+	}
+	return tap_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+}
