@@ -48,6 +48,8 @@ PCS     := $(B)/lib/pkgconfig/xpmem.pc $(B)/lib/pkgconfig/cray-xpmem.pc
 
 TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c tests/oversub/*.c tests/partitions/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
+# RDMA test: needs libibverbs-dev (scripts/deps installs it)
+RDMA_BINS := $(if $(wildcard /usr/include/infiniband/verbs.h),$(B)/tests/rdma/xpmem_rdma)
 BENCH_SRCS := $(wildcard bench/partitions/*.c)
 BENCH_BINS := $(patsubst %.c,$(B)/%,$(BENCH_SRCS))
 
@@ -89,7 +91,7 @@ $(B)/lib/pkgconfig/%.pc: lib/libxpmem/%.pc.in Makefile
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
 
 # ---- tests --------------------------------------------------------------------
-tests: $(TEST_BINS) $(MPI_BINS) $(BENCH_BINS)
+tests: $(TEST_BINS) $(MPI_BINS) $(BENCH_BINS) $(RDMA_BINS)
 $(B)/bench/partitions/%: bench/partitions/%.c tests/partitions/fabric.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
@@ -100,6 +102,10 @@ $(B)/tests/mpi/%: tests/mpi/%.c
 $(B)/bench/mpi/%: bench/mpi/%.c
 	@mkdir -p $(@D)
 	$(MPICC) $(MPI_CFLAGS) -o $@ $<
+$(B)/tests/rdma/xpmem_rdma: tests/rdma/xpmem_rdma.c tests/tap.h tests/testlib.h include/uapi/xpmem.h $(LIB_SO)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -libverbs -Wl,-rpath,$(CURDIR)/$(B)/lib
+
 $(B)/tests/%: tests/%.c tests/tap.h tests/oversub/pattern.h tests/partitions/fabric.h include/uapi/xpmem.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
