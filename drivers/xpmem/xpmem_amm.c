@@ -190,8 +190,10 @@ void xpmem_amm_vma_add(struct xpmem_amm *amm, struct vm_area_struct *vma)
 void xpmem_amm_vma_del(struct xpmem_amm *amm)
 {
 	spin_lock(&amm->lock);
-	if (!WARN_ON_ONCE(!amm->nr_vmas) && !--amm->nr_vmas)
-		amm->lo = amm->hi = 0;
+	if (!WARN_ON_ONCE(!amm->nr_vmas) && !--amm->nr_vmas) {
+		amm->lo = 0;
+		amm->hi = 0;
+	}
 	spin_unlock(&amm->lock);
 }
 
