@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <infiniband/verbs.h>
 #include <stdint.h>
+#include <sys/utsname.h>
 
 #include "tap.h"
 #include "testlib.h"
@@ -56,6 +57,16 @@ static void *attach_seg(int flags, size_t size)
 		return NULL;
 	p = xpmem_attach(a, size, NULL);
 	return p == (void *)-1 ? NULL : p;
+}
+
+static int kernel_older_than(int major, int minor)
+{
+	struct utsname u;
+	int a = 0, b = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &a, &b) != 2)
+		return 0;
+	return a < major || (a == major && b < minor);
 }
 
 /* ---- two RC queue pairs on one device, connected to each other ----------- */
@@ -270,8 +281,20 @@ static int rdonly_attacher(int in, int out, void *arg)
 	chan_send(out, mr ? 0 : errno);
 	if (mr)
 		return 11;
-	/* registering it for reading only is fine */
+	/*
+	 * Registering it for reading only is fine, from 6.2 on.  Before,
+	 * ib_umem_get() pinned read-only regions with FOLL_WRITE | FOLL_FORCE
+	 * (to break copy-on-write), which the kernel refuses on any shared
+	 * mapping that is not writable, an RDONLY attachment as much as a
+	 * read-only MAP_SHARED file.
+	 */
 	mr = ibv_reg_mr(v.pd, att, SIZE, IBV_ACCESS_REMOTE_READ);
+	if (kernel_older_than(6, 2)) {
+		if (mr || errno != EFAULT)
+			return 13;
+		tap_diag("kernel before 6.2: read-only registration pins for write, EFAULT");
+		return 0;
+	}
 	if (!mr)
 		return 12;
 	ibv_dereg_mr(mr);
