@@ -115,10 +115,21 @@ static void xpmem_amm_range_end(struct mmu_notifier *mn,
 		wake_up(&amm->slot_wq);
 }
 
-/* exit_mmap: from here on no page is given out */
+/*
+ * exit_mmap: from here on no page is given out.  ->release also unhooks
+ * this notifier, so a bracket opened before it (a reclaim walk, say) never
+ * gets its invalidate_range_end here: forget the brackets.
+ */
 static void xpmem_amm_release(struct mmu_notifier *mn, struct mm_struct *mm)
 {
-	WRITE_ONCE(to_amm(mn)->dead, true);
+	struct xpmem_amm *amm = to_amm(mn);
+
+	spin_lock(&amm->lock);
+	WRITE_ONCE(amm->dead, true);
+	memset(amm->brackets, 0, sizeof(amm->brackets));
+	amm->nr_brackets = 0;
+	spin_unlock(&amm->lock);
+	wake_up_all(&amm->slot_wq);
 }
 
 static struct mmu_notifier *xpmem_amm_alloc(struct mm_struct *mm)
@@ -139,7 +150,7 @@ static void xpmem_amm_free(struct mmu_notifier *mn)
 {
 	struct xpmem_amm *amm = to_amm(mn);
 
-	WARN_ON_ONCE(amm->nr_vmas || amm->nr_brackets);
+	WARN_ON_ONCE(amm->nr_vmas);
 	kfree(amm);
 	xpmem_uncount(attacher_mms);
 	module_put(THIS_MODULE);
