@@ -73,7 +73,10 @@ static int xpmem_amm_range_start(struct mmu_notifier *mn,
 			return -EAGAIN;
 		xpmem_count(amm_bracket_waits);
 		wait_event(amm->slot_wq,
-			   READ_ONCE(amm->nr_brackets) < XPMEM_AMM_BRACKETS);
+			   READ_ONCE(amm->nr_brackets) < XPMEM_AMM_BRACKETS ||
+			   READ_ONCE(amm->dead));
+		if (READ_ONCE(amm->dead))
+			return 0;	/* nothing is given out any more */
 		spin_lock(&amm->lock);
 	}
 	for (i = 0; i < XPMEM_AMM_BRACKETS; i++) {
@@ -117,19 +120,17 @@ static void xpmem_amm_range_end(struct mmu_notifier *mn,
 
 /*
  * exit_mmap: from here on no page is given out.  ->release also unhooks
- * this notifier, so a bracket opened before it (a reclaim walk, say) never
- * gets its invalidate_range_end here: forget the brackets.
+ * this notifier, so a bracket opened before it (a reclaim walk, an
+ * invalidation worker zapping) never sees its invalidate_range_end here.
+ * The brackets must stay all the same: a zapper that read "not dead"
+ * just before this must still find its own bracket.
  */
 static void xpmem_amm_release(struct mmu_notifier *mn, struct mm_struct *mm)
 {
 	struct xpmem_amm *amm = to_amm(mn);
 
-	spin_lock(&amm->lock);
 	WRITE_ONCE(amm->dead, true);
-	memset(amm->brackets, 0, sizeof(amm->brackets));
-	amm->nr_brackets = 0;
-	spin_unlock(&amm->lock);
-	wake_up_all(&amm->slot_wq);
+	wake_up_all(&amm->slot_wq);	/* no slot will be freed any more */
 }
 
 static struct mmu_notifier *xpmem_amm_alloc(struct mm_struct *mm)
