@@ -103,4 +103,43 @@ static inline long counter(const char *name)
 	return keyed_value("/sys/kernel/debug/xpmem/counters", name);
 }
 
+/*
+ * Wait up to 10 s for each of the driver's counters @names to read 0.
+ * Returns 0, or 1 after printing each one's value as a TAP diagnostic.
+ */
+static inline int counters_settle(const char *const *names, size_t n)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		int all = 1;
+
+		for (size_t i = 0; i < n; i++)
+			if (counter(names[i]) != 0)
+				all = 0;
+		if (all)
+			return 0;
+		usleep(100000);
+	}
+	for (size_t i = 0; i < n; i++)
+		printf("# %s = %ld\n", names[i], counter(names[i]));
+	fflush(stdout);
+	return 1;
+}
+
+/* a byte pattern that differs per byte, per 4 KiB page and per seed */
+static inline void fill_bytes(unsigned char *p, size_t n, unsigned int seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(i * 31 + seed + (i >> 12));
+}
+
+/* index of the first byte that is not fill_bytes(seed)'s, or -1 */
+static inline long bytes_mismatch(const unsigned char *p, size_t n,
+				  unsigned int seed)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != (unsigned char)(i * 31 + seed + (i >> 12)))
+			return (long)i;
+	return -1;
+}
+
 #endif /* XPMEM_TESTS_TESTLIB_H */

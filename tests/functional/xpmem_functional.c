@@ -75,19 +75,8 @@ static const char *const live_counters[] = {
 /* wait up to 10 s for every live-object counter to reach 0 */
 static int counters_settle_to_zero(void)
 {
-	for (int tries = 0; tries < 100; tries++) {
-		int all = 1;
-
-		for (size_t i = 0; i < 5; i++)
-			if (counter(live_counters[i]) != 0)
-				all = 0;
-		if (all)
-			return 0;
-		usleep(100000);
-	}
-	for (size_t i = 0; i < 5; i++)
-		tap_diag("%s = %ld", live_counters[i], counter(live_counters[i]));
-	return 1;
+	return counters_settle(live_counters,
+			       sizeof(live_counters) / sizeof(live_counters[0]));
 }
 
 /* ---- basic calls ------------------------------------------------------------------ */

@@ -72,18 +72,18 @@ static void *map_memfd(size_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-static void pattern(unsigned char *p, size_t n, unsigned int seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(i * 31 + seed + (i >> 12));
-}
+static xpmem_segid_t g_seg;
 
-static long mismatch(const unsigned char *p, size_t n, unsigned int seed)
+/* anonymous memory filled with fill_bytes(seed), exported as g_seg */
+static unsigned char *export_pattern(size_t size, unsigned int seed)
 {
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != (unsigned char)(i * 31 + seed + (i >> 12)))
-			return (long)i;
-	return -1;
+	unsigned char *src = map_anon(size);
+
+	if (!src)
+		return NULL;
+	fill_bytes(src, size, seed);
+	g_seg = xpmem_make(src, size, XPMEM_PERMIT_MODE, (void *)0600);
+	return g_seg < 0 ? NULL : src;
 }
 
 /* "Key: value kB" of /proc/meminfo, in KiB, or -1 */
@@ -114,18 +114,7 @@ static int settle(void)
 
 	while (g_nr_apids > 0)
 		xpmem_release(g_apids[--g_nr_apids]);
-	for (int tries = 0; tries < 100; tries++) {
-		int all = 1;
-
-		for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-			all &= counter(live[i]) == 0;
-		if (all)
-			return 0;
-		usleep(100000);
-	}
-	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
-		tap_diag("%s = %ld", live[i], counter(live[i]));
-	return 1;
+	return counters_settle(live, sizeof(live) / sizeof(live[0]));
 }
 
 /* ---- futexes ------------------------------------------------------------------ */
@@ -165,8 +154,6 @@ static int play_turns(struct shared_sync *s, int me)
 	}
 	return 0;
 }
-
-static xpmem_segid_t g_seg;
 
 static int futex_attacher(int in, int out, void *arg)
 {
@@ -355,7 +342,7 @@ static int dio_attacher(int in, int out, void *arg)
 
 static int t_odirect_write_from_and_read_into_attachment(void)
 {
-	unsigned char *src = map_anon(DIO_SIZE), *buf;
+	unsigned char *src = export_pattern(DIO_SIZE, 7), *buf;
 	int fd = open_scratch_disk();
 	struct peer p;
 	long bad;
@@ -365,23 +352,20 @@ static int t_odirect_write_from_and_read_into_attachment(void)
 		return TAP_SKIP;
 	}
 	FAIL_IF(posix_memalign((void **)&buf, 4096, DIO_SIZE), "memalign");
-	FAIL_IF(!src, "mmap");
-	pattern(src, DIO_SIZE, 7);
-	g_seg = xpmem_make(src, DIO_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
-	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(!src, "mmap, xpmem_make");
 	FAIL_IF(peer_start(&p, dio_attacher, NULL), "fork");
 	FAIL_IF(peer_recv(&p) != 1, "attacher's O_DIRECT write failed (status %d)",
 		peer_wait(&p));
 	FAIL_IF(pread(fd, buf, DIO_SIZE, 0) != DIO_SIZE, "read back: %s", strerror(errno));
-	bad = mismatch(buf, DIO_SIZE, 7);
+	bad = bytes_mismatch(buf, DIO_SIZE, 7);
 	FAIL_IF(bad >= 0, "disk differs from the source at byte %ld", bad);
 	/* now the other way: a new pattern on disk, read into the attachment */
-	pattern(buf, DIO_SIZE, 99);
+	fill_bytes(buf, DIO_SIZE, 99);
 	FAIL_IF(pwrite(fd, buf, DIO_SIZE, DIO_SIZE) != DIO_SIZE, "write: %s", strerror(errno));
 	peer_send(&p, 2);
 	FAIL_IF(peer_recv(&p) != 3, "attacher's O_DIRECT read failed (status %d)",
 		peer_wait(&p));
-	bad = mismatch(src, DIO_SIZE, 99);
+	bad = bytes_mismatch(src, DIO_SIZE, 99);
 	FAIL_IF(bad >= 0, "source differs from the disk at byte %ld", bad);
 	FAIL_IF(peer_wait(&p), "attacher status");
 	FAIL_IF(xpmem_remove(g_seg), "remove");
@@ -406,23 +390,20 @@ static int holder(int in, int out, void *arg)
 
 static int t_process_vm_readv_writev_on_attached_range(void)
 {
-	unsigned char *src = map_anon(PVM_SIZE), *buf = map_anon(PVM_SIZE);
+	unsigned char *src = export_pattern(PVM_SIZE, 3), *buf = map_anon(PVM_SIZE);
 	struct iovec local, remote;
-	struct peer att, third;
+	struct peer att;
 	long addr, bad;
-	int a[2];
+	pid_t pid;
+	int st;
 
-	FAIL_IF(!src || !buf, "mmap");
-	pattern(src, PVM_SIZE, 3);
-	g_seg = xpmem_make(src, PVM_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
-	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(!src || !buf, "mmap, xpmem_make");
 	FAIL_IF(peer_start(&att, holder, (void *)(long)XPMEM_RDWR), "fork");
 	addr = peer_recv(&att);
 	FAIL_IF(addr <= 0, "attacher failed");
 	/* a third process, neither source nor attacher, reads and writes */
-	FAIL_IF(pipe(a), "pipe");
-	third.pid = fork();
-	if (third.pid == 0) {
+	pid = fork();
+	if (pid == 0) {
 		ssize_t n;
 
 		local = (struct iovec){ buf, PVM_SIZE };
@@ -430,16 +411,16 @@ static int t_process_vm_readv_writev_on_attached_range(void)
 		n = process_vm_readv(att.pid, &local, 1, &remote, 1, 0);
 		if (n != PVM_SIZE)
 			_exit(1);
-		if (mismatch(buf, PVM_SIZE, 3) >= 0)
+		if (bytes_mismatch(buf, PVM_SIZE, 3) >= 0)
 			_exit(2);
-		pattern(buf, PVM_SIZE, 51);
+		fill_bytes(buf, PVM_SIZE, 51);
 		n = process_vm_writev(att.pid, &local, 1, &remote, 1, 0);
 		_exit(n == PVM_SIZE ? 0 : 3);
 	}
-	FAIL_IF(waitpid(third.pid, &a[0], 0) != third.pid, "wait");
-	FAIL_IF(!WIFEXITED(a[0]) || WEXITSTATUS(a[0]),
-		"third process: step %d failed", WEXITSTATUS(a[0]));
-	bad = mismatch(src, PVM_SIZE, 51);
+	FAIL_IF(waitpid(pid, &st, 0) != pid, "wait");
+	FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st),
+		"third process: step %d failed", WEXITSTATUS(st));
+	bad = bytes_mismatch(src, PVM_SIZE, 51);
 	FAIL_IF(bad >= 0, "process_vm_writev did not land in the source (byte %ld)", bad);
 	peer_send(&att, 0);
 	FAIL_IF(peer_wait(&att), "attacher status");
@@ -451,18 +432,14 @@ static int t_process_vm_readv_writev_on_attached_range(void)
 
 static int t_rdonly_attachment_refuses_write_pins(void)
 {
-	unsigned char *src = map_anon(PVM_SIZE), *buf = map_anon(PVM_SIZE);
+	unsigned char *src = export_pattern(PVM_SIZE, 5), *buf = map_anon(PVM_SIZE);
 	struct iovec local, remote;
 	struct peer att;
 	long addr;
-	int fd = open_scratch_disk();
 	pid_t pid;
 	int st;
 
-	FAIL_IF(!src || !buf, "mmap");
-	pattern(src, PVM_SIZE, 5);
-	g_seg = xpmem_make(src, PVM_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
-	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(!src || !buf, "mmap, xpmem_make");
 	FAIL_IF(peer_start(&att, holder, (void *)(long)XPMEM_RDONLY), "fork");
 	addr = peer_recv(&att);
 	FAIL_IF(addr <= 0, "attacher failed");
@@ -475,10 +452,10 @@ static int t_rdonly_attachment_refuses_write_pins(void)
 			tap_diag("process_vm_readv: %s", strerror(errno));
 			_exit(1);
 		}
-		if (mismatch(buf, PVM_SIZE, 5) >= 0)
+		if (bytes_mismatch(buf, PVM_SIZE, 5) >= 0)
 			_exit(2);
 		/* ... writing (a write pin) is not */
-		pattern(buf, PVM_SIZE, 77);
+		fill_bytes(buf, PVM_SIZE, 77);
 		if (process_vm_writev(att.pid, &local, 1, &remote, 1, 0) != -1 ||
 		    errno != EFAULT)
 			_exit(3);
@@ -487,12 +464,10 @@ static int t_rdonly_attachment_refuses_write_pins(void)
 	FAIL_IF(waitpid(pid, &st, 0) != pid, "wait");
 	FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "checker: step %d failed",
 		WEXITSTATUS(st));
-	FAIL_IF(mismatch(src, PVM_SIZE, 5) >= 0, "source changed through RDONLY");
+	FAIL_IF(bytes_mismatch(src, PVM_SIZE, 5) >= 0, "source changed through RDONLY");
 	peer_send(&att, 0);
 	FAIL_IF(peer_wait(&att), "attacher status");
 	FAIL_IF(xpmem_remove(g_seg), "remove");
-	if (fd >= 0)
-		close(fd);
 	return settle();
 }
 
@@ -516,22 +491,19 @@ static int rdonly_dio(int in, int out, void *arg)
 
 static int t_rdonly_attachment_refuses_odirect_read_into_it(void)
 {
-	unsigned char *src = map_anon(DIO_SIZE);
+	unsigned char *src = export_pattern(DIO_SIZE, 9);
 	int fd = open_scratch_disk();
 	struct peer p;
 	long e;
 
 	if (fd < 0)
 		return TAP_SKIP;
-	FAIL_IF(!src, "mmap");
-	pattern(src, DIO_SIZE, 9);
-	g_seg = xpmem_make(src, DIO_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
-	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(!src, "mmap, xpmem_make");
 	FAIL_IF(peer_start(&p, rdonly_dio, NULL), "fork");
 	e = peer_recv(&p);
 	FAIL_IF(e != EFAULT, "O_DIRECT read into RDONLY attachment: %ld, want EFAULT", e);
 	FAIL_IF(peer_wait(&p), "attacher status");
-	FAIL_IF(mismatch(src, DIO_SIZE, 9) >= 0, "source changed through RDONLY");
+	FAIL_IF(bytes_mismatch(src, DIO_SIZE, 9) >= 0, "source changed through RDONLY");
 	FAIL_IF(xpmem_remove(g_seg), "remove");
 	close(fd);
 	return settle();
@@ -562,15 +534,12 @@ static int t_invalidation_while_pinned_keeps_pinner_valid(void)
 
 	FAIL_IF(!rd, "mmap");
 	for (int round = 0; round < PIN_ROUNDS; round++) {
-		unsigned char *src = map_anon(size), *att;
+		unsigned char *src = export_pattern(size, (unsigned int)round), *att;
 		struct iovec iov;
 		int pfd[2], sig;
 		ssize_t n = 0;
 
-		FAIL_IF(!src, "mmap");
-		pattern(src, size, (unsigned int)round);
-		g_seg = xpmem_make(src, size, XPMEM_PERMIT_MODE, (void *)0600);
-		FAIL_IF(g_seg < 0, "xpmem_make");
+		FAIL_IF(!src, "mmap, xpmem_make");
 		att = attach_seg(g_seg, XPMEM_RDWR, size);
 		FAIL_IF(!att, "attach");
 		FAIL_IF(pipe(pfd), "pipe");
@@ -588,7 +557,7 @@ static int t_invalidation_while_pinned_keeps_pinner_valid(void)
 			FAIL_IF(r <= 0, "pipe read");
 			n += r;
 		}
-		FAIL_IF(mismatch(rd, size, (unsigned int)round) >= 0,
+		FAIL_IF(bytes_mismatch(rd, size, (unsigned int)round) >= 0,
 			"round %d: pinned pages changed", round);
 		close(pfd[0]);
 		close(pfd[1]);
@@ -609,25 +578,22 @@ static int t_invalidation_while_pinned_keeps_pinner_valid(void)
 static int t_fork_after_madv_dofork_keeponfork_is_safe(void)
 {
 	size_t size = 8 * PG;
-	unsigned char *src = map_anon(size), *att;
+	unsigned char *src = export_pattern(size, 11), *att;
 	struct iovec local, remote;
 	unsigned char buf[64];
 	pid_t pid;
 	int st;
 
-	FAIL_IF(!src, "mmap");
-	pattern(src, size, 11);
-	g_seg = xpmem_make(src, size, XPMEM_PERMIT_MODE, (void *)0600);
-	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(!src, "mmap, xpmem_make");
 	att = attach_seg(g_seg, XPMEM_RDWR, size);
 	FAIL_IF(!att, "attach");
-	FAIL_IF(mismatch(att, size, 11) >= 0, "attachment contents");	/* mapped */
+	FAIL_IF(bytes_mismatch(att, size, 11) >= 0, "attachment contents");	/* mapped */
 	FAIL_IF(madvise(att, size, MADV_DOFORK), "MADV_DOFORK: %s", strerror(errno));
 	FAIL_IF(madvise(att, size, MADV_KEEPONFORK), "MADV_KEEPONFORK: %s", strerror(errno));
 	pid = fork();
 	if (pid == 0) {
 		/* the child's copy starts empty and faults from the source */
-		if (mismatch(att, size, 11) >= 0)
+		if (bytes_mismatch(att, size, 11) >= 0)
 			_exit(1);
 		att[0] = 0x5a;
 		_exit(0);
@@ -656,19 +622,19 @@ static int t_rdwr_attachment_reads_readonly_source_and_refuses_writes(void)
 	int sig;
 
 	FAIL_IF(!src, "mmap");
-	pattern(src, size, 13);
+	fill_bytes(src, size, 13);
 	FAIL_IF(mprotect(src + 2 * PG, 2 * PG, PROT_READ), "mprotect");
 	g_seg = xpmem_make(src, size, XPMEM_PERMIT_MODE, (void *)0600);
 	FAIL_IF(g_seg < 0, "xpmem_make");
 	att = attach_seg(g_seg, XPMEM_RDWR, size);
 	FAIL_IF(!att, "attach");
-	FAIL_IF(mismatch(att, size, 13) >= 0, "read through the attachment");
+	FAIL_IF(bytes_mismatch(att, size, 13) >= 0, "read through the attachment");
 	sig = tap_probe((volatile long *)(att + 2 * PG), 1, &v);
 	FAIL_IF(sig != SIGSEGV, "write to a page the source maps read-only: signal %d", sig);
 	sig = tap_probe((volatile long *)att, 1, &v);
 	FAIL_IF(sig, "write to a writable page: signal %d", sig);
 	FAIL_IF(*(long *)src != 1, "write not in the source");
-	FAIL_IF(mismatch(src + PG, 3 * PG, 13 + 31 * (unsigned int)PG + 1) >= 0,
+	FAIL_IF(bytes_mismatch(src + PG, 3 * PG, 13 + 31 * (unsigned int)PG + 1) >= 0,
 		"source pages other than the first written");
 	FAIL_IF(xpmem_detach(att), "detach");
 	FAIL_IF(xpmem_remove(g_seg), "remove");
@@ -686,19 +652,16 @@ static int t_rdwr_attachment_reads_readonly_source_and_refuses_writes(void)
 static int t_attacher_dontneed_and_smaps_on_attachment(void)
 {
 	size_t size = 16 * PG;
-	unsigned char *src = map_anon(size), *att, buf[256];
+	unsigned char *src = export_pattern(size, 21), *att, buf[256];
 	long withheld = counter("pages_withheld");
 	struct iovec local, remote;
 	char line[256];
 	FILE *f;
 
-	FAIL_IF(!src, "mmap");
-	pattern(src, size, 21);
-	g_seg = xpmem_make(src, size, XPMEM_PERMIT_MODE, (void *)0600);
-	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(!src, "mmap, xpmem_make");
 	att = attach_seg(g_seg, XPMEM_RDWR, size);
 	FAIL_IF(!att, "attach");
-	FAIL_IF(mismatch(att, size, 21) >= 0, "contents");
+	FAIL_IF(bytes_mismatch(att, size, 21) >= 0, "contents");
 	f = fopen("/proc/self/smaps", "r");	/* walks the attachment's PTEs */
 	FAIL_IF(!f, "smaps");
 	while (fgets(line, sizeof(line), f))
@@ -707,8 +670,8 @@ static int t_attacher_dontneed_and_smaps_on_attachment(void)
 	FAIL_IF(madvise(att, size, MADV_DONTNEED), "MADV_DONTNEED: %s", strerror(errno));
 	FAIL_IF(counter("pages_withheld") - withheld < 16,
 		"the zap was given pages (%ld withheld)", counter("pages_withheld") - withheld);
-	FAIL_IF(mismatch(src, size, 21) >= 0, "source changed by the attacher's zap");
-	FAIL_IF(mismatch(att, size, 21) >= 0, "attachment after MADV_DONTNEED");
+	FAIL_IF(bytes_mismatch(src, size, 21) >= 0, "source changed by the attacher's zap");
+	FAIL_IF(bytes_mismatch(att, size, 21) >= 0, "attachment after MADV_DONTNEED");
 	local = (struct iovec){ buf, sizeof(buf) };
 	remote = (struct iovec){ att + 3 * PG, sizeof(buf) };
 	FAIL_IF(process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof(buf),

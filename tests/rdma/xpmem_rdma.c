@@ -33,18 +33,17 @@
 static const char *g_dev_name;
 static xpmem_segid_t g_seg;
 
-static void pattern(unsigned char *p, size_t n, unsigned int seed)
+/* anonymous memory filled with fill_bytes(seed), exported as g_seg */
+static unsigned char *export_pattern(unsigned int seed)
 {
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(i * 7 + seed + (i >> 12));
-}
+	unsigned char *src = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-static long mismatch(const unsigned char *p, size_t n, unsigned int seed)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != (unsigned char)(i * 7 + seed + (i >> 12)))
-			return (long)i;
-	return -1;
+	if (src == MAP_FAILED)
+		return NULL;
+	fill_bytes(src, SIZE, seed);
+	g_seg = xpmem_make(src, SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	return g_seg < 0 ? NULL : src;
 }
 
 static void *attach_seg(int flags, size_t size)
@@ -221,14 +220,14 @@ static int rdma_attacher(int in, int out, void *arg)
 		long cmd = chan_recv(in);
 
 		if (cmd == CMD_WRITE_FIRST_HALF) {
-			pattern(buf, HALF, 201);
+			fill_bytes(buf, HALF, 201);
 			rc = rdma_op(&v, IBV_WR_RDMA_WRITE, buf_mr, buf, att_mr, att, HALF);
 		} else if (cmd == CMD_READ_SECOND_HALF) {
 			memset(buf, 0, SIZE);
 			rc = rdma_op(&v, IBV_WR_RDMA_READ, buf_mr, buf, att_mr,
 				     att + HALF, HALF);
 			if (!rc)
-				rc = mismatch(buf, HALF, 202) >= 0 ? 1000 : 0;
+				rc = bytes_mismatch(buf, HALF, 202) >= 0 ? 1000 : 0;
 		} else {
 			break;
 		}
@@ -241,24 +240,20 @@ static int rdma_attacher(int in, int out, void *arg)
 
 static int t_rdma_write_and_read_through_registered_attachment(void)
 {
-	unsigned char *src = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *src = export_pattern(1);
 	struct peer p;
 	long r;
 
-	FAIL_IF(src == MAP_FAILED, "mmap");
-	pattern(src, SIZE, 1);
-	g_seg = xpmem_make(src, SIZE, XPMEM_PERMIT_MODE, (void *)0600);
-	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(!src, "mmap, xpmem_make");
 	FAIL_IF(peer_start(&p, rdma_attacher, NULL), "fork");
 	FAIL_IF(peer_recv(&p) != 1, "attacher setup failed (status %d)", peer_wait(&p));
 	/* RDMA WRITE into the attachment: the bytes land in the source */
 	r = peer_call(&p, CMD_WRITE_FIRST_HALF);
 	FAIL_IF(r, "RDMA WRITE completion: %ld", r);
-	FAIL_IF(mismatch(src, HALF, 201) >= 0, "RDMA WRITE not in the source (byte %ld)",
-		mismatch(src, HALF, 201));
+	FAIL_IF(bytes_mismatch(src, HALF, 201) >= 0, "RDMA WRITE not in the source (byte %ld)",
+		bytes_mismatch(src, HALF, 201));
 	/* the source writes; RDMA READ out of the attachment sees it */
-	pattern(src + HALF, HALF, 202);
+	fill_bytes(src + HALF, HALF, 202);
 	r = peer_call(&p, CMD_READ_SECOND_HALF);
 	FAIL_IF(r, "RDMA READ: %ld (1000: wrong bytes)", r);
 	peer_send(&p, CMD_QUIT);
@@ -303,20 +298,16 @@ static int rdonly_attacher(int in, int out, void *arg)
 
 static int t_rdma_write_registration_of_rdonly_attachment_refused(void)
 {
-	unsigned char *src = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *src = export_pattern(3);
 	struct peer p;
 	long e;
 
-	FAIL_IF(src == MAP_FAILED, "mmap");
-	pattern(src, SIZE, 3);
-	g_seg = xpmem_make(src, SIZE, XPMEM_PERMIT_MODE, (void *)0600);
-	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(!src, "mmap, xpmem_make");
 	FAIL_IF(peer_start(&p, rdonly_attacher, NULL), "fork");
 	e = peer_recv(&p);
 	FAIL_IF(e != EFAULT, "ibv_reg_mr(LOCAL_WRITE) on RDONLY: %ld, want EFAULT", e);
 	FAIL_IF(peer_wait(&p), "attacher: read-only registration failed");
-	FAIL_IF(mismatch(src, SIZE, 3) >= 0, "source changed");
+	FAIL_IF(bytes_mismatch(src, SIZE, 3) >= 0, "source changed");
 	return xpmem_remove(g_seg);
 }
 
@@ -347,11 +338,11 @@ static int pinned_attacher(int in, int out, void *arg)
 	}
 	/* ... the registered pages are the device's until deregistration */
 	rc = rdma_op(&v, IBV_WR_RDMA_READ, buf_mr, buf, att_mr, att, SIZE);
-	if (rc || mismatch(buf, SIZE, 5) >= 0) {
+	if (rc || bytes_mismatch(buf, SIZE, 5) >= 0) {
 		tap_diag("RDMA READ after invalidation: %d", rc);
 		return 14;
 	}
-	pattern(buf, SIZE, 6);
+	fill_bytes(buf, SIZE, 6);
 	rc = rdma_op(&v, IBV_WR_RDMA_WRITE, buf_mr, buf, att_mr, att, SIZE);
 	if (rc)
 		return 15;
@@ -362,16 +353,12 @@ static int pinned_attacher(int in, int out, void *arg)
 
 static int t_rdma_registration_outlives_source_invalidation(void)
 {
-	unsigned char *src = mmap(NULL, SIZE, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned char *src = export_pattern(5);
 	long before = counter("acks");
 	struct peer p;
 	int rc;
 
-	FAIL_IF(src == MAP_FAILED, "mmap");
-	pattern(src, SIZE, 5);
-	g_seg = xpmem_make(src, SIZE, XPMEM_PERMIT_MODE, (void *)0600);
-	FAIL_IF(g_seg < 0, "xpmem_make");
+	FAIL_IF(!src, "mmap, xpmem_make");
 	FAIL_IF(peer_start(&p, pinned_attacher, NULL), "fork");
 	FAIL_IF(peer_recv(&p) != 1, "attacher setup failed (status %d)", peer_wait(&p));
 	/* invalidate while the pin is held: must complete, not wait for it */
