@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TAP_SKIP 77
@@ -106,9 +107,22 @@ static inline int tap_probe(volatile long *addr, int write, long *val)
 
 /* ---- running the table --------------------------------------------------- */
 
+/*
+ * How many times slower than the reference this guest is (XPMEM_TIME_SCALE,
+ * measured at boot by tests/harness/calibrate); every time limit of a test
+ * is multiplied by it, so no verdict depends on the host's speed.
+ */
+static inline double tap_time_scale(void)
+{
+	const char *s = getenv("XPMEM_TIME_SCALE");
+	double v = s ? atof(s) : 1.0;
+
+	return v >= 1.0 ? v : 1.0;
+}
+
 static inline int tap_run_one(const struct tap_test *t)
 {
-	unsigned int limit = t->timeout ? t->timeout : 60;
+	unsigned int limit = (unsigned int)((t->timeout ? t->timeout : 60) * tap_time_scale());
 	int status;
 	pid_t pid;
 
@@ -141,10 +155,12 @@ static inline int tap_main(const struct tap_test *tests, size_t n,
 			   int argc, char **argv)
 {
 	unsigned int pass = 0, fail = 0, skip = 0;
+	struct timespec t0, t1;
 	size_t i;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("TAP version 13\n1..%zu\n", n);
+	tap_diag("time limits scaled by %.1f (XPMEM_TIME_SCALE)", tap_time_scale());
 	for (i = 0; i < n; i++) {
 		int r, selected = argc < 2;
 
@@ -157,7 +173,11 @@ static inline int tap_main(const struct tap_test *tests, size_t n,
 			skip++;
 			continue;
 		}
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		r = tap_run_one(&tests[i]);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		tap_diag("%s took %.1f s", tests[i].name,
+			 (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 		if (r == 0) {
 			printf("ok %zu %s\n", i + 1, tests[i].name);
 			pass++;

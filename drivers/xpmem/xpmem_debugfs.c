@@ -2,9 +2,10 @@
 /*
  * xpmem_debugfs.c - /sys/kernel/debug/xpmem/
  *
- *   counters      "name value" lines; the live-object counts (segments,
- *                 accesses, attachments, notifiers, rmap_entries) return
- *                 to 0 when nothing is in use, which the tests assert.
+ *   counters      "name value" lines: every counter, live and events.
+ *   live          the same, for the live-object counts only: each returns
+ *                 to 0 when nothing is in use, which the tests assert by
+ *                 reading this file (so none can be forgotten).
  *   ack_delay_ms  test hook: delay every acknowledgment (local, or to
  *                 an owning partition), to exercise slow acknowledgers
  *                 (0 = off).
@@ -25,57 +26,73 @@ bool xpmem_test_pin_pages;
 
 static struct dentry *xpmem_debugfs_dir;
 
-#define XPMEM_COUNTER(name) { #name, &xpmem_stats.name }
+#define XPMEM_COUNTER(name, live) { #name, &xpmem_stats.name, live }
+#define XPMEM_LIVE(name)	XPMEM_COUNTER(name, true)
+#define XPMEM_EVENT(name)	XPMEM_COUNTER(name, false)
 
 static const struct {
 	const char *name;
 	atomic_long_t *value;
+	bool live;		/* counts objects that exist now */
 } xpmem_counter_table[] = {
-	XPMEM_COUNTER(segments),
-	XPMEM_COUNTER(accesses),
-	XPMEM_COUNTER(attachments),
-	XPMEM_COUNTER(notifiers),
-	XPMEM_COUNTER(rmap_entries),
-	XPMEM_COUNTER(gets),
-	XPMEM_COUNTER(attaches),
-	XPMEM_COUNTER(faults),
-	XPMEM_COUNTER(fault_retries),
-	XPMEM_COUNTER(fault_slow),
-	XPMEM_COUNTER(mkwrite),
-	XPMEM_COUNTER(invalidations),
-	XPMEM_COUNTER(invalidate_hits),
-	XPMEM_COUNTER(invalidate_nonblock_busy),
-	XPMEM_COUNTER(acks),
-	XPMEM_COUNTER(ack_wait_slow),
-	XPMEM_COUNTER(revokes),
-	XPMEM_COUNTER(attacher_mms),
-	XPMEM_COUNTER(pages_given),
-	XPMEM_COUNTER(pages_withheld),
-	XPMEM_COUNTER(amm_bracket_waits),
-	XPMEM_COUNTER(fabric_tx),
-	XPMEM_COUNTER(fabric_rx),
-	XPMEM_COUNTER(fabric_bad),
-	XPMEM_COUNTER(fabric_peers_dead),
-	XPMEM_COUNTER(exports),
-	XPMEM_COUNTER(export_atts),
-	XPMEM_COUNTER(export_faults),
-	XPMEM_COUNTER(export_invals),
-	XPMEM_COUNTER(export_acks),
-	XPMEM_COUNTER(export_fenced_acks),
-	XPMEM_COUNTER(import_faults),
-	XPMEM_COUNTER(import_invals),
+	XPMEM_LIVE(segments),
+	XPMEM_LIVE(accesses),
+	XPMEM_LIVE(attachments),
+	XPMEM_LIVE(notifiers),
+	XPMEM_LIVE(rmap_entries),
+	XPMEM_LIVE(attacher_mms),
+	XPMEM_LIVE(exports),
+	XPMEM_LIVE(export_atts),
+	XPMEM_EVENT(gets),
+	XPMEM_EVENT(attaches),
+	XPMEM_EVENT(faults),
+	XPMEM_EVENT(fault_retries),
+	XPMEM_EVENT(fault_slow),
+	XPMEM_EVENT(mkwrite),
+	XPMEM_EVENT(invalidations),
+	XPMEM_EVENT(invalidate_hits),
+	XPMEM_EVENT(invalidate_nonblock_busy),
+	XPMEM_EVENT(acks),
+	XPMEM_EVENT(ack_wait_slow),
+	XPMEM_EVENT(revokes),
+	XPMEM_EVENT(pages_given),
+	XPMEM_EVENT(pages_withheld),
+	XPMEM_EVENT(amm_bracket_waits),
+	XPMEM_EVENT(fabric_tx),
+	XPMEM_EVENT(fabric_rx),
+	XPMEM_EVENT(fabric_bad),
+	XPMEM_EVENT(fabric_peers_dead),
+	XPMEM_EVENT(export_faults),
+	XPMEM_EVENT(export_invals),
+	XPMEM_EVENT(export_acks),
+	XPMEM_EVENT(export_fenced_acks),
+	XPMEM_EVENT(import_faults),
+	XPMEM_EVENT(import_invals),
 };
 
-static int xpmem_counters_show(struct seq_file *m, void *unused)
+static void xpmem_counters_print(struct seq_file *m, bool live_only)
 {
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(xpmem_counter_table); i++)
-		seq_printf(m, "%s %ld\n", xpmem_counter_table[i].name,
-			   atomic_long_read(xpmem_counter_table[i].value));
+		if (!live_only || xpmem_counter_table[i].live)
+			seq_printf(m, "%s %ld\n", xpmem_counter_table[i].name,
+				   atomic_long_read(xpmem_counter_table[i].value));
+}
+
+static int xpmem_counters_show(struct seq_file *m, void *unused)
+{
+	xpmem_counters_print(m, false);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(xpmem_counters);
+
+static int xpmem_live_show(struct seq_file *m, void *unused)
+{
+	xpmem_counters_print(m, true);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(xpmem_live);
 
 void xpmem_debugfs_init(void)
 {
@@ -83,6 +100,8 @@ void xpmem_debugfs_init(void)
 	xpmem_debugfs_dir = debugfs_create_dir(XPMEM_MODULE_NAME, NULL);
 	debugfs_create_file("counters", 0444, xpmem_debugfs_dir, NULL,
 			    &xpmem_counters_fops);
+	debugfs_create_file("live", 0444, xpmem_debugfs_dir, NULL,
+			    &xpmem_live_fops);
 	debugfs_create_u32("ack_delay_ms", 0600, xpmem_debugfs_dir,
 			   &xpmem_ack_delay_ms);
 	debugfs_create_bool("test_pin_pages", 0600, xpmem_debugfs_dir,

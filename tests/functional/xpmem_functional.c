@@ -68,16 +68,6 @@ static long *attach_seg(xpmem_segid_t segid, int flags, size_t pages,
 	return p;
 }
 
-static const char *const live_counters[] = {
-	"segments", "accesses", "attachments", "notifiers", "rmap_entries",
-};
-
-/* wait up to 10 s for every live-object counter to reach 0 */
-static int counters_settle_to_zero(void)
-{
-	return counters_settle(live_counters,
-			       sizeof(live_counters) / sizeof(live_counters[0]));
-}
 
 /* ---- basic calls ------------------------------------------------------------------ */
 
@@ -745,7 +735,7 @@ static int t_source_exit_gives_attacher_sigbus(void)
 	FAIL_IF(tap_probe(att + 3 * LONGS_PER_PAGE, 1, &v) != SIGBUS, "write did not SIGBUS");
 	FAIL_IF(xpmem_detach(att) != 0, "detach after source exit: %s", strerror(errno));
 	FAIL_IF(xpmem_release(a) != 0, "release after source exit: %s", strerror(errno));
-	return counters_settle_to_zero();
+	return live_counters_settle();
 }
 
 static int attacher_touches_then_exits(int in, int out, void *arg)
@@ -806,13 +796,18 @@ static int t_kill9_source_in_tight_loop(void)
 		att[(i * 31) % (16 * LONGS_PER_PAGE)] += 1;
 	kill(p.pid, SIGKILL);
 	FAIL_IF(peer_wait(&p) != 128 + SIGKILL, "source not killed");
-	for (size_t i = 0; i < 16 && !sig; i++)
+	/* every page, not just the first: none may still reach the dead mm */
+	for (size_t i = 0; i < 16; i++) {
 		sig = tap_probe(att + i * LONGS_PER_PAGE, 0, &v);
-	FAIL_IF(sig != SIGBUS, "access after the source was killed: signal %d", sig);
+		FAIL_IF(sig != SIGBUS, "page %zu after the source was killed: signal %d", i, sig);
+		sig = tap_probe(att + i * LONGS_PER_PAGE + 1, 1, &v);
+		FAIL_IF(sig != SIGBUS, "write to page %zu after the source was killed: signal %d", i, sig);
+	}
 	FAIL_IF(xpmem_detach(att) || xpmem_release(a), "teardown");
-	return counters_settle_to_zero();
+	return live_counters_settle();
 }
 
+/* increments the odd longs of the segment through its attachment */
 static int attacher_hammers(int in, int out, void *arg)
 {
 	long *att = attach_seg(g_segid, XPMEM_RDWR, 16, NULL);
@@ -823,31 +818,50 @@ static int attacher_hammers(int in, int out, void *arg)
 		return 10;
 	chan_send(out, 1);
 	for (unsigned long i = 0;; i++)
-		att[(i * 613) % (16 * LONGS_PER_PAGE)] += 1;
+		att[((i * 613) % (8 * LONGS_PER_PAGE)) * 2 + 1] += 1;
+	return 0;
+}
+
+/* an attacher that checks the whole segment holds fill(0x55) */
+static int attacher_checks_fill(int in, int out, void *arg)
+{
+	long *att = attach_seg(g_segid, XPMEM_RDONLY, 16, NULL);
+
+	(void)in;
+	(void)arg;
+	chan_send(out, att ? bad_long(att, 16, 0x55) : -2);
 	return 0;
 }
 
 static int t_kill9_attacher_in_tight_loop(void)
 {
-	long *buf = map_pages(16);
-	struct peer p;
+	long *buf = map_pages(16), odd = 0;
+	struct peer p, q;
 	time_t end;
 
 	g_segid = xpmem_make(buf, 16 * PG, XPMEM_PERMIT_MODE, (void *)0600);
 	FAIL_IF(peer_start(&p, attacher_hammers, NULL), "fork");
 	FAIL_IF(peer_recv(&p) != 1, "attacher did not start");
+	/* the source writes the even longs and keeps invalidating pages */
 	end = time(NULL) + 1;
 	for (unsigned long i = 0; time(NULL) < end; i++) {
-		buf[(i * 7) % (16 * LONGS_PER_PAGE)] += 1;
-		if (i % 4096 == 0)	/* keep invalidating under the attacher */
+		buf[((i * 7) % (8 * LONGS_PER_PAGE)) * 2] += 1;
+		if (i % 4096 == 0)
 			madvise(buf + (i / 4096 % 16) * LONGS_PER_PAGE, PG, MADV_DONTNEED);
 	}
 	kill(p.pid, SIGKILL);
 	FAIL_IF(peer_wait(&p) != 128 + SIGKILL, "attacher not killed");
-	fill(buf, 16, 5);
-	FAIL_IF(bad_long(buf, 16, 5) >= 0, "source memory broken");
+	/* the killed attacher's writes reached the source's own pages */
+	for (size_t i = 1; i < 16 * LONGS_PER_PAGE; i += 2)
+		odd += buf[i];
+	FAIL_IF(odd <= 0, "none of the attacher's writes are in the source");
+	/* and the segment still works for the next attacher */
+	fill(buf, 16, 0x55);
+	FAIL_IF(peer_start(&q, attacher_checks_fill, NULL), "fork");
+	FAIL_IF(peer_recv(&q) != -1, "a new attacher does not see the source's data");
+	FAIL_IF(peer_wait(&q), "new attacher");
 	FAIL_IF(xpmem_remove(g_segid), "remove");
-	return counters_settle_to_zero();
+	return live_counters_settle();
 }
 
 static int t_release_revokes_attachment(void)
@@ -1010,19 +1024,30 @@ static int t_fork_cow_attacher_follows_source(void)
 
 /* ---- scale and threads --------------------------------------------------------------------- */
 
+static int cmp_id(const void *a, const void *b)
+{
+	xpmem_segid_t x = *(const xpmem_segid_t *)a, y = *(const xpmem_segid_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static int t_thousand_segments_in_one_process(void)
 {
 	const int n = 1000;
 	long *buf = map_pages(n), *att;
-	xpmem_segid_t *ids = calloc(n, sizeof(*ids));
+	xpmem_segid_t *ids = calloc(n, sizeof(*ids)), *sorted;
 
 	fill(buf, n, 0x44);
 	for (int i = 0; i < n; i++) {
 		ids[i] = xpmem_make((char *)buf + i * PG, PG, XPMEM_PERMIT_MODE, (void *)0600);
 		FAIL_IF(ids[i] <= 0, "make #%d: %s", i, strerror(errno));
-		for (int j = 0; j < i && j < 4; j++)
-			FAIL_IF(ids[j] == ids[i], "duplicate id");
 	}
+	/* all n ids distinct */
+	sorted = malloc(n * sizeof(*sorted));
+	memcpy(sorted, ids, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_id);
+	for (int i = 1; i < n; i++)
+		FAIL_IF(sorted[i] == sorted[i - 1], "duplicate id %#llx", (long long)sorted[i]);
 	FAIL_IF(counter("segments") < n, "segments counter %ld", counter("segments"));
 	att = attach_seg(ids[n - 1], XPMEM_RDONLY, 1, NULL);
 	FAIL_IF(!att || att[0] != ((0x44L << 32) | (n - 1)), "last segment's data");
@@ -1077,12 +1102,12 @@ static int t_close_of_device_cleans_up(void)
 	FAIL_IF(counter("segments") != 1 || counter("accesses") != 1, "objects not counted");
 	close(fd);
 	FAIL_UNLESS_ERRNO(xpmem_get(mk.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL), ENOENT);
-	return counters_settle_to_zero();
+	return live_counters_settle();
 }
 
 static int t_counters_return_to_zero(void)
 {
-	return counters_settle_to_zero();
+	return live_counters_settle();
 }
 
 #define TEST(name) { #name, t_##name, 0 }

@@ -108,13 +108,9 @@ static long meminfo_kib(const char *key)
  */
 static int settle(void)
 {
-	static const char *const live[] = {
-		"segments", "accesses", "attachments", "rmap_entries", "attacher_mms",
-	};
-
 	while (g_nr_apids > 0)
 		xpmem_release(g_apids[--g_nr_apids]);
-	return counters_settle(live, sizeof(live) / sizeof(live[0]));
+	return live_counters_settle();
 }
 
 /* ---- futexes ------------------------------------------------------------------ */
