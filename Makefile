@@ -47,7 +47,7 @@ LIB_A   := $(B)/lib/libxpmem.a
 PCS     := $(B)/lib/pkgconfig/xpmem.pc $(B)/lib/pkgconfig/cray-xpmem.pc
 
 TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c tests/oversub/*.c tests/partitions/*.c \
-		 tests/harness/*.c)
+		 tests/harness/*.c tests/fuzz/*.c)
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 # RDMA test: needs libibverbs-dev (scripts/deps installs it)
 RDMA_BINS := $(if $(wildcard /usr/include/infiniband/verbs.h),$(B)/tests/rdma/xpmem_rdma)

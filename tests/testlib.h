@@ -121,7 +121,7 @@ static inline long live_objects(void)
 
 /*
  * Wait up to 10 s (times the guest's time scale) for every live-object
- * counter of the driver (segments, permits, attachments, notifiers,
+ * counter of the driver (segments, permits, attachments, mirrors,
  * reverse-map entries, ...: the debugfs file "live", which the driver
  * defines, so no test can leave one out) to read 0.  Returns 0, or 1 after
  * printing the file as TAP diagnostics.

@@ -28,17 +28,20 @@
  * whose users are gone).
  *
  * Locks: amm->lock is a spinlock, innermost: find_special_page takes it
- * under the attacher's page table lock.  invalidate_range_start may sleep
- * only when every bracket slot is taken (never in practice: there are
- * XPMEM_AMM_BRACKETS of them) and the range is blockable; otherwise it
- * answers -EAGAIN for a range that covers an attachment.
+ * under the attacher's page table lock.  Nothing here sleeps or fails:
+ * this notifier has an invalidate_range_end, and the core forbids a start
+ * that can fail to have one (it would then call the end of a start that
+ * failed).  A bracket that finds all XPMEM_AMM_BRACKETS slots taken is
+ * allocated (GFP_NOWAIT) onto amm->more; if even that fails, amm->lost is
+ * set for good and nobody is given a page of this mm's attachments any
+ * more (get_user_pages on them fails): safe, and it needs a storm of
+ * concurrent invalidations of one mm while memory is exhausted.
  */
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
-#include <linux/wait.h>
 
 #include "xpmem_internal.h"
 
@@ -67,29 +70,29 @@ static int xpmem_amm_range_start(struct mmu_notifier *mn,
 		spin_unlock(&amm->lock);
 		return 0;
 	}
-	while (amm->nr_brackets == XPMEM_AMM_BRACKETS) {
-		spin_unlock(&amm->lock);
-		if (!mmu_notifier_range_blockable(range))
-			return -EAGAIN;
-		xpmem_count(amm_bracket_waits);
-		wait_event(amm->slot_wq,
-			   READ_ONCE(amm->nr_brackets) < XPMEM_AMM_BRACKETS ||
-			   READ_ONCE(amm->dead));
-		if (READ_ONCE(amm->dead))
-			return 0;	/* nothing is given out any more */
-		spin_lock(&amm->lock);
-	}
+	b = NULL;
 	for (i = 0; i < XPMEM_AMM_BRACKETS; i++) {
-		b = &amm->brackets[i];
-		if (b->range)
-			continue;
-		b->range = range;
-		b->task = current;
-		b->start = range->start;
-		b->end = range->end;
-		amm->nr_brackets++;
-		break;
+		if (!amm->brackets[i].range) {
+			b = &amm->brackets[i];
+			break;
+		}
 	}
+	if (!b) {
+		xpmem_count(amm_bracket_overflows);
+		b = kmalloc(sizeof(*b), GFP_NOWAIT | __GFP_NOWARN);
+		if (!b) {
+			WRITE_ONCE(amm->lost, true);
+			spin_unlock(&amm->lock);
+			pr_warn_once("xpmem: no memory to track a zap of an attacher; its attachments are no longer given to get_user_pages\n");
+			return 0;
+		}
+		list_add(&b->node, &amm->more);
+	}
+	b->range = range;
+	b->task = current;
+	b->start = range->start;
+	b->end = range->end;
+	amm->nr_brackets++;
 	spin_unlock(&amm->lock);
 	return 0;
 }
@@ -98,24 +101,33 @@ static void xpmem_amm_range_end(struct mmu_notifier *mn,
 				const struct mmu_notifier_range *range)
 {
 	struct xpmem_amm *amm = to_amm(mn);
-	bool freed = false;
+	struct xpmem_amm_bracket *b, *freed = NULL;
 	int i;
 
+	if (!READ_ONCE(amm->nr_brackets))
+		return;		/* ours are visible to us: none open */
 	spin_lock(&amm->lock);
-	for (i = 0; amm->nr_brackets && i < XPMEM_AMM_BRACKETS; i++) {
-		struct xpmem_amm_bracket *b = &amm->brackets[i];
-
-		if (b->range != range || b->task != current)
-			continue;
-		b->range = NULL;
-		b->task = NULL;
-		amm->nr_brackets--;
-		freed = true;
-		break;
+	for (i = 0; i < XPMEM_AMM_BRACKETS; i++) {
+		b = &amm->brackets[i];
+		if (b->range == range && b->task == current) {
+			b->range = NULL;
+			b->task = NULL;
+			amm->nr_brackets--;
+			goto out;
+		}
 	}
+	list_for_each_entry(b, &amm->more, node) {
+		if (b->range == range && b->task == current) {
+			list_del(&b->node);
+			amm->nr_brackets--;
+			freed = b;
+			break;
+		}
+	}
+	/* not found: the start did not cover the span, or it was lost */
+out:
 	spin_unlock(&amm->lock);
-	if (freed && wq_has_sleeper(&amm->slot_wq))
-		wake_up(&amm->slot_wq);
+	kfree(freed);
 }
 
 /*
@@ -130,7 +142,6 @@ static void xpmem_amm_release(struct mmu_notifier *mn, struct mm_struct *mm)
 	struct xpmem_amm *amm = to_amm(mn);
 
 	WRITE_ONCE(amm->dead, true);
-	wake_up_all(&amm->slot_wq);	/* no slot will be freed any more */
 }
 
 static struct mmu_notifier *xpmem_amm_alloc(struct mm_struct *mm)
@@ -140,7 +151,7 @@ static struct mmu_notifier *xpmem_amm_alloc(struct mm_struct *mm)
 	if (!amm)
 		return ERR_PTR(-ENOMEM);
 	spin_lock_init(&amm->lock);
-	init_waitqueue_head(&amm->slot_wq);
+	INIT_LIST_HEAD(&amm->more);
 	__module_get(THIS_MODULE);	/* callbacks are module text */
 	xpmem_count(attacher_mms);
 	return &amm->mn;
@@ -152,6 +163,14 @@ static void xpmem_amm_free(struct mmu_notifier *mn)
 	struct xpmem_amm *amm = to_amm(mn);
 
 	WARN_ON_ONCE(amm->nr_vmas);
+	/* brackets whose end never came: opened before ->release unhooked us */
+	while (!list_empty(&amm->more)) {
+		struct xpmem_amm_bracket *b =
+			list_first_entry(&amm->more, struct xpmem_amm_bracket, node);
+
+		list_del(&b->node);
+		kfree(b);
+	}
 	kfree(amm);
 	xpmem_uncount(attacher_mms);
 	module_put(THIS_MODULE);
@@ -219,18 +238,24 @@ void xpmem_amm_vma_del(struct xpmem_amm *amm)
 bool xpmem_amm_may_give_page(struct xpmem_amm *amm, struct vm_area_struct *vma,
 			     unsigned long addr)
 {
+	struct xpmem_amm_bracket *b;
 	bool zapping = false;
 	int i;
 
-	if (vma->vm_mm != amm->mn.mm || READ_ONCE(amm->dead))
+	if (vma->vm_mm != amm->mn.mm || READ_ONCE(amm->dead) || READ_ONCE(amm->lost))
 		return false;
 	/* a task always sees the brackets it opened itself */
 	if (!READ_ONCE(amm->nr_brackets))
 		return true;
 	spin_lock(&amm->lock);
-	for (i = 0; i < XPMEM_AMM_BRACKETS; i++) {
-		struct xpmem_amm_bracket *b = &amm->brackets[i];
-
+	list_for_each_entry(b, &amm->more, node) {
+		if (b->task == current && addr >= b->start && addr < b->end) {
+			zapping = true;
+			break;
+		}
+	}
+	for (i = 0; !zapping && i < XPMEM_AMM_BRACKETS; i++) {
+		b = &amm->brackets[i];
 		if (b->range && b->task == current &&
 		    addr >= b->start && addr < b->end) {
 			zapping = true;

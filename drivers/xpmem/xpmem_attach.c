@@ -11,8 +11,9 @@
  *
  * A local attachment's vma is VM_MIXEDMAP and its PTEs are "special": they
  * hold no page reference and no mapcount.  No page is pinned after a fault
- * returns; the only thing that keeps an attacher coherent is the exporting
- * mm's notifier (xpmem_mm.c), which zaps these PTEs before the page goes.
+ * returns; the only thing that keeps an attacher coherent is its mirror
+ * (xpmem_mirror.c), an interval notifier on the exporting mm that zaps
+ * these PTEs before the page goes.
  * get_user_pages() still works on them (futexes, O_DIRECT,
  * process_vm_readv, RDMA registration): find_special_page gives the source
  * page to everyone but a task that is zapping the PTE (xpmem_amm.c).  A
@@ -20,23 +21,41 @@
  * source mapping: invalidation still zaps the attacher's PTE at once, and
  * the pinned page stays valid for its pinner until it unpins.
  *
- * Another partition's memory (xmm == NULL) has no struct page here: those
+ * Another partition's memory (att->remote) has no struct page here: those
  * vmas stay VM_IO | VM_PFNMAP and get_user_pages() refuses them.
  *
+ * Lifetime: the attachment is referenced by the ioctl that makes it, by
+ * each of its vmas and by work queued for it.  When the last vma goes
+ * (munmap, detach, exit), vma close queues the teardown that may wait
+ * (removing the mirror waits for a running invalidation of the source;
+ * another partition's attachment is given back with a request to the
+ * owner) on xpmem_att_wq: vma close holds the attacher's mmap lock and
+ * must not wait for either.
+ *
  * Fault path and locks.  The fault core holds the attacher's mmap lock
- * (read).  Resolving the page needs the *source* mm's mmap lock, and
- * holding two mmap locks would need a global order that the fault core
- * does not follow.  So:
- *   1. mmap_read_trylock() on the source: a trylock never waits, so it
- *      cannot take part in a deadlock.
- *   2. If it is contended, drop the fault lock, resolve in the source with
- *      a normal (killable) lock, remember the pfn and the sequence in a
- *      one-entry stash, and return VM_FAULT_RETRY; the retried fault
- *      installs from the stash if no invalidation happened meanwhile.
- * In both cases the sequence was sampled before resolving, and the PTE is
- * installed only if it is unchanged, checked under the attacher's page
- * table lock (apply_to_page_range() calls us with it held), which is the
- * same lock the invalidation's zap takes.
+ * (read) or, since 6.6, possibly only the vma's lock.  Resolving the page
+ * needs the *source* mm's mmap lock, and holding two mmap locks would need
+ * a global order that the fault core does not follow.  So:
+ *   1. the attachment's sequence is sampled (xpmem_mirror_read_begin());
+ *   2. mmap_read_trylock() on the source: a trylock never waits, so it
+ *      cannot take part in a deadlock; on success the page is resolved
+ *      and installed under the fault lock;
+ *   3. if it is contended, the fault lock is dropped, the page resolved
+ *      with a normal (killable) lock on the source, that lock dropped,
+ *      the attacher's mmap lock taken again to install the page if the
+ *      vma is still this attachment, and the fault is retried (it finds
+ *      the PTE).  No lock of one mm is ever held while waiting for the
+ *      other's.  A caller that cannot have its lock dropped (a debugger's
+ *      access_remote_vm: no FAULT_FLAG_ALLOW_RETRY) gets a failed fault
+ *      rather than a wait under the lock; the core then falls back to
+ *      ->access, which tries again without waiting.
+ * Another partition's page (xpmem_import.c) is always resolved the third
+ * way: the request to the owner is a wait on a remote peer, never made
+ * with a lock held.  In every case the PTE is installed only if the
+ * sequence is unchanged and the attachment not revoked, checked under the
+ * attachment's install lock inside the attacher's page table lock
+ * (apply_to_page_range() calls us with it held); invalidation and revoke
+ * publish their change under the same lock before they zap.
  *
  * Writable attachments resolve every fault, reads too, with FOLL_WRITE,
  * which breaks copy-on-write in the source and marks the page dirty there:
@@ -60,6 +79,7 @@
 #include <linux/sched/signal.h>
 #include <linux/delay.h>
 #include <linux/slab.h>
+#include <linux/workqueue.h>
 
 #include "xpmem_internal.h"
 #include "xpmem_compat.h"
@@ -67,6 +87,7 @@
 #define XPMEM_FS_MAGIC	0x58504d4d	/* "XPMM" */
 
 static struct vfsmount *xpmem_mnt;
+static struct workqueue_struct *xpmem_att_wq;
 static const struct vm_operations_struct xpmem_att_vm_ops;
 static const struct vm_operations_struct xpmem_att_ro_source_vm_ops;
 static const struct vm_operations_struct xpmem_att_remote_vm_ops;
@@ -113,10 +134,12 @@ void xpmem_att_release(struct kref *ref)
 		container_of(ref, struct xpmem_attachment, ref);
 	struct xpmem_access *ap = att->ap;
 
-	WARN_ON_ONCE(att->rmap.linked);
+	WARN_ON_ONCE(att->mirror.inserted);
 	xpmem_test_unpin_all(att);
 	if (att->amm)
 		xpmem_amm_put(att->amm);
+	if (att->src_mm)
+		mmdrop(att->src_mm);
 	mutex_lock(&ap->lock);
 	list_del(&att->ap_node);
 	mutex_unlock(&ap->lock);
@@ -132,42 +155,62 @@ static void xpmem_att_put(struct xpmem_attachment *att)
 	kref_put(&att->ref, xpmem_att_release);
 }
 
+/* The install lock: publishes revoke and invalidation against faults. */
+static spinlock_t *xpmem_att_lock(struct xpmem_attachment *att)
+{
+	return att->remote ? &att->remote_lock : &att->mirror.lock;
+}
+
 /*
  * Withdraw an attachment (its permit was released or its segment removed):
  * from now on its faults get SIGBUS, and its present PTEs are zapped now.
- * Called with att->ap->lock held.
+ * Called with att->ap->lock held (never from a notifier callback).
  */
 void xpmem_attachment_revoke(struct xpmem_attachment *att)
 {
-	if (!att->xmm) {
-		xpmem_import_revoke(att);
-		return;
-	}
+	spinlock_t *lock = xpmem_att_lock(att);
+
+	spin_lock(lock);
 	WRITE_ONCE(att->revoked, true);
-	xpmem_rmap_revoke(att->xmm, &att->rmap);
+	spin_unlock(lock);
+	xpmem_count(revokes);
+	xpmem_zap_mapping(att->inode->i_mapping, 0, att->size);
 }
 
-/* The rmap entry's invalidate: runs in the xpmem invalidation worker. */
-static void xpmem_att_rmap_invalidate(struct xpmem_rmap *rmap,
-				      unsigned long start, unsigned long end,
-				      struct xpmem_inval *inv)
+/* The mirror's ->invalidate: zap [start, end) of the source, wait. */
+static void xpmem_att_mirror_invalidate(struct xpmem_mirror *m, unsigned long start,
+					unsigned long end)
 {
 	struct xpmem_attachment *att =
-		container_of(rmap, struct xpmem_attachment, rmap);
+		container_of(m, struct xpmem_attachment, mirror);
 	unsigned int delay = READ_ONCE(xpmem_ack_delay_ms);
 
 	if (delay)	/* test hook: a slow acknowledger */
 		msleep(delay);
-	unmap_mapping_range(att->inode->i_mapping, start - att->src_start,
-			    end - start, 1);
+	xpmem_zap_mapping_wait(att->inode->i_mapping, start - att->src_start, end - start);
 	xpmem_count(acks);
-	xpmem_inval_ack(inv);
 }
 
-static const struct xpmem_rmap_ops xpmem_att_rmap_ops = {
-	.name = "local",
-	.invalidate = xpmem_att_rmap_invalidate,
+static const struct xpmem_mirror_ops xpmem_att_mirror_ops = {
+	.invalidate = xpmem_att_mirror_invalidate,
 };
+
+/*
+ * The last vma of @att is gone: stop mirroring the source, or give the
+ * attachment back to the owning partition.  In xpmem_att_wq (see the top
+ * of this file); holds the reference vma close took for it.
+ */
+static void xpmem_att_teardown_fn(struct work_struct *work)
+{
+	struct xpmem_attachment *att =
+		container_of(work, struct xpmem_attachment, teardown);
+
+	if (att->remote)
+		xpmem_import_detach(att);
+	else
+		xpmem_mirror_remove(&att->mirror);
+	xpmem_att_put(att);
+}
 
 /* ---- resolving a page in the source -------------------------------------- */
 
@@ -186,7 +229,8 @@ int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
 	/*
 	 * Never resolve through another attachment (or any pfn mapping):
 	 * attachments map only the exporter's own pages, which is also what
-	 * lets the invalidation worker ignore nested notifier calls.
+	 * lets a zap of attachment vmas skip the mirrors it hits
+	 * (xpmem_mirror.c).
 	 */
 	if (xpmem_vma_is_attachment(vma) ||
 	    (vma->vm_flags & (VM_IO | VM_PFNMAP)))
@@ -243,70 +287,56 @@ static unsigned long xpmem_att_src(struct vm_area_struct *vma,
 	       (addr - vma->vm_start);
 }
 
-/* ---- the one-entry stash of the slow path --------------------------------- */
-
-static void xpmem_stash_put(struct xpmem_attachment *att, unsigned long src,
-			    unsigned long pfn, bool write, unsigned long seq)
-{
-	spin_lock(&att->stash_lock);
-	att->stash_src = src | 1;	/* src is page aligned: bit 0 = valid */
-	att->stash_pfn = pfn;
-	att->stash_write = write;
-	att->stash_seq = seq;
-	spin_unlock(&att->stash_lock);
-}
-
-static bool xpmem_stash_take(struct xpmem_attachment *att, unsigned long src,
-			     bool write, unsigned long seq, unsigned long *pfn,
-			     bool *writable)
-{
-	bool hit;
-
-	spin_lock(&att->stash_lock);
-	hit = att->stash_src == (src | 1) && att->stash_seq == seq &&
-	      (att->stash_write || !write);
-	if (hit) {
-		*pfn = att->stash_pfn;
-		*writable = att->stash_write;
-	}
-	att->stash_src = 0;
-	spin_unlock(&att->stash_lock);
-	return hit;
-}
-
 /* ---- installing a PTE ------------------------------------------------------ */
 
 struct xpmem_install {
 	struct mm_struct *mm;
-	struct xpmem_rmap *rmap;
+	struct xpmem_attachment *att;
 	unsigned long seq;
 	pte_t pte;
 	bool retry;
 };
 
+/*
+ * Has @att been revoked or invalidated since @seq was sampled?  With its
+ * install lock held.
+ */
+static bool xpmem_att_retry_locked(struct xpmem_attachment *att, unsigned long seq)
+{
+	if (READ_ONCE(att->revoked))
+		return true;
+	if (att->remote)
+		return att->remote_seq != seq;
+	return xpmem_mirror_read_retry(&att->mirror, seq);
+}
+
 /* Called by apply_to_page_range() with the attacher's PTE lock held. */
 static int xpmem_install_pte(pte_t *ptep, unsigned long addr, void *data)
 {
 	struct xpmem_install *in = data;
+	spinlock_t *lock = xpmem_att_lock(in->att);
 
-	if (xpmem_rmap_read_retry(in->rmap, in->seq)) {
-		in->retry = true;
-		return 0;
-	}
+	spin_lock(lock);
+	in->retry = xpmem_att_retry_locked(in->att, in->seq);
 	/* another thread's fault may have won: its PTE is just as current */
-	if (pte_none(ptep_get(ptep)))
+	if (!in->retry && pte_none(ptep_get(ptep)))
 		set_pte_at(in->mm, addr, ptep, in->pte);
+	spin_unlock(lock);
 	return 0;
 }
 
+/*
+ * Map @pfn at @addr of @vma (an attachment vma of @att) if nothing
+ * invalidated or revoked @att since @seq.  -EAGAIN: resolve again.
+ */
 int xpmem_install(struct vm_area_struct *vma, unsigned long addr,
-		  unsigned long pfn, bool write, struct xpmem_rmap *rmap,
+		  unsigned long pfn, bool write, struct xpmem_attachment *att,
 		  unsigned long seq)
 {
 	unsigned long flags = write ? vma->vm_flags : vma->vm_flags & ~VM_WRITE;
 	struct xpmem_install in = {
 		.mm = vma->vm_mm,
-		.rmap = rmap,
+		.att = att,
 		.seq = seq,
 	};
 	pte_t pte = pte_mkspecial(pfn_pte(pfn, vm_get_page_prot(flags)));
@@ -323,119 +353,127 @@ int xpmem_install(struct vm_area_struct *vma, unsigned long addr,
 /* ---- faults ----------------------------------------------------------------- */
 
 /*
- * The source mmap lock is contended.  Drop the attacher's fault lock,
- * resolve with a sleeping lock, stash the result and have the fault
- * retried.  Only @att (referenced) may be touched after the lock is gone.
+ * The page of a fault, resolved with no lock of the attacher's held:
+ * locally with a sleeping lock on the source (the source's lock was
+ * contended), or from the owning partition.  Returns 0 with *pfn set, and
+ * *page referenced if it has one.
  */
-static vm_fault_t xpmem_fault_slow(struct vm_fault *vmf,
-				   struct xpmem_attachment *att,
-				   unsigned long src, bool write,
-				   unsigned long seq)
+static int xpmem_att_resolve_unlocked(struct xpmem_attachment *att, unsigned long src,
+				      bool write, unsigned long *pfn, struct page **page,
+				      bool *writable)
 {
-	struct mm_struct *src_mm = att->xmm->mn.mm;
-	struct page *page;
-	bool writable;
+	struct mm_struct *src_mm = att->src_mm;
+	int err = -EFAULT;
 
-	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
-		return VM_FAULT_RETRY;	/* the caller keeps its lock */
-
-	xpmem_count(fault_slow);
-	kref_get(&att->ref);
-	xpmem_release_fault_lock(vmf);
-	if (mmget_not_zero(src_mm)) {
-		if (!mmap_read_lock_killable(src_mm)) {
-			if (!xpmem_att_resolve(att, src_mm, src, write, &page,
-					       &writable)) {
-				xpmem_stash_put(att, src, page_to_pfn(page),
-						writable, seq);
-				put_page(page);
-			}
-			mmap_read_unlock(src_mm);
-		}
-		mmput(src_mm);
+	*page = NULL;
+	if (att->remote) {
+		*writable = write;
+		return xpmem_import_resolve(att, src, write, pfn);
 	}
-	xpmem_att_put(att);
-	return VM_FAULT_RETRY;
+	if (!mmget_not_zero(src_mm))
+		return -EFAULT;		/* the owner is exiting */
+	if (!mmap_read_lock_killable(src_mm)) {
+		err = xpmem_att_resolve(att, src_mm, src, write, page, writable);
+		mmap_read_unlock(src_mm);
+	}
+	mmput(src_mm);
+	if (!err)
+		*pfn = page_to_pfn(*page);
+	return err;
 }
 
 /*
- * Lock the source mm without ever waiting while the attacher's fault lock
- * is held.  Returns 0 with the lock held, or a fault code to return.
+ * Resolve and install without holding the fault's lock (see the top of
+ * this file): drop it, resolve, take the attacher's mmap lock again,
+ * install if the vma at @addr is still this attachment at the same source
+ * address, and have the fault retried.  Only @att and the mm (both
+ * referenced here) may be touched once the fault lock is gone.
  */
-static vm_fault_t xpmem_lock_source(struct vm_fault *vmf,
-				    struct xpmem_attachment *att,
-				    unsigned long src, bool write,
-				    unsigned long seq)
+static vm_fault_t xpmem_fault_unlocked(struct vm_fault *vmf,
+				       struct xpmem_attachment *att,
+				       unsigned long addr, unsigned long src,
+				       bool write, unsigned long seq)
 {
-	struct mm_struct *src_mm = att->xmm->mn.mm;
+	struct mm_struct *mm = vmf->vma->vm_mm;
+	struct vm_area_struct *vma;
+	struct page *page;
+	unsigned long pfn;
+	bool writable;
+	int err;
 
-	if (mmap_read_trylock(src_mm))
-		return 0;
-	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY)
-		return xpmem_fault_slow(vmf, att, src, write, seq);
-	/*
-	 * The fault core cannot drop its lock here (no current caller does
-	 * this for a VM_PFNMAP vma, but stay correct): poll, sleeping.
-	 */
-	while (!mmap_read_trylock(src_mm)) {
-		if (fatal_signal_pending(current))
-			return VM_FAULT_SIGBUS;
-		schedule_timeout_killable(1);
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;	/* the caller keeps its lock */
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
+		/* a lock we may not drop: fail rather than wait under it */
+		xpmem_count(fault_contended);
+		return VM_FAULT_SIGBUS;
 	}
-	return 0;
+	xpmem_count(fault_slow);
+	kref_get(&att->ref);
+	mmgrab(mm);
+	xpmem_release_fault_lock(vmf);
+
+	err = xpmem_att_resolve_unlocked(att, src, write, &pfn, &page, &writable);
+	if (!err && !mmap_read_lock_killable(mm)) {
+		vma = vma_lookup(mm, addr);
+		if (vma && xpmem_vma_is_attachment(vma) && vma->vm_private_data == att &&
+		    xpmem_att_src(vma, att, addr) == src &&
+		    !xpmem_install(vma, addr, pfn, writable, att, seq) && page)
+			xpmem_test_pin(att, src, pfn);
+		mmap_read_unlock(mm);
+	}
+	if (page)
+		put_page(page);		/* no pin outlives the fault */
+	mmdrop(mm);
+	xpmem_att_put(att);
+	return VM_FAULT_RETRY;
 }
 
 static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct xpmem_attachment *att = vma->vm_private_data;
-	struct xpmem_mm *xmm = att->xmm;
 	unsigned long addr = vmf->address & PAGE_MASK;
 	unsigned long src = xpmem_att_src(vma, att, addr);
 	bool write = vmf->flags & FAULT_FLAG_WRITE;
-	struct mm_struct *src_mm;
+	struct mm_struct *src_mm = att->src_mm;
 
 	xpmem_count(faults);
 	if (write && !att->writable)
 		return VM_FAULT_SIGSEGV;
-	if (!xmm)	/* another partition's memory */
-		return xpmem_import_fault(vmf, att, src, write);
-	src_mm = xmm->mn.mm;
+	if (att->remote) {	/* another partition's memory: always unlocked */
+		if (READ_ONCE(att->revoked))
+			return VM_FAULT_SIGBUS;
+		return xpmem_fault_unlocked(vmf, att, addr, src, write,
+					    xpmem_import_read_begin(att));
+	}
 
 	for (;;) {
-		struct page *page = NULL;
-		unsigned long seq, pfn;
-		vm_fault_t vret;
+		struct page *page;
+		unsigned long seq;
 		bool writable;
 		int err;
 
-		if (READ_ONCE(att->revoked) || READ_ONCE(xmm->dead))
+		if (READ_ONCE(att->revoked))
 			return VM_FAULT_SIGBUS;
-		seq = xpmem_rmap_read_begin(xmm, &att->rmap);
-
-		if (!xpmem_stash_take(att, src, write, seq, &pfn, &writable)) {
-			if (!mmget_not_zero(src_mm))
-				return VM_FAULT_SIGBUS;	/* owner exiting */
-			vret = xpmem_lock_source(vmf, att, src, write, seq);
-			if (vret) {
-				mmput_async(src_mm);
-				return vret;
-			}
-			err = xpmem_att_resolve(att, src_mm, src, write, &page,
-						&writable);
-			mmap_read_unlock(src_mm);
-			/* never run the source's exit_mmap under our fault lock */
+		seq = xpmem_mirror_read_begin(&att->mirror);
+		if (!mmget_not_zero(src_mm))
+			return VM_FAULT_SIGBUS;	/* owner exiting */
+		if (!mmap_read_trylock(src_mm)) {
 			mmput_async(src_mm);
-			if (err)
-				return xpmem_errno_to_fault(err);
-			pfn = page_to_pfn(page);
+			return xpmem_fault_unlocked(vmf, att, addr, src, write, seq);
 		}
+		err = xpmem_att_resolve(att, src_mm, src, write, &page, &writable);
+		mmap_read_unlock(src_mm);
+		/* never run the source's exit_mmap under our fault lock */
+		mmput_async(src_mm);
+		if (err)
+			return xpmem_errno_to_fault(err);
 
-		err = xpmem_install(vma, addr, pfn, writable, &att->rmap, seq);
+		err = xpmem_install(vma, addr, page_to_pfn(page), writable, att, seq);
 		if (!err)
-			xpmem_test_pin(att, src, pfn);
-		if (page)
-			put_page(page);		/* no pin outlives the fault */
+			xpmem_test_pin(att, src, page_to_pfn(page));
+		put_page(page);		/* no pin outlives the fault */
 		if (!err)
 			return VM_FAULT_NOPAGE;
 		if (err != -EAGAIN)
@@ -456,10 +494,9 @@ static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct xpmem_attachment *att = vma->vm_private_data;
-	struct xpmem_mm *xmm = att->xmm;
 	unsigned long addr = vmf->address & PAGE_MASK;
 	unsigned long src = xpmem_att_src(vma, att, addr);
-	struct mm_struct *src_mm;
+	struct mm_struct *src_mm = att->src_mm;
 	struct page *page;
 	unsigned long seq;
 	bool same = false;
@@ -468,12 +505,11 @@ static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 	xpmem_count(mkwrite);
 	if (!att->writable)
 		return VM_FAULT_SIGSEGV;
-	if (!xmm)	/* remote: the write fault asks the owner for write */
+	if (att->remote)	/* the write fault asks the owner for write */
 		goto refault;
-	src_mm = xmm->mn.mm;
-	if (READ_ONCE(att->revoked) || READ_ONCE(xmm->dead))
+	if (READ_ONCE(att->revoked))
 		return VM_FAULT_SIGBUS;
-	seq = xpmem_rmap_read_begin(xmm, &att->rmap);
+	seq = xpmem_mirror_read_begin(&att->mirror);
 	if (!mmget_not_zero(src_mm))
 		return VM_FAULT_SIGBUS;
 	if (mmap_read_trylock(src_mm)) {
@@ -482,21 +518,21 @@ static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 		mmput_async(src_mm);
 		if (err)
 			return xpmem_errno_to_fault(err);
+		spin_lock(&att->mirror.lock);
 		same = page_to_pfn(page) == pte_pfn(vmf->orig_pte) &&
-		       !xpmem_rmap_read_retry(&att->rmap, seq);
+		       !xpmem_att_retry_locked(att, seq);
+		spin_unlock(&att->mirror.lock);
 		put_page(page);
 	} else {
 		mmput_async(src_mm);
 	}
 	if (same)
 		return 0;
-	/* VM_MIXEDMAP: zap_vma_ptes() would do nothing; zap by file offset */
-	unmap_mapping_range(att->inode->i_mapping,
-			    (loff_t)(vma->vm_pgoff << PAGE_SHIFT) +
-			    (addr - vma->vm_start), PAGE_SIZE, 1);
-	return VM_FAULT_NOPAGE;
 refault:
-	zap_vma_ptes(vma, addr, PAGE_SIZE);
+	/* VM_MIXEDMAP / VM_PFNMAP: zap the one PTE by file offset */
+	xpmem_zap_mapping(att->inode->i_mapping,
+			  (loff_t)(vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start),
+			  PAGE_SIZE);
 	return VM_FAULT_NOPAGE;
 }
 
@@ -504,17 +540,19 @@ refault:
  * ptrace, /proc/PID/mem and so debuggers (access_remote_vm) use GUP, which
  * works on local attachments (find_special_page below); the core falls
  * back to ->access when GUP fails: always for another partition's memory
- * (VM_PFNMAP), and for a write through an RDONLY attachment.  Copy through
- * the source's pages with the rules of a fault: the caller holds the
- * attacher's mmap lock, so the source's is only trylocked (-EAGAIN when
- * busy); an RDONLY attachment is never written, even with FOLL_FORCE; no
- * page reference outlives the call.  Returns the bytes copied or -errno.
+ * (VM_PFNMAP), for a write through an RDONLY attachment, and when the
+ * source's lock was contended (a debugger's fault cannot drop its lock).
+ * Copy through the source's pages with the rules of a fault: the caller
+ * holds the attacher's mmap lock, so the source's is only trylocked
+ * (-EAGAIN when busy); an RDONLY attachment is never written, even with
+ * FOLL_FORCE; no page reference outlives the call.  Returns the bytes
+ * copied or -errno.
  */
 static int xpmem_att_access(struct vm_area_struct *vma, unsigned long addr,
 			    void *buf, int len, int write)
 {
 	struct xpmem_attachment *att = vma->vm_private_data;
-	struct mm_struct *src_mm;
+	struct mm_struct *src_mm = att->src_mm;
 	int done = 0;
 
 	if (write && !att->writable)
@@ -524,10 +562,9 @@ static int xpmem_att_access(struct vm_area_struct *vma, unsigned long addr,
 	 * cannot reuse it, i.e. through a PTE its invalidations zap; a copy
 	 * from here could race with that, so debuggers get -EIO.
 	 */
-	if (!att->xmm)
+	if (att->remote)
 		return -EIO;
-	src_mm = att->xmm->mn.mm;
-	if (READ_ONCE(att->revoked) || READ_ONCE(att->xmm->dead))
+	if (READ_ONCE(att->revoked))
 		return -EIO;
 	len = min_t(unsigned long, len, vma->vm_end - addr);
 	if (!mmget_not_zero(src_mm))
@@ -604,7 +641,7 @@ static bool xpmem_att_pte(struct vm_area_struct *vma, unsigned long addr,
  * NULL ("not a normal page", as for any VM_MIXEDMAP pfn) whenever the
  * caller could take the page for a counted mapping of this vma:
  *  - the caller is zapping the PTE, or the mm is exiting (xpmem_amm.c);
- *  - before 6.11, fork is copying the page table (xpmem_compat.h);
+ *  - the vma may be copied by fork, before 6.11 (xpmem_compat.h);
  *  - a read-only PTE in a writable vma: the caller is the write fault,
  *    which with NULL makes the PTE writable through pfn_mkwrite (or, with
  *    none, directly: without ro_source every PTE was resolved for write,
@@ -624,7 +661,7 @@ static struct page *xpmem_att_find_special_page(struct vm_area_struct *vma,
 	pte_t pte;
 
 	if (!xpmem_amm_may_give_page(att->amm, vma, addr) ||
-	    xpmem_mm_write_locked(vma->vm_mm))
+	    xpmem_vma_fork_may_copy(vma))
 		goto withhold;
 	if (!xpmem_att_pte(vma, addr, &pte) || !pte_present(pte) ||
 	    !pte_special(pte))
@@ -667,25 +704,25 @@ static void xpmem_att_vma_open(struct vm_area_struct *vma)
 	/* fork: from 6.11 this runs before the page table copy, and stops it */
 	xpmem_vm_flags_set(vma, VM_WIPEONFORK);
 	if (XPMEM_FORK_OPENS_AFTER_COPY)	/* copied already: drop it */
-		unmap_mapping_range(att->inode->i_mapping,
-				    (loff_t)vma->vm_pgoff << PAGE_SHIFT,
-				    vma->vm_end - vma->vm_start, 1);
+		xpmem_zap_mapping(att->inode->i_mapping,
+				  (loff_t)vma->vm_pgoff << PAGE_SHIFT,
+				  vma->vm_end - vma->vm_start);
 }
 
-/* Called with the attacher's mmap lock held for writing (or at exit). */
+/*
+ * Called with the attacher's mmap lock held for writing (or at exit).
+ * Nothing here waits: the teardown of the last vma's attachment is queued.
+ */
 static void xpmem_att_vma_close(struct vm_area_struct *vma)
 {
 	struct xpmem_attachment *att = vma->vm_private_data;
 
 	if (att->amm && vma->vm_mm == att->amm->mn.mm)
 		xpmem_amm_vma_del(att->amm);
-	if (atomic_dec_and_test(&att->nr_vmas)) {
-		if (att->xmm)
-			xpmem_rmap_remove(att->xmm, &att->rmap);
-		else
-			xpmem_import_detach(att);
-	}
-	xpmem_att_put(att);
+	if (atomic_dec_and_test(&att->nr_vmas))
+		queue_work(xpmem_att_wq, &att->teardown);	/* takes over our reference */
+	else
+		xpmem_att_put(att);
 }
 
 /* local attachment: pinnable, writable ones need no write notification */
@@ -734,7 +771,7 @@ static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
 			return -EPERM;
 		xpmem_vm_flags_clear(vma, VM_MAYWRITE);
 	}
-	if (!att->xmm) {
+	if (att->remote) {
 		xpmem_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
 				   VM_DONTDUMP | VM_DONTCOPY);
 		vma->vm_ops = &xpmem_att_remote_vm_ops;
@@ -753,10 +790,8 @@ static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
 	kref_get(&att->ref);
 	att->mapped = true;
 	atomic_set(&att->nr_vmas, 1);
-	if (att->xmm) {
+	if (att->amm)
 		xpmem_amm_vma_add(att->amm, vma);
-		xpmem_rmap_insert(att->xmm, &att->rmap);
-	}
 	return 0;
 }
 
@@ -769,7 +804,7 @@ static const struct file_operations xpmem_att_fops = {
  * Is there a vma in [start, end) of the source that the source cannot
  * write?  Decides, for a writable attachment, whether it must keep write
  * notification (ro_source) to map such pages read-only.  Holes do not
- * count: faults there get SIGBUS either way.
+ * count: faults there get SIGBUS either way.  The caller holds mm_users.
  */
 static bool xpmem_source_has_read_only(struct mm_struct *mm, unsigned long start,
 				       unsigned long end)
@@ -777,8 +812,6 @@ static bool xpmem_source_has_read_only(struct mm_struct *mm, unsigned long start
 	struct vm_area_struct *vma;
 	bool ro = false;
 
-	if (!mmget_not_zero(mm))
-		return false;
 	mmap_read_lock(mm);
 	for (vma = find_vma(mm, start); vma && vma->vm_start < end;
 	     vma = find_vma(mm, vma->vm_end)) {
@@ -788,8 +821,26 @@ static bool xpmem_source_has_read_only(struct mm_struct *mm, unsigned long start
 		}
 	}
 	mmap_read_unlock(mm);
-	mmput(mm);
 	return ro;
+}
+
+/*
+ * A local attachment mirrors [att->src_start, + size) of the segment's mm
+ * from before it is mapped: an invalidation that comes first only zaps
+ * an empty mapping.
+ */
+static int xpmem_att_mirror_source(struct xpmem_attachment *att, struct xpmem_segment *seg)
+{
+	int ret;
+
+	if (!mmget_not_zero(seg->mm))
+		return -ENOENT;		/* the exporting process has exited */
+	att->ro_source = att->writable &&
+		xpmem_source_has_read_only(seg->mm, att->src_start, att->src_start + att->size);
+	ret = xpmem_mirror_insert(&att->mirror, &xpmem_att_mirror_ops, seg->mm,
+				  att->src_start, att->size);
+	mmput(seg->mm);
+	return ret;
 }
 
 int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
@@ -817,61 +868,52 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 		goto err_put_ap;
 	if (offset >= seg_size || size > seg_size - offset)
 		goto err_put_ap;
-	ret = -ENOENT;
-	if (seg && READ_ONCE(seg->xmm->dead))
-		goto err_put_ap;	/* the exporting process has exited */
 
 	ret = -ENOMEM;
-	att = kzalloc(sizeof(*att), GFP_KERNEL);
+	att = kzalloc(sizeof(*att), GFP_KERNEL_ACCOUNT);
 	if (!att)
 		goto err_put_ap;
 	kref_init(&att->ref);
 	att->ap = ap;			/* takes over the lookup reference */
-	att->xmm = seg ? seg->xmm : NULL;
+	att->remote = !seg;
 	/* remote: "source" addresses are offsets in the attachment */
 	att->src_start = seg ? seg->start + offset : 0;
 	att->size = size;
 	att->writable = ap->writable;
-	att->ro_source = seg && att->writable &&
-		xpmem_source_has_read_only(seg->xmm->mn.mm, att->src_start,
-					   att->src_start + size);
 	att->peer = -1;
-	spin_lock_init(&att->stash_lock);
+	spin_lock_init(&att->remote_lock);
 	xa_init(&att->test_pins);
 	att->test_pin = seg && READ_ONCE(xpmem_test_pin_pages);
-	xpmem_rmap_init(&att->rmap, &xpmem_att_rmap_ops, att->src_start, size);
 	INIT_LIST_HEAD(&att->ap_node);
+	INIT_WORK(&att->teardown, xpmem_att_teardown_fn);
+	xpmem_count(attachments);
 
+	inode = alloc_anon_inode(xpmem_mnt->mnt_sb);
+	if (IS_ERR(inode)) {
+		ret = PTR_ERR(inode);
+		goto err_free;
+	}
+	att->inode = inode;
 	if (seg) {
+		mmgrab(seg->mm);
+		att->src_mm = seg->mm;
 		/* the page lookups of this mm (xpmem_amm.c) */
 		att->amm = xpmem_amm_get(current->mm);
 		if (IS_ERR(att->amm)) {
 			ret = PTR_ERR(att->amm);
-			kfree(att);
-			goto err_put_ap;
+			att->amm = NULL;
+			goto err_free;
 		}
+		ret = xpmem_att_mirror_source(att, seg);
+		if (ret)
+			goto err_free;
 	}
-	inode = alloc_anon_inode(xpmem_mnt->mnt_sb);
-	if (IS_ERR(inode)) {
-		ret = PTR_ERR(inode);
-		if (att->amm)
-			xpmem_amm_put(att->amm);
-		kfree(att);
-		goto err_put_ap;
-	}
-	att->inode = inode;
-	xpmem_count(attachments);
 
 	mutex_lock(&ap->lock);
 	if (ap->released) {
 		mutex_unlock(&ap->lock);
-		iput(inode);
-		if (att->amm)
-			xpmem_amm_put(att->amm);
-		kfree(att);
-		xpmem_uncount(attachments);
 		ret = -ENOENT;
-		goto err_put_ap;
+		goto err_free;
 	}
 	list_add_tail(&att->ap_node, &ap->attachments);
 	mutex_unlock(&ap->lock);
@@ -909,10 +951,27 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	return 0;
 
 err_put_att:
-	if (!seg && !att->mapped)
-		xpmem_import_detach(att);	/* the owner's half, if made */
+	/* never mapped: no vma will queue the teardown, do it here */
+	if (!att->mapped) {
+		if (att->remote)
+			xpmem_import_detach(att);	/* the owner's half, if made */
+		else
+			xpmem_mirror_remove(&att->mirror);
+	}
 	xpmem_att_put(att);	/* also drops ap */
 	return ret;
+err_free:
+	/* not on ap's list yet: undo by hand */
+	xpmem_mirror_remove(&att->mirror);
+	if (att->amm)
+		xpmem_amm_put(att->amm);
+	if (att->src_mm)
+		mmdrop(att->src_mm);
+	if (att->inode)
+		iput(att->inode);
+	xa_destroy(&att->test_pins);
+	kfree(att);
+	xpmem_uncount(attachments);
 err_put_ap:
 	xpmem_access_put(ap);
 	return ret;
@@ -954,11 +1013,23 @@ static struct file_system_type xpmem_fs_type = {
 
 int xpmem_attach_init(void)
 {
+	/*
+	 * Teardowns queued by vma close: a remote DETACH may wait for its
+	 * peer, a mirror removal for a running invalidation.
+	 */
+	xpmem_att_wq = alloc_workqueue("xpmem_att", WQ_UNBOUND, 0);
+	if (!xpmem_att_wq)
+		return -ENOMEM;
 	xpmem_mnt = kern_mount(&xpmem_fs_type);
-	return PTR_ERR_OR_ZERO(xpmem_mnt);
+	if (IS_ERR(xpmem_mnt)) {
+		destroy_workqueue(xpmem_att_wq);
+		return PTR_ERR(xpmem_mnt);
+	}
+	return 0;
 }
 
 void xpmem_attach_exit(void)
 {
+	destroy_workqueue(xpmem_att_wq);	/* runs what is still queued */
 	kern_unmount(xpmem_mnt);
 }

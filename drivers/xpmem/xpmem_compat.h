@@ -98,22 +98,23 @@ static inline void xpmem_release_fault_lock(struct vm_fault *vmf)
 /*
  * fork: before 6.11, dup_mmap() copies a vma's page table (copy_page_range,
  * which calls vm_normal_page() on the parent's PTEs) before it calls the
- * child vma's ->open, so ->open cannot stop the copy.  The parent's mmap
- * lock is held for writing throughout, and no path that needs the page of
- * an attachment PTE (get_user_pages) runs under that lock, so "the mm is
- * write-locked" is what tells the copy apart.  rw_semaphore keeps its
- * writer in bit 0 of count (RWSEM_WRITER_LOCKED, kernel/locking/rwsem.c).
- * From 6.11 on, ->open runs before the copy and sets VM_WIPEONFORK.
+ * child vma's ->open, so ->open cannot stop the copy, and a page handed to
+ * the copy would be counted for a PTE that holds no reference.  The copy
+ * happens only to a vma the application made inheritable (MADV_DOFORK and
+ * MADV_KEEPONFORK clear our VM_DONTCOPY and VM_WIPEONFORK); such a vma's
+ * pages are given to nobody on those kernels (get_user_pages on it fails).
+ * From 6.11 on, ->open runs before the copy and sets VM_WIPEONFORK.  (No
+ * lock internals are read: rw_semaphore differs on PREEMPT_RT.)
  */
 #if XPMEM_KERNEL_OLDER_THAN(6, 11, 0)
 #define XPMEM_FORK_OPENS_AFTER_COPY 1
-static inline bool xpmem_mm_write_locked(struct mm_struct *mm)
+static inline bool xpmem_vma_fork_may_copy(struct vm_area_struct *vma)
 {
-	return atomic_long_read(&mm->mmap_lock.count) & 1UL;
+	return !(vma->vm_flags & (VM_DONTCOPY | VM_WIPEONFORK));
 }
 #else
 #define XPMEM_FORK_OPENS_AFTER_COPY 0
-static inline bool xpmem_mm_write_locked(struct mm_struct *mm)
+static inline bool xpmem_vma_fork_may_copy(struct vm_area_struct *vma)
 {
 	return false;
 }

@@ -10,25 +10,28 @@
  *                     by a tagged handle that only works for that peer in
  *                     that incarnation (gen).
  *   xpmem_export_att  an attachment the peer made through it (ATTACH):
- *                     a range of the segment, and an entry of the
- *                     exporting mm's reverse map (xpmem_mm.c), so every
+ *                     a range of the segment, and a mirror of the
+ *                     exporting mm (xpmem_mirror.c), so every
  *                     invalidation of the range reaches it.
  *
- * A fault (FAULT) is resolved like a local one: sample the entry's
+ * A fault (FAULT) is resolved like a local one: sample the mirror's
  * invalidation sequence, look the page up in the source mm with the mmap
  * lock held for read, drop the page reference, and publish the page's
- * physical address to the peer only if no invalidation hit the entry in
- * between: the reply is put in the ring under the sequence lock
- * (xpmem_rmap_publish()), and an invalidation marks the entry under that
- * same lock before it sends INVAL.  The ring is FIFO, so the peer sees
- * the reply before the INVAL that voids it.  No page stays referenced.
+ * physical address to the peer only if no invalidation hit the mirror in
+ * between: the reply is put in the ring under the mirror's lock, and an
+ * invalidation publishes its sequence under that same lock before it
+ * sends INVAL.  The ring is FIFO, so the peer sees the reply before the
+ * INVAL that voids it.  No page stays referenced.
  *
- * An invalidation (the rmap entry's ->invalidate, in the xpmem
- * invalidation worker) takes an ack slot, sends INVAL and returns; the
- * invalidator sleeps in xpmem_mm.c until the peer's ACK frees the slot.
- * Bounds: a peer that leaves an ack outstanding for longer than the peer
- * timeout is fenced (xpmem_export_check_acks(), from the poll thread) and
- * its death completes every slot it held; its mappings are revoked.
+ * An invalidation (the mirror's ->invalidate, called by the exporting
+ * mm's notifier) takes an ack slot, sends INVAL and sleeps until the
+ * peer's ACK frees the slot.  Bounds: a peer that leaves an ack
+ * outstanding for longer than the peer timeout is fenced
+ * (xpmem_export_check_acks(), from the poll thread), and the waiter fences
+ * it itself after XPMEM_ACK_FENCE_FACTOR timeouts; its death completes
+ * every slot it held; its mappings are revoked.  A non-blockable
+ * invalidation (OOM reaper) is refused before it sends anything
+ * (xpmem_mirror.c).
  * Revocation in the emulated machine means we stop honouring the peer:
  * no reply, no fault, every rmap entry gone.  The emulation cannot stop
  * its QEMU from reading our RAM file; real hardware would close the
@@ -40,13 +43,14 @@
  * and attachment vmas), and writes only through writable permits.
  *
  * Locks (outer first):
- *   xpmem_segment.lock -> xpmem_export.lock -> xpmem_mm.rmap_sem
- *     (segment removal revokes exports; attach inserts rmap entries)
- *   xpmem_mm.seq_lock -> fabric tx_lock (a fault's reply is sent under
- *     the sequence lock; neither sleeps)
+ *   xpmem_segment.lock -> xpmem_export.lock
+ *     (segment removal revokes exports: sends INVALs, waits for ACKs;
+ *      no invalidation needs either lock)
+ *   xpmem_mirror.lock -> fabric tx_lock (a fault's reply is sent under
+ *     the mirror's lock; neither sleeps)
  *   ack slots: xpmem_export_peer.lock, a spinlock (poll thread too).
  * Sleeping: requests are handled in xpmem_export_wq, one worker per
- * peer; waiting for acks happens in xpmem_mm.c, never under a spinlock.
+ * peer; ack waits sleep in ->invalidate, never under a spinlock.
  */
 #include <linux/delay.h>
 #include <linux/mm.h>
@@ -76,15 +80,15 @@ struct xpmem_export {
 };
 
 struct xpmem_export_att {
-	struct xpmem_rmap rmap;		/* in seg->xmm's reverse map */
+	struct xpmem_mirror mirror;	/* of the segment's mm */
 	struct kref ref;
 	struct rcu_head rcu;
 	u64 handle;			/* tag << 32 | slot in xpmem_export_atts */
 	u64 cookie;			/* the peer's name for it, in INVALs */
 	struct xpmem_export *exp;	/* referenced */
-	struct xpmem_mm *xmm;
+	struct mm_struct *mm;		/* the segment's (its reference) */
 	unsigned long src_start, size;
-	bool revoked;
+	bool revoked;			/* under mirror.lock */
 	struct list_head exp_node;	/* in exp->atts, under exp->lock */
 };
 
@@ -93,8 +97,11 @@ static DEFINE_XARRAY_ALLOC1(xpmem_export_atts);
 
 /* ---- ack slots: invalidations waiting for a peer ---------------------------- */
 
+/* an ack wait waits this many peer timeouts before fencing the peer itself */
+#define XPMEM_ACK_FENCE_FACTOR	4
+
 struct xpmem_ack_slot {
-	struct xpmem_inval *inv;	/* NULL: free */
+	struct completion *done;	/* NULL: free */
 	unsigned long sent;		/* jiffies */
 	u16 tag;			/* so a late ack cannot hit a reused slot */
 };
@@ -112,14 +119,24 @@ static bool xpmem_ack_slot_free(struct xpmem_export_peer *ep, u64 gen, int peer)
 	return READ_ONCE(ep->pending) < XPMEM_ACK_SLOTS || xpmem_remote_gen(peer) != gen;
 }
 
-/* Take a slot for @inv; sleeps while all are in use.  -EHOSTDOWN: peer gone. */
-static int xpmem_ack_slot_get(int peer, u64 gen, struct xpmem_inval *inv, u64 *id)
+/*
+ * Take a slot for @done; sleeps while all are in use, for as long as the
+ * peer is alive: a slot held past the peer timeout gets the peer fenced
+ * (xpmem_export_check_acks()), and its death frees every slot.
+ * -EHOSTDOWN: the peer is gone.
+ */
+static int xpmem_ack_slot_get(int peer, u64 gen, struct completion *done, u64 *id)
 {
 	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
+	unsigned long limit = jiffies + XPMEM_ACK_FENCE_FACTOR *
+			      msecs_to_jiffies(xpmem_fabric_timeout_ms());
 	unsigned int i;
 
 	for (;;) {
-		wait_event(ep->slot_wq, xpmem_ack_slot_free(ep, gen, peer));
+		if (!wait_event_timeout(ep->slot_wq, xpmem_ack_slot_free(ep, gen, peer),
+					msecs_to_jiffies(xpmem_fabric_timeout_ms())) &&
+		    time_after(jiffies, limit))
+			xpmem_fabric_fence(peer, "acknowledgment slots stayed full");
 		spin_lock(&ep->lock);
 		/* checked under the lock that xpmem_export_peer_down() takes */
 		if (xpmem_remote_gen(peer) != gen) {
@@ -127,13 +144,13 @@ static int xpmem_ack_slot_get(int peer, u64 gen, struct xpmem_inval *inv, u64 *i
 			return -EHOSTDOWN;
 		}
 		for (i = 0; i < XPMEM_ACK_SLOTS; i++)
-			if (!ep->slot[i].inv)
+			if (!ep->slot[i].done)
 				break;
 		if (i < XPMEM_ACK_SLOTS)
 			break;
 		spin_unlock(&ep->lock);
 	}
-	ep->slot[i].inv = inv;
+	ep->slot[i].done = done;
 	ep->slot[i].sent = jiffies;
 	ep->slot[i].tag = ++ep->next_tag;
 	ep->pending++;
@@ -142,34 +159,34 @@ static int xpmem_ack_slot_get(int peer, u64 gen, struct xpmem_inval *inv, u64 *i
 	return 0;
 }
 
-/* Free the slot named @id and return its invalidation (NULL: no such). */
-static struct xpmem_inval *xpmem_ack_slot_put(int peer, u64 id)
+/* Free the slot named @id and return its waiter (NULL: no such slot). */
+static struct completion *xpmem_ack_slot_put(int peer, u64 id)
 {
 	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
-	struct xpmem_inval *inv = NULL;
+	struct completion *done = NULL;
 	u64 i = id & 0xffff;
 
 	spin_lock(&ep->lock);
-	if (i < XPMEM_ACK_SLOTS && id >> 16 == ep->slot[i].tag && ep->slot[i].inv) {
-		inv = ep->slot[i].inv;
-		ep->slot[i].inv = NULL;
+	if (i < XPMEM_ACK_SLOTS && id >> 16 == ep->slot[i].tag && ep->slot[i].done) {
+		done = ep->slot[i].done;
+		ep->slot[i].done = NULL;
 		ep->pending--;
 	}
 	spin_unlock(&ep->lock);
-	if (inv)
+	if (done)
 		wake_up(&ep->slot_wq);
-	return inv;
+	return done;
 }
 
 /* Poll thread: ACK from @peer; false if it acknowledges nothing we sent. */
 bool xpmem_export_ack(int peer, u64 id)
 {
-	struct xpmem_inval *inv = xpmem_ack_slot_put(peer, id);
+	struct completion *done = xpmem_ack_slot_put(peer, id);
 
-	if (!inv)
+	if (!done)
 		return false;
 	xpmem_count(export_acks);
-	xpmem_inval_ack(inv);
+	complete(done);
 	return true;
 }
 
@@ -177,25 +194,18 @@ bool xpmem_export_ack(int peer, u64 id)
 void xpmem_export_peer_down(int peer)
 {
 	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
-	struct xpmem_inval *done[16];
-	unsigned int i, n;
+	unsigned int i;
 
-	do {
-		n = 0;
-		spin_lock(&ep->lock);
-		for (i = 0; i < XPMEM_ACK_SLOTS && n < ARRAY_SIZE(done); i++) {
-			if (!ep->slot[i].inv)
-				continue;
-			done[n++] = ep->slot[i].inv;
-			ep->slot[i].inv = NULL;
-			ep->pending--;
-		}
-		spin_unlock(&ep->lock);
-		for (i = 0; i < n; i++) {
-			xpmem_count(export_fenced_acks);
-			xpmem_inval_ack(done[i]);
-		}
-	} while (n);
+	spin_lock(&ep->lock);
+	for (i = 0; i < XPMEM_ACK_SLOTS; i++) {
+		if (!ep->slot[i].done)
+			continue;
+		complete(ep->slot[i].done);	/* the waiter owns it from here */
+		ep->slot[i].done = NULL;
+		ep->pending--;
+		xpmem_count(export_fenced_acks);
+	}
+	spin_unlock(&ep->lock);
 	wake_up_all(&ep->slot_wq);
 }
 
@@ -211,7 +221,7 @@ void xpmem_export_check_acks(int peer)
 		return;
 	spin_lock(&ep->lock);
 	for (i = 0; i < XPMEM_ACK_SLOTS && !overdue; i++)
-		overdue = ep->slot[i].inv && time_after(jiffies, ep->slot[i].sent + limit);
+		overdue = ep->slot[i].done && time_after(jiffies, ep->slot[i].sent + limit);
 	spin_unlock(&ep->lock);
 	if (overdue)
 		xpmem_fabric_fence(peer, "an invalidation was not acknowledged in time");
@@ -237,7 +247,7 @@ static void xpmem_export_att_free(struct kref *ref)
 {
 	struct xpmem_export_att *att = container_of(ref, struct xpmem_export_att, ref);
 
-	WARN_ON_ONCE(att->rmap.linked);
+	WARN_ON_ONCE(att->mirror.inserted);
 	xpmem_export_put(att->exp);
 	kfree_rcu(att, rcu);
 }
@@ -247,18 +257,24 @@ static void xpmem_export_att_put(struct xpmem_export_att *att)
 	kref_put(&att->ref, xpmem_export_att_free);
 }
 
-/* The rmap entry's ->invalidate: tell the peer, the ack completes @inv. */
-static void xpmem_export_att_invalidate(struct xpmem_rmap *rmap, unsigned long start,
-					unsigned long end, struct xpmem_inval *inv)
+/*
+ * Have the peer zap [start, end) of the source and wait for its ACK (or
+ * its death).  From the mirror's ->invalidate, and from revoke.  Bounded:
+ * after XPMEM_ACK_FENCE_FACTOR peer timeouts the peer is fenced, and its
+ * death completes the wait.
+ */
+static void xpmem_export_att_zap(struct xpmem_export_att *att, unsigned long start,
+				 unsigned long end)
 {
-	struct xpmem_export_att *att = container_of(rmap, struct xpmem_export_att, rmap);
 	int peer = att->exp->peer;
+	unsigned long timeout = msecs_to_jiffies(xpmem_fabric_timeout_ms());
+	DECLARE_COMPLETION_ONSTACK(done);
+	unsigned int waits = 0;
 	u64 p[4];
 
-	if (xpmem_ack_slot_get(peer, att->exp->gen, inv, &p[0])) {
+	if (xpmem_ack_slot_get(peer, att->exp->gen, &done, &p[0])) {
 		xpmem_count(export_fenced_acks);
-		xpmem_inval_ack(inv);	/* the peer is gone: nothing maps it */
-		return;
+		return;		/* the peer is gone: nothing maps it */
 	}
 	p[1] = att->cookie;
 	p[2] = start - att->src_start;
@@ -266,16 +282,26 @@ static void xpmem_export_att_invalidate(struct xpmem_rmap *rmap, unsigned long s
 	xpmem_count(export_invals);
 	if (xpmem_fabric_send_wait(peer, XPMEM_MSG_INVAL, p, 4)) {
 		/* not alive any more; peer_down may have completed it already */
-		inv = xpmem_ack_slot_put(peer, p[0]);
-		if (inv) {
+		if (xpmem_ack_slot_put(peer, p[0])) {
 			xpmem_count(export_fenced_acks);
-			xpmem_inval_ack(inv);
+			return;
 		}
+	}
+	while (!wait_for_completion_timeout(&done, timeout)) {
+		if (++waits == XPMEM_ACK_FENCE_FACTOR)
+			xpmem_fabric_fence(peer, "an invalidation was not acknowledged");
+		xpmem_count(ack_wait_slow);
 	}
 }
 
-static const struct xpmem_rmap_ops xpmem_export_rmap_ops = {
-	.name = "partition",
+/* The mirror's ->invalidate. */
+static void xpmem_export_att_invalidate(struct xpmem_mirror *m, unsigned long start,
+					unsigned long end)
+{
+	xpmem_export_att_zap(container_of(m, struct xpmem_export_att, mirror), start, end);
+}
+
+static const struct xpmem_mirror_ops xpmem_export_mirror_ops = {
 	.invalidate = xpmem_export_att_invalidate,
 };
 
@@ -286,9 +312,12 @@ static const struct xpmem_rmap_ops xpmem_export_rmap_ops = {
 static void xpmem_export_att_destroy(struct xpmem_export_att *att)
 {
 	xa_erase(&xpmem_export_atts, (u32)att->handle);
+	spin_lock(&att->mirror.lock);
 	WRITE_ONCE(att->revoked, true);
-	xpmem_rmap_revoke(att->xmm, &att->rmap);
-	xpmem_rmap_remove(att->xmm, &att->rmap);
+	spin_unlock(&att->mirror.lock);
+	xpmem_count(revokes);
+	xpmem_export_att_zap(att, att->src_start, att->src_start + att->size);
+	xpmem_mirror_remove(&att->mirror);
 	list_del_init(&att->exp_node);
 	xpmem_uncount(export_atts);
 	xpmem_export_att_put(att);
@@ -465,33 +494,41 @@ static void xpmem_export_attach(int peer, u64 gen, const u64 *p)
 	if (!size || !PAGE_ALIGNED(offset) || !PAGE_ALIGNED(size) ||
 	    offset >= seg->size || size > seg->size - offset)
 		goto fail_put;
-	err = -ENOENT;
-	if (READ_ONCE(seg->xmm->dead))
-		goto fail_put;
 	err = -ENOMEM;
-	att = kzalloc(sizeof(*att), GFP_KERNEL);
+	att = kzalloc(sizeof(*att), GFP_KERNEL_ACCOUNT);
 	if (!att)
 		goto fail_put;
 	kref_init(&att->ref);
 	att->exp = exp;			/* takes over the lookup's reference */
-	att->xmm = seg->xmm;
+	att->mm = seg->mm;
 	att->cookie = p[4];
 	att->src_start = seg->start + offset;
 	att->size = size;
 	INIT_LIST_HEAD(&att->exp_node);
-	xpmem_rmap_init(&att->rmap, &xpmem_export_rmap_ops, att->src_start, size);
+	err = -ENOENT;
+	if (!mmget_not_zero(att->mm)) {	/* the exporting process has exited */
+		xpmem_export_att_put(att);
+		goto fail;
+	}
+	err = xpmem_mirror_insert(&att->mirror, &xpmem_export_mirror_ops, att->mm,
+				  att->src_start, size);
+	mmput(att->mm);
+	if (err) {
+		xpmem_export_att_put(att);
+		goto fail;
+	}
 
 	mutex_lock(&exp->lock);
 	err = exp->released ? -ENOENT :
 	      xa_alloc(&xpmem_export_atts, &slot, NULL, xa_limit_32b, GFP_KERNEL);
 	if (err) {
 		mutex_unlock(&exp->lock);
+		xpmem_mirror_remove(&att->mirror);
 		xpmem_export_att_put(att);
 		goto fail;
 	}
 	att->handle = xpmem_handle(slot);
 	list_add_tail(&att->exp_node, &exp->atts);
-	xpmem_rmap_insert(att->xmm, &att->rmap);
 	xpmem_count(export_atts);
 	xa_store(&xpmem_export_atts, slot, att, GFP_KERNEL);
 	mutex_unlock(&exp->lock);
@@ -529,23 +566,30 @@ static void xpmem_export_detach(int peer, u64 gen, const u64 *p)
 	xpmem_export_reply(peer, p[0], err, 0, 0);
 }
 
-struct xpmem_fault_reply {
-	int peer;
-	u64 p[XPMEM_PAYLOAD_WORDS];
-};
-
-static int xpmem_export_send_fault_reply(void *arg)
+/*
+ * Publish the page of a FAULT to the peer: put the REPLY in the ring under
+ * the mirror's lock, only if no invalidation began since @seq (and the
+ * attachment is not revoked).  -EAGAIN: resolve again; -ENOBUFS: the ring
+ * is full.
+ */
+static int xpmem_export_publish(struct xpmem_export_att *att, unsigned long seq,
+				int peer, const u64 *reply)
 {
-	struct xpmem_fault_reply *r = arg;
+	int err = -EAGAIN;
 
-	return xpmem_fabric_send_msg(r->peer, XPMEM_MSG_REPLY, r->p, XPMEM_PAYLOAD_WORDS);
+	spin_lock(&att->mirror.lock);
+	if (!att->revoked && !xpmem_mirror_read_retry(&att->mirror, seq))
+		err = xpmem_fabric_send_msg(peer, XPMEM_MSG_REPLY, reply, XPMEM_PAYLOAD_WORDS);
+	spin_unlock(&att->mirror.lock);
+	return err;
 }
 
 /* FAULT: req, attachment handle, offset | write */
 static void xpmem_export_fault(int peer, u64 gen, const u64 *p)
 {
 	struct xpmem_export_att *att = xpmem_export_att_lookup(peer, gen, p[1]);
-	struct xpmem_fault_reply r = { .peer = peer, .p = { p[0] } };
+	u64 reply[XPMEM_PAYLOAD_WORDS] = { p[0] };
+	unsigned long limit = jiffies + msecs_to_jiffies(xpmem_fabric_timeout_ms());
 	bool write = p[2] & 1;
 	u64 off = p[2] & PAGE_MASK;
 	struct mm_struct *mm;
@@ -560,15 +604,15 @@ static void xpmem_export_fault(int peer, u64 gen, const u64 *p)
 	err = -EACCES;
 	if (write && !att->exp->writable)
 		goto fail_put;
-	mm = att->xmm->mn.mm;
+	mm = att->mm;
 	for (;;) {
 		struct page *page;
 		unsigned long seq;
 
 		err = -ENOENT;
-		if (READ_ONCE(att->revoked) || READ_ONCE(att->xmm->dead))
+		if (READ_ONCE(att->revoked))
 			break;
-		seq = xpmem_rmap_read_begin(att->xmm, &att->rmap);
+		seq = xpmem_mirror_read_begin(&att->mirror);
 		if (!mmget_not_zero(mm))
 			break;		/* the owner is exiting */
 		mmap_read_lock(mm);
@@ -577,10 +621,9 @@ static void xpmem_export_fault(int peer, u64 gen, const u64 *p)
 		mmput_async(mm);
 		if (err)
 			break;
-		r.p[2] = PFN_PHYS(page_to_pfn(page));
+		reply[2] = PFN_PHYS(page_to_pfn(page));
 		put_page(page);		/* nothing stays pinned */
-		err = xpmem_rmap_publish(att->xmm, &att->rmap, seq,
-					 xpmem_export_send_fault_reply, &r);
+		err = xpmem_export_publish(att, seq, peer, reply);
 		if (!err) {
 			xpmem_count(export_faults);
 			xpmem_export_att_put(att);
@@ -590,7 +633,13 @@ static void xpmem_export_fault(int peer, u64 gen, const u64 *p)
 			continue;	/* invalidated meanwhile: resolve again */
 		if (err != -ENOBUFS)
 			break;
-		usleep_range(50, 200);	/* ring full: the peer is draining it */
+		/* ring full: the peer is draining it, or not for long */
+		if (time_after(jiffies, limit)) {
+			xpmem_fabric_fence(peer, "its ring stayed full");
+			err = -EHOSTDOWN;
+			break;
+		}
+		usleep_range(50, 200);
 	}
 fail_put:
 	xpmem_export_att_put(att);

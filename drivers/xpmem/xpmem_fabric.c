@@ -40,6 +40,7 @@
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/random.h>
+#include <linux/sched/signal.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -205,16 +206,26 @@ int xpmem_fabric_send_msg(int dst, u16 type, const u64 *payload,
 
 /*
  * As xpmem_fabric_send_msg(), but wait (sleeping) while the ring is full:
- * a live peer's poll thread never blocks, so it drains its rings; a peer
- * that stops doing so is declared dead and the wait ends with -EHOSTDOWN.
+ * a live peer's poll thread never blocks, so it drains its rings.  A peer
+ * whose ring stays full for a peer timeout (it beats but does not drain,
+ * or its tail is bogus) is fenced, and the wait ends with -EHOSTDOWN;
+ * so does a fatal signal (-EINTR).
  */
 int xpmem_fabric_send_wait(int dst, u16 type, const u64 *payload,
 			   unsigned int npayload)
 {
+	unsigned long limit = jiffies + msecs_to_jiffies(xpmem_fabric_timeout_ms());
 	int ret;
 
-	while ((ret = xpmem_fabric_send_msg(dst, type, payload, npayload)) == -ENOBUFS)
+	while ((ret = xpmem_fabric_send_msg(dst, type, payload, npayload)) == -ENOBUFS) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		if (time_after(jiffies, limit)) {
+			xpmem_fabric_fence(dst, "its ring stayed full");
+			return -EHOSTDOWN;
+		}
 		usleep_range(50, 200);
+	}
 	return ret;
 }
 

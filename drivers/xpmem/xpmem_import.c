@@ -14,11 +14,11 @@
  * the owner's fabric window, so the PTE maps window pfns (special PTEs
  * of a VM_PFNMAP vma, no struct page, no reference).
  *
- * Coherence: the attachment's rmap.invalidate_seq is this partition's
- * count of the owner's invalidations of it.  A fault samples it before
- * asking, and installs the PTE only if it is unchanged, under the page
- * table lock; an INVAL bumps it before zapping (same protocol as a local
- * attachment, xpmem_mm.c).  The owner sends its reply before any INVAL
+ * Coherence: the attachment's remote_seq is this partition's count of the
+ * owner's invalidations of it.  A fault samples it before asking, and
+ * installs the PTE only if it is unchanged, under the install lock inside
+ * the page table lock; an INVAL bumps it before zapping (the protocol of
+ * a local attachment's mirror, xpmem_mirror.c).  The owner sends its reply before any INVAL
  * that voids it (xpmem_export.c), so either the fault sees the bump or
  * the zap removes its PTE.  The ACK goes out only after the zap: then no
  * CPU here can reach the page any more (unmap_mapping_range flushed the
@@ -27,11 +27,12 @@
  * When the owner dies, is fenced or restarts, every attachment of it is
  * revoked: zapped, and its faults get SIGBUS.
  *
- * Sleeping: faults wait for the owner's reply with the attacher's mmap
- * lock held for read (bounded: the owner's death ends the wait, a fatal
- * signal ends it).  The zap for an INVAL runs in xpmem_import_wq and
- * takes the attachment's i_mmap_rwsem and page table locks, never an mmap
- * lock, so it cannot wait for a faulting thread here.
+ * Sleeping: faults ask the owner with no lock of the attacher's held (the
+ * fault lock is dropped first, xpmem_attach.c; bounded: the owner's
+ * death, a fatal signal or the RPC timeout ends the wait).  The zap for
+ * an INVAL runs in xpmem_import_wq and takes the attachment's
+ * i_mmap_rwsem and page table locks, never an mmap lock, so it cannot wait
+ * for a faulting thread here.
  */
 #include <linux/cred.h>
 #include <linux/delay.h>
@@ -154,17 +155,11 @@ void xpmem_import_detach(struct xpmem_attachment *att)
 static void xpmem_import_zap(struct xpmem_attachment *att, unsigned long start,
 			     unsigned long end)
 {
-	spin_lock(&att->stash_lock);
-	WRITE_ONCE(att->rmap.invalidate_seq, att->rmap.invalidate_seq + 2);
-	spin_unlock(&att->stash_lock);
-	/* the fault's sequence check and this zap meet at the PTE lock */
-	unmap_mapping_range(att->inode->i_mapping, start, end - start, 1);
-}
-
-void xpmem_import_revoke(struct xpmem_attachment *att)
-{
-	WRITE_ONCE(att->revoked, true);
-	xpmem_import_zap(att, 0, att->size);
+	spin_lock(&att->remote_lock);
+	att->remote_seq += 2;
+	spin_unlock(&att->remote_lock);
+	/* the fault's sequence check and this zap meet at the install lock */
+	xpmem_zap_mapping(att->inode->i_mapping, start, end - start);
 }
 
 /* INVAL from @peer: ack id, cookie, start, end.  In xpmem_import_wq. */
@@ -204,48 +199,48 @@ void xpmem_import_peer_cleanup(int peer)
 		rcu_read_unlock();
 		if (!att)
 			continue;
-		xpmem_import_revoke(att);
+		xpmem_attachment_revoke(att);
 		kref_put(&att->ref, xpmem_att_release);
 	}
 }
 
 /* ---- faults ------------------------------------------------------------------ */
 
-/* @off: page offset in the attachment */
-vm_fault_t xpmem_import_fault(struct vm_fault *vmf, struct xpmem_attachment *att,
-			      unsigned long off, bool write)
+/* Sample the attachment's sequence before asking the owner for a page. */
+unsigned long xpmem_import_read_begin(struct xpmem_attachment *att)
 {
-	unsigned long addr = vmf->address & PAGE_MASK;
-	phys_addr_t win, len;
+	unsigned long seq;
+
+	spin_lock(&att->remote_lock);
+	seq = att->remote_seq;
+	spin_unlock(&att->remote_lock);
+	return seq;
+}
+
+/*
+ * Ask the owner for the page at offset @off of @att (no lock held: this
+ * waits for a remote peer, bounded by its death, a fatal signal or the
+ * RPC timeout).  Returns 0 with *pfn, a pfn of the owner's fabric window.
+ */
+int xpmem_import_resolve(struct xpmem_attachment *att, unsigned long off,
+			 bool write, unsigned long *pfn)
+{
 	u64 req[3], rep[XPMEM_PAYLOAD_WORDS];
+	phys_addr_t win, len;
+	int err;
 
-	for (;;) {
-		unsigned long seq;
-		int err;
-
-		if (READ_ONCE(att->revoked))
-			return VM_FAULT_SIGBUS;
-		seq = READ_ONCE(att->rmap.invalidate_seq);
-		/* sampled before the owner can see the request */
-		smp_mb();
-		req[1] = att->remote_handle;
-		req[2] = off | write;
-		err = xpmem_rpc_call(att->peer, XPMEM_MSG_FAULT, req, 3, rep, true);
-		if (err)
-			return xpmem_errno_to_fault(err);
-		if (!xpmem_fabric_window(att->peer, &win, &len) ||
-		    !PAGE_ALIGNED(rep[2]) || rep[2] >= len) {
-			/* outside what the owner's window shows us */
-			xpmem_fabric_count_bad(att->peer, "page address", rep[2]);
-			return VM_FAULT_SIGBUS;
-		}
-		xpmem_count(import_faults);
-		err = xpmem_install(vmf->vma, addr, PHYS_PFN(win + rep[2]), write,
-				    &att->rmap, seq);
-		if (!err)
-			return VM_FAULT_NOPAGE;
-		if (err != -EAGAIN)
-			return xpmem_errno_to_fault(err);
-		xpmem_count(fault_retries);
+	req[1] = att->remote_handle;
+	req[2] = off | write;
+	err = xpmem_rpc_call(att->peer, XPMEM_MSG_FAULT, req, 3, rep, true);
+	if (err)
+		return err;
+	if (!xpmem_fabric_window(att->peer, &win, &len) ||
+	    !PAGE_ALIGNED(rep[2]) || rep[2] >= len) {
+		/* outside what the owner's window shows us */
+		xpmem_fabric_count_bad(att->peer, "page address", rep[2]);
+		return -EFAULT;
 	}
+	xpmem_count(import_faults);
+	*pfn = PHYS_PFN(win + rep[2]);
+	return 0;
 }

@@ -7,23 +7,23 @@
  *   xpmem_file (one per open of /dev/xpmem)
  *     lists the segments and access permits its users created
  *
- *   xpmem_segment --> xpmem_mm (the exporting mm's notifier)
+ *   xpmem_segment --> the exporting mm (mm_count: mmgrab)
  *   xpmem_access  --> xpmem_segment
- *   xpmem_attachment --> xpmem_access
- *        embeds an xpmem_rmap that sits in xpmem_mm's interval tree for as
- *        long as some vma maps the attachment.
+ *   xpmem_attachment --> xpmem_access, and the exporting mm (mm_count)
+ *        embeds an xpmem_mirror: an interval notifier on the exporting mm
+ *        over the attached range, from attach until its last vma is gone.
  *
  * Across partitions (xpmem_remote.c, xpmem_export.c, xpmem_import.c):
  *   a permit on another partition's segment is an xpmem_access with no
- *   segment (remote_peer, remote_handle); its attachments have no xmm and
+ *   segment (remote_peer, remote_handle); its attachments are remote and
  *   fault through the owner.  On the owner, what a partition holds is an
- *   xpmem_export (--> xpmem_segment) and its xpmem_export_atts, whose
- *   rmap entries sit in the same interval tree as local attachments.
+ *   xpmem_export (--> xpmem_segment) and its xpmem_export_atts, each a
+ *   mirror of the exporting mm like a local attachment.
  *
  * Who may sleep where, and the lock order, are documented at the top of
- * the file that owns each lock: xpmem_mm.c (rmap_sem, seq_lock),
- * xpmem_main.c (xpmem_file.lock), xpmem_segment.c (segment/access locks),
- * xpmem_attach.c (fault path).
+ * the file that owns each lock: xpmem_mirror.c (mirror->lock, the zap
+ * registry), xpmem_main.c (xpmem_file.lock), xpmem_segment.c
+ * (segment/access locks), xpmem_attach.c (fault path).
  */
 #ifndef _XPMEM_INTERNAL_H
 #define _XPMEM_INTERNAL_H
@@ -40,7 +40,6 @@
 #include <linux/types.h>
 #include <linux/wait.h>
 #include <linux/uidgid.h>
-#include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 
@@ -55,26 +54,26 @@ struct xpmem_counters {
 	atomic_long_t segments;
 	atomic_long_t accesses;
 	atomic_long_t attachments;
-	atomic_long_t notifiers;	/* xpmem_mm = registered mmu notifiers */
-	atomic_long_t rmap_entries;	/* entries in all reverse maps */
+	atomic_long_t mirrors;		/* interval notifiers on exporting mms */
 	/* event counts: only ever grow */
 	atomic_long_t gets;		/* successful xpmem_get calls */
 	atomic_long_t attaches;		/* successful xpmem_attach calls */
 	atomic_long_t faults;
 	atomic_long_t fault_retries;	/* sequence changed during a fault */
-	atomic_long_t fault_slow;	/* source mmap lock busy: dropped & retried */
+	atomic_long_t fault_slow;	/* resolved with the fault lock dropped */
+	atomic_long_t fault_contended;	/* ... but the caller could not drop it */
 	atomic_long_t mkwrite;
-	atomic_long_t invalidations;	/* invalidate_range_start calls */
-	atomic_long_t invalidate_hits;	/* ... that overlapped an attachment */
-	atomic_long_t invalidate_nonblock_busy; /* -EAGAIN to a non-blockable caller */
-	atomic_long_t acks;		/* secondary mappings zapped and acked */
-	atomic_long_t ack_wait_slow;	/* ack waits that exceeded the warning time */
+	atomic_long_t invalidations;	/* mirror ->invalidate calls */
+	atomic_long_t invalidate_hits;	/* ... that took translations down */
+	atomic_long_t invalidate_nonblock_busy; /* ... refused to a non-blockable caller */
+	atomic_long_t acks;		/* local attachments zapped for an invalidation */
+	atomic_long_t ack_wait_slow;	/* zap waits that exceeded the warning time */
 	atomic_long_t revokes;
 	/* get_user_pages through attachments (xpmem_attach.c, xpmem_amm.c) */
 	atomic_long_t attacher_mms;	/* live: mms tracked for page lookups */
 	atomic_long_t pages_given;	/* find_special_page answered a page */
 	atomic_long_t pages_withheld;	/* ... answered none (zap, fork, exit) */
-	atomic_long_t amm_bracket_waits; /* all bracket slots were taken */
+	atomic_long_t amm_bracket_overflows; /* all bracket slots were taken */
 	/* partitions (xpmem_fabric.c) */
 	atomic_long_t fabric_tx;		/* messages sent */
 	atomic_long_t fabric_rx;		/* messages accepted */
@@ -98,85 +97,43 @@ extern bool xpmem_test_pin_pages;	/* test hook, debugfs */
 #define xpmem_count(field)	atomic_long_inc(&xpmem_stats.field)
 #define xpmem_uncount(field)	atomic_long_dec(&xpmem_stats.field)
 
-/* ---- per exporting mm: notifier, reverse map, invalidation sequence --- */
+/* ---- secondary mappings of an exporting mm (xpmem_mirror.c) ----------- */
 
-struct xpmem_mm {
-	struct mmu_notifier mn;		/* mn.mm is the exporting mm (mmgrab'd) */
+struct xpmem_mirror;
 
-	/* interval tree of struct xpmem_rmap, keyed by source VA */
-	struct rw_semaphore rmap_sem;
-	struct rb_root_cached rmap;
-
+struct xpmem_mirror_ops {
 	/*
-	 * Invalidation sequence, as in mmu_interval_notifier: odd while at
-	 * least one invalidation is between start and end.  Protected by
-	 * seq_lock; faults wait on seq_wq for the odd period to end.
+	 * Take down every translation of source range [start, end) and
+	 * return once none can be used any more.  Called from the exporting
+	 * mm's notifier in blockable context; may sleep, bounded.
 	 */
-	spinlock_t seq_lock;
-	unsigned long invalidate_seq;
-	unsigned int active;
-	wait_queue_head_t seq_wq;
-
-	bool dead;			/* ->release ran: the mm is exiting */
+	void (*invalidate)(struct xpmem_mirror *m, unsigned long start,
+			   unsigned long end);
 };
 
-struct xpmem_rmap;
-struct xpmem_inval;
-
-/*
- * A secondary mapping of part of an exporting mm that must acknowledge
- * every invalidation before the kernel may free or reuse the pages.
- * Local attachments are one kind; remote partitions add another kind
- * by providing their own ops.
- */
-struct xpmem_rmap_ops {
-	const char *name;
-	/*
-	 * Tear down the translations of source range [start, end) and call
-	 * xpmem_inval_ack(inv) once they are gone, from any context, now or
-	 * later.  Called from the xpmem invalidation worker; may sleep.
-	 */
-	void (*invalidate)(struct xpmem_rmap *rmap, unsigned long start,
-			   unsigned long end, struct xpmem_inval *inv);
+struct xpmem_mirror {
+	struct mmu_interval_notifier mni;	/* the source range */
+	const struct xpmem_mirror_ops *ops;
+	spinlock_t lock;	/* publishes the sequence to faults (install) */
+	bool released;		/* the exporting mm went through exit_mmap */
+	bool inserted;
 };
 
-struct xpmem_rmap {
-	struct interval_tree_node it;	/* [start, last] in the source mm */
-	const struct xpmem_rmap_ops *ops;
-	unsigned long invalidate_seq;	/* under xpmem_mm.seq_lock */
-	bool linked;			/* in xpmem_mm.rmap (under rmap_sem) */
-};
-
-/* One invalidation being carried out; lives on the invalidator's stack. */
-struct xpmem_inval {
-	struct xpmem_mm *xmm;
-	unsigned long start, end;
-	struct xpmem_rmap *only;	/* NULL: every overlapping entry */
-	atomic_t pending;		/* outstanding acks + 1 for the walker */
-	struct completion done;
-	struct work_struct work;
-};
-
-struct xpmem_mm *xpmem_mm_get(struct mm_struct *mm);
-void xpmem_mm_put(struct xpmem_mm *xmm);
-void xpmem_rmap_init(struct xpmem_rmap *rmap, const struct xpmem_rmap_ops *ops,
-		     unsigned long start, unsigned long size);
-void xpmem_rmap_insert(struct xpmem_mm *xmm, struct xpmem_rmap *rmap);
-void xpmem_rmap_remove(struct xpmem_mm *xmm, struct xpmem_rmap *rmap);
-unsigned long xpmem_rmap_read_begin(struct xpmem_mm *xmm,
-				    struct xpmem_rmap *rmap);
-bool xpmem_rmap_read_retry(struct xpmem_rmap *rmap, unsigned long seq);
-int xpmem_rmap_publish(struct xpmem_mm *xmm, struct xpmem_rmap *rmap,
-		       unsigned long seq, int (*publish)(void *arg), void *arg);
-void xpmem_rmap_revoke(struct xpmem_mm *xmm, struct xpmem_rmap *rmap);
-void xpmem_inval_ack(struct xpmem_inval *inv);
-int xpmem_mm_init(void);
-void xpmem_mm_exit(void);
+int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *ops,
+			struct mm_struct *mm, unsigned long start, unsigned long size);
+void xpmem_mirror_remove(struct xpmem_mirror *m);
+unsigned long xpmem_mirror_read_begin(struct xpmem_mirror *m);
+bool xpmem_mirror_read_retry(struct xpmem_mirror *m, unsigned long seq);
+void xpmem_zap_mapping(struct address_space *mapping, loff_t start, loff_t len);
+void xpmem_zap_mapping_wait(struct address_space *mapping, loff_t start, loff_t len);
+int xpmem_mirror_init(void);
+void xpmem_mirror_exit(void);
 
 /* ---- the open file ---------------------------------------------------- */
 
 struct xpmem_file {
-	struct mutex lock;		/* protects both lists */
+	/* both lists, and whether each object on them is live (xpmem_segment.c) */
+	struct mutex lock;
 	struct list_head segments;
 	struct list_head accesses;
 };
@@ -191,8 +148,9 @@ struct xpmem_segment {
 	u32 slot;
 	pid_t tgid;			/* thread group that made it */
 	struct xpmem_file *owner;
-	struct list_head file_node;	/* in owner->segments */
-	struct xpmem_mm *xmm;		/* exporting mm */
+	struct list_head file_node;	/* in owner->segments while live */
+	bool dead;			/* under owner->lock: ended, id withdrawn */
+	struct mm_struct *mm;		/* exporting mm (mm_count) */
 	unsigned long start, size;
 	kuid_t uid;
 	kgid_t gid;
@@ -210,7 +168,8 @@ struct xpmem_access {
 	u32 slot;
 	pid_t tgid;			/* the only thread group that may use it */
 	struct xpmem_file *owner;
-	struct list_head file_node;	/* in owner->accesses */
+	struct list_head file_node;	/* in owner->accesses while live */
+	bool dead;			/* under owner->lock: ended, id withdrawn */
 	struct xpmem_segment *seg;	/* NULL: a segment of another partition */
 	struct list_head seg_node;	/* in seg->accesses */
 	bool writable;
@@ -250,6 +209,7 @@ struct xpmem_amm_bracket {
 	const struct mmu_notifier_range *range;	/* NULL: slot free */
 	struct task_struct *task;
 	unsigned long start, end;
+	struct list_head node;		/* in amm->more, if allocated */
 };
 
 struct xpmem_amm {
@@ -257,9 +217,14 @@ struct xpmem_amm {
 	spinlock_t lock;		/* innermost: under PTE locks */
 	unsigned int nr_vmas;		/* local attachment vmas in this mm */
 	unsigned long lo, hi;		/* ... and a span that covers them */
-	unsigned int nr_brackets;
+	unsigned int nr_brackets;	/* open brackets, in slots or in more */
 	struct xpmem_amm_bracket brackets[XPMEM_AMM_BRACKETS];
-	wait_queue_head_t slot_wq;
+	struct list_head more;		/* open brackets beyond the slots */
+	/*
+	 * A bracket could be recorded nowhere (no slot, no memory): from
+	 * then on nobody is given a page of this mm's attachments.
+	 */
+	bool lost;
 	bool dead;			/* ->release ran: exit_mmap */
 };
 
@@ -274,19 +239,22 @@ bool xpmem_amm_may_give_page(struct xpmem_amm *amm, struct vm_area_struct *vma,
 
 struct xpmem_attachment {
 	struct kref ref;
-	/*
-	 * Local: the source range, an entry of ap->seg->xmm's reverse map.
-	 * Remote (xmm == NULL): not in any reverse map; its invalidate_seq
-	 * is this partition's sequence of the owner's invalidations of it.
-	 */
-	struct xpmem_rmap rmap;
+	/* local: mirrors [src_start, + size) of the exporting mm */
+	struct xpmem_mirror mirror;
 	struct xpmem_access *ap;
-	struct xpmem_mm *xmm;		/* == ap->seg->xmm, cached; NULL: remote */
-	struct xpmem_amm *amm;		/* the attaching mm's (local only) */
-	/* remote: where the pages are, and the owner's name for it */
+	struct mm_struct *src_mm;	/* local: the exporting mm (mm_count) */
+	struct xpmem_amm *amm;		/* local: the attaching mm's */
+	bool remote;			/* another partition's memory */
+	/*
+	 * Remote: where the pages are, the owner's name for it, and this
+	 * partition's count of the owner's invalidations of it (under
+	 * remote_lock, the remote install lock).
+	 */
 	int peer;
 	u64 remote_handle;
 	u32 cookie;			/* slot in xpmem_imports, our name for it */
+	spinlock_t remote_lock;
+	unsigned long remote_seq;
 	struct rcu_head rcu;
 	unsigned long src_start, size;
 	bool writable;
@@ -297,19 +265,12 @@ struct xpmem_attachment {
 	 * makes the vma dirty-tracked: no long-term writable pins).
 	 */
 	bool ro_source;
-	bool revoked;			/* WRITE_ONCE under ap->lock */
+	bool revoked;			/* set under the install lock */
 	bool mapped;			/* the one vm_mmap() happened */
 	atomic_t nr_vmas;		/* vmas mapping this attachment */
 	struct inode *inode;		/* own address_space: zap target */
 	struct list_head ap_node;	/* in ap->attachments */
-
-	/*
-	 * A page resolved with the fault lock dropped (slow path), to be
-	 * installed when the fault is retried.  No page reference is kept:
-	 * the notifier sequence says whether it is still what the source
-	 * maps.
-	 */
-	spinlock_t stash_lock;
+	struct work_struct teardown;	/* queued when the last vma goes */
 	/*
 	 * Test hook only (debugfs test_pin_pages, read at attach time): keep a
 	 * reference on every page this attachment maps, as pinning XPMEM
@@ -318,10 +279,6 @@ struct xpmem_attachment {
 	 */
 	struct xarray test_pins;
 	bool test_pin;
-	unsigned long stash_src;	/* 0: empty */
-	unsigned long stash_pfn;
-	unsigned long stash_seq;
-	bool stash_write;
 };
 
 int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
@@ -329,7 +286,7 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
 		   struct page **page);
 int xpmem_install(struct vm_area_struct *vma, unsigned long addr,
-		  unsigned long pfn, bool write, struct xpmem_rmap *rmap,
+		  unsigned long pfn, bool write, struct xpmem_attachment *att,
 		  unsigned long seq);
 vm_fault_t xpmem_errno_to_fault(int err);
 int xpmem_detach(unsigned long vaddr);
@@ -373,7 +330,6 @@ void xpmem_remote_tick(int p);
 u64 xpmem_remote_gen(int p);
 int xpmem_rpc_call(int dst, u16 type, u64 *req, unsigned int nreq,
 		   u64 *reply, bool killable);
-bool xpmem_remote_is_zap_worker(void);
 int xpmem_remote_init(void);
 void xpmem_remote_exit(void);
 
@@ -393,9 +349,9 @@ int xpmem_import_get(int peer, xpmem_segid_t segid, bool writable,
 void xpmem_import_release(struct xpmem_access *ap);
 int xpmem_import_attach(struct xpmem_attachment *att, unsigned long offset);
 void xpmem_import_detach(struct xpmem_attachment *att);
-vm_fault_t xpmem_import_fault(struct vm_fault *vmf, struct xpmem_attachment *att,
-			      unsigned long off, bool write);
-void xpmem_import_revoke(struct xpmem_attachment *att);
+unsigned long xpmem_import_read_begin(struct xpmem_attachment *att);
+int xpmem_import_resolve(struct xpmem_attachment *att, unsigned long off,
+			 bool write, unsigned long *pfn);
 void xpmem_import_inval(int peer, u64 gen, const u64 *p);
 void xpmem_import_peer_cleanup(int peer);
 

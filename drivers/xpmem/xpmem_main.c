@@ -221,12 +221,12 @@ static int __init xpmem_init(void)
 {
 	int ret;
 
-	ret = xpmem_mm_init();
+	ret = xpmem_mirror_init();
 	if (ret)
 		return ret;
 	ret = xpmem_attach_init();
 	if (ret)
-		goto err_mm;
+		goto err_mirror;
 	ret = misc_register(&xpmem_miscdev);
 	if (ret)
 		goto err_attach;
@@ -248,8 +248,8 @@ err_misc:
 	misc_deregister(&xpmem_miscdev);
 err_attach:
 	xpmem_attach_exit();
-err_mm:
-	xpmem_mm_exit();
+err_mirror:
+	xpmem_mirror_exit();
 	return ret;
 }
 
@@ -260,7 +260,7 @@ static void __exit xpmem_exit(void)
 	xpmem_debugfs_exit();
 	misc_deregister(&xpmem_miscdev);
 	xpmem_attach_exit();
-	xpmem_mm_exit();
+	xpmem_mirror_exit();
 	xpmem_segment_ids_destroy();
 	pr_info("xpmem: unloaded\n");
 }

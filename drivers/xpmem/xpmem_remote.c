@@ -163,17 +163,22 @@ static int xpmem_rpc_once(int dst, u16 type, u64 *req, unsigned int nreq,
 /*
  * Send request @type (payload @req, of which word 0 is filled in here)
  * to partition @dst and wait for its REPLY, asking again while the owner
- * answers -EAGAIN (its queue was full).  Returns the owner's error, or
- * the transport's; on 0, @reply holds the reply's words.
+ * answers -EAGAIN (its queue was full), for at most
+ * XPMEM_RPC_TIMEOUT_FACTOR peer timeouts in all (-ETIMEDOUT).  Returns the
+ * owner's error, or the transport's; on 0, @reply holds the reply's words.
  */
 int xpmem_rpc_call(int dst, u16 type, u64 *req, unsigned int nreq,
 		   u64 *reply, bool killable)
 {
+	unsigned long limit = jiffies + msecs_to_jiffies(XPMEM_RPC_TIMEOUT_FACTOR *
+							 xpmem_fabric_timeout_ms());
 	int ret;
 
 	while ((ret = xpmem_rpc_once(dst, type, req, nreq, reply, killable)) == -EAGAIN) {
 		if (killable && fatal_signal_pending(current))
 			return -EINTR;
+		if (time_after(jiffies, limit))
+			return -ETIMEDOUT;
 		usleep_range(200, 1000);
 	}
 	return ret;
@@ -220,17 +225,6 @@ static void xpmem_remote_invals_fn(struct work_struct *work)
 {
 	xpmem_queue_drain(container_of(work, struct xpmem_remote_queue, work),
 			  xpmem_remote_inval_one);
-}
-
-/*
- * The invalidation worker zaps attachment vmas, which runs the attacher
- * mm's own notifiers; xpmem_mm.c recognises it by this (see there).
- */
-bool xpmem_remote_is_zap_worker(void)
-{
-	struct work_struct *w = current_work();
-
-	return w && w->func == xpmem_remote_invals_fn;
 }
 
 static bool xpmem_queue_put(struct xpmem_remote_queue *q, u64 gen, u16 type,

@@ -11,13 +11,25 @@
  * by permit (mode bits checked against the caller's credentials at get)
  * and by owner: an apid only works in the thread group that got it.
  *
+ * Lifetime: a segment or permit belongs to the file it was made through.
+ * That file's lock (xpmem_file.lock) alone decides whether the object is
+ * live: it is put on the file's list and its id is published in one
+ * critical section, once the object is complete, and it is taken off the
+ * list, marked dead and its id withdrawn in one critical section by
+ * exactly one of the paths that end it (remove/release by id, ->flush of
+ * the thread group that made it, ->release of the file).  Whoever marks it
+ * dead destroys it; every other path sees "dead" under the same lock and
+ * leaves it alone.  Lookups by id (RCU + kref_get_unless_zero) find only
+ * published objects, and a reference keeps a dead object's memory, not
+ * its use.
+ *
  * Lock order (outer first):
  *   xpmem_file.lock -> xpmem_segment.lock -> xpmem_access.lock
  * All three are mutexes taken only from ioctl/close context.  A revoke
- * under xpmem_access.lock sleeps for acks, which never need these locks.
- * xpmem_access.lock is also taken (last) when an attachment is freed,
- * possibly under the attacher's mmap lock; so none of these locks may be
- * held while taking an mmap lock (attach does its vm_mmap unlocked).
+ * under xpmem_access.lock zaps attachments (i_mmap_rwsem, page table
+ * locks), which never need these locks.  xpmem_access.lock is also taken
+ * (last) when an attachment is freed; so none of these locks may be held
+ * while taking an mmap lock (attach does its vm_mmap unlocked).
  */
 #include <linux/cred.h>
 #include <linux/capability.h>
@@ -78,7 +90,7 @@ static void xpmem_segment_free(struct kref *ref)
 {
 	struct xpmem_segment *seg = container_of(ref, struct xpmem_segment, ref);
 
-	xpmem_mm_put(seg->xmm);
+	mmdrop(seg->mm);
 	kfree_rcu(seg, rcu);	/* xpmem_segment_lookup() runs under RCU */
 	xpmem_uncount(segments);
 }
@@ -108,7 +120,7 @@ int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
 {
 	struct mm_struct *mm = current->mm;
 	struct xpmem_segment *seg;
-	struct xpmem_mm *xmm;
+	u32 slot;
 	int ret;
 
 	if (!mm)
@@ -122,16 +134,12 @@ int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
 			return -EINVAL;
 	}
 
-	seg = kzalloc(sizeof(*seg), GFP_KERNEL);
+	seg = kzalloc(sizeof(*seg), GFP_KERNEL_ACCOUNT);
 	if (!seg)
 		return -ENOMEM;
-	xmm = xpmem_mm_get(mm);
-	if (IS_ERR(xmm)) {
-		kfree(seg);
-		return PTR_ERR(xmm);
-	}
-	kref_init(&seg->ref);
-	seg->xmm = xmm;
+	kref_init(&seg->ref);		/* the id's reference */
+	mmgrab(mm);
+	seg->mm = mm;
 	seg->start = vaddr;
 	seg->size = size;
 	seg->tgid = current->tgid;
@@ -142,22 +150,27 @@ int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
 	mutex_init(&seg->lock);
 	INIT_LIST_HEAD(&seg->accesses);
 	INIT_LIST_HEAD(&seg->exports);
+	INIT_LIST_HEAD(&seg->file_node);
 	xpmem_count(segments);
 
-	/* publish last: a lookup may find it as soon as it is stored */
-	ret = xa_alloc_cyclic(&xpmem_segments, &seg->slot, NULL,
+	/* a slot, reserved (not findable) until the segment is published */
+	ret = xa_alloc_cyclic(&xpmem_segments, &slot, NULL,
 			      XA_LIMIT(1, U32_MAX), &xpmem_segment_next,
 			      GFP_KERNEL);
 	if (ret < 0) {
 		xpmem_segment_put(seg);
 		return ret == -EBUSY ? -ENOSPC : ret;
 	}
-	seg->segid = xpmem_make_id(seg->slot);
+	seg->slot = slot;
+	seg->segid = xpmem_make_id(slot);
+
+	/* published complete: on the file's list and findable, at once */
 	mutex_lock(&xf->lock);
 	list_add_tail(&seg->file_node, &xf->segments);
-	mutex_unlock(&xf->lock);
-	xa_store(&xpmem_segments, seg->slot, seg, GFP_KERNEL);
+	xa_store(&xpmem_segments, slot, seg, GFP_KERNEL);
 	*segid = seg->segid;
+	mutex_unlock(&xf->lock);
+	/* from here @seg may already be dead and gone: not touched again */
 	return 0;
 }
 
@@ -173,12 +186,15 @@ static void xpmem_access_revoke_all(struct xpmem_access *ap)
 	mutex_unlock(&ap->lock);
 }
 
-/* Withdraw @seg: no new gets, every attachment faults SIGBUS from now on. */
+/*
+ * Withdraw @seg, which its caller has just marked dead and unpublished
+ * (xpmem_file.lock): no new gets, every attachment faults SIGBUS from now
+ * on.  Drops the id's reference.
+ */
 static void xpmem_segment_destroy(struct xpmem_segment *seg)
 {
 	struct xpmem_access *ap;
 
-	xa_erase(&xpmem_segments, seg->slot);
 	mutex_lock(&seg->lock);
 	seg->removed = true;
 	list_for_each_entry(ap, &seg->accesses, seg_node)
@@ -188,31 +204,40 @@ static void xpmem_segment_destroy(struct xpmem_segment *seg)
 	xpmem_segment_put(seg);	/* the id's reference */
 }
 
+/* With xf->lock held: @seg is ours to end now (or someone else's already). */
+static bool xpmem_segment_claim_locked(struct xpmem_file *xf, struct xpmem_segment *seg)
+{
+	lockdep_assert_held(&xf->lock);
+	if (seg->dead)
+		return false;
+	seg->dead = true;
+	list_del_init(&seg->file_node);
+	xa_erase(&xpmem_segments, seg->slot);
+	return true;
+}
+
 int xpmem_segment_remove(struct xpmem_file *xf, xpmem_segid_t segid)
 {
 	struct xpmem_segment *seg;
+	bool claimed;
 
 	if (segid <= 0)
 		return -EINVAL;
 	seg = xpmem_segment_lookup(segid);
 	if (!seg)
 		return -ENOENT;
+	/* the owning file never changes: compared without its lock */
 	if (seg->tgid != current->tgid || seg->owner != xf) {
 		xpmem_segment_put(seg);
 		return -EPERM;
 	}
 	mutex_lock(&xf->lock);
-	if (list_empty(&seg->file_node)) {
-		/* a concurrent remove won */
-		mutex_unlock(&xf->lock);
-		xpmem_segment_put(seg);
-		return -ENOENT;
-	}
-	list_del_init(&seg->file_node);
+	claimed = xpmem_segment_claim_locked(xf, seg);
 	mutex_unlock(&xf->lock);
-	xpmem_segment_destroy(seg);
+	if (claimed)
+		xpmem_segment_destroy(seg);
 	xpmem_segment_put(seg);	/* the lookup's reference */
-	return 0;
+	return claimed ? 0 : -ENOENT;	/* a concurrent end won */
 }
 
 /*
@@ -331,6 +356,7 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 	struct xpmem_segment *seg = NULL;
 	struct xpmem_access *ap;
 	int peer, ret;
+	u32 slot;
 
 	if (segid <= 0)
 		return -EINVAL;
@@ -345,10 +371,10 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 	}
 
 	ret = -ENOMEM;
-	ap = kzalloc(sizeof(*ap), GFP_KERNEL);
+	ap = kzalloc(sizeof(*ap), GFP_KERNEL_ACCOUNT);
 	if (!ap)
 		goto err_put_seg;
-	kref_init(&ap->ref);
+	kref_init(&ap->ref);		/* the id's reference */
 	ap->seg = seg;		/* takes over the lookup reference */
 	ap->tgid = current->tgid;
 	ap->owner = xf;
@@ -357,6 +383,7 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 	mutex_init(&ap->lock);
 	INIT_LIST_HEAD(&ap->attachments);
 	INIT_LIST_HEAD(&ap->seg_node);
+	INIT_LIST_HEAD(&ap->file_node);
 	xpmem_count(accesses);
 
 	if (seg) {
@@ -377,7 +404,7 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 		}
 	}
 
-	ret = xa_alloc_cyclic(&xpmem_accesses, &ap->slot, NULL,
+	ret = xa_alloc_cyclic(&xpmem_accesses, &slot, NULL,
 			      XA_LIMIT(1, U32_MAX), &xpmem_access_next,
 			      GFP_KERNEL);
 	if (ret < 0) {
@@ -385,12 +412,14 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 		xpmem_access_put(ap);
 		return ret == -EBUSY ? -ENOSPC : ret;
 	}
-	ap->apid = xpmem_make_id(ap->slot);
+	ap->slot = slot;
+	ap->apid = xpmem_make_id(slot);
+	/* published complete: on the file's list and findable, at once */
 	mutex_lock(&xf->lock);
 	list_add_tail(&ap->file_node, &xf->accesses);
-	mutex_unlock(&xf->lock);
-	xa_store(&xpmem_accesses, ap->slot, ap, GFP_KERNEL);
+	xa_store(&xpmem_accesses, slot, ap, GFP_KERNEL);
 	*apid = ap->apid;
+	mutex_unlock(&xf->lock);
 	xpmem_count(gets);
 	return 0;
 
@@ -400,40 +429,56 @@ err_put_seg:
 	return ret;
 }
 
-/* Withdraw @ap: its id stops working and its attachments fault SIGBUS. */
+/*
+ * Withdraw @ap, which its caller has just marked dead and unpublished:
+ * its attachments fault SIGBUS.  Drops the id's reference.
+ */
 static void xpmem_access_destroy(struct xpmem_access *ap)
 {
-	xa_erase(&xpmem_accesses, ap->slot);
 	xpmem_access_revoke_all(ap);
 	xpmem_access_unlink(ap);
 	xpmem_access_put(ap);	/* the id's reference */
 }
 
+/* With xf->lock held: @ap is ours to end now (or someone else's already). */
+static bool xpmem_access_claim_locked(struct xpmem_file *xf, struct xpmem_access *ap)
+{
+	lockdep_assert_held(&xf->lock);
+	if (ap->dead)
+		return false;
+	ap->dead = true;
+	list_del_init(&ap->file_node);
+	xa_erase(&xpmem_accesses, ap->slot);
+	return true;
+}
+
 int xpmem_access_release(struct xpmem_file *xf, xpmem_apid_t apid)
 {
 	struct xpmem_access *ap = xpmem_access_lookup(apid);
+	bool claimed;
 
 	if (IS_ERR(ap))
 		return PTR_ERR(ap);
-	mutex_lock(&xf->lock);
-	if (ap->owner != xf || list_empty(&ap->file_node)) {
-		int ret = ap->owner != xf ? -EPERM : -ENOENT;
-
-		mutex_unlock(&xf->lock);
+	/* the owning file never changes: compared without its lock */
+	if (ap->owner != xf) {
 		xpmem_access_put(ap);
-		return ret;
+		return -EPERM;
 	}
-	list_del_init(&ap->file_node);
+	mutex_lock(&xf->lock);
+	claimed = xpmem_access_claim_locked(xf, ap);
 	mutex_unlock(&xf->lock);
-	xpmem_access_destroy(ap);
+	if (claimed)
+		xpmem_access_destroy(ap);
 	xpmem_access_put(ap);
-	return 0;
+	return claimed ? 0 : -ENOENT;	/* a concurrent end won */
 }
 
 /*
  * Close of /dev/xpmem: drop what the closing thread group made (@all:
  * everything, on the last close).  A forked child closing its inherited
  * descriptor therefore leaves the parent's segments and permits alone.
+ * The objects are claimed under the lock and destroyed after it: a
+ * claimed object's file_node belongs to this function's private list.
  */
 void xpmem_file_cleanup(struct xpmem_file *xf, bool all)
 {
@@ -443,12 +488,18 @@ void xpmem_file_cleanup(struct xpmem_file *xf, bool all)
 	LIST_HEAD(aps);
 
 	mutex_lock(&xf->lock);
-	list_for_each_entry_safe(ap, atmp, &xf->accesses, file_node)
-		if (all || ap->tgid == current->tgid)
-			list_move_tail(&ap->file_node, &aps);
-	list_for_each_entry_safe(seg, stmp, &xf->segments, file_node)
-		if (all || seg->tgid == current->tgid)
-			list_move_tail(&seg->file_node, &segs);
+	list_for_each_entry_safe(ap, atmp, &xf->accesses, file_node) {
+		if (all || ap->tgid == current->tgid) {
+			xpmem_access_claim_locked(xf, ap);
+			list_add_tail(&ap->file_node, &aps);
+		}
+	}
+	list_for_each_entry_safe(seg, stmp, &xf->segments, file_node) {
+		if (all || seg->tgid == current->tgid) {
+			xpmem_segment_claim_locked(xf, seg);
+			list_add_tail(&seg->file_node, &segs);
+		}
+	}
 	mutex_unlock(&xf->lock);
 
 	list_for_each_entry_safe(ap, atmp, &aps, file_node) {

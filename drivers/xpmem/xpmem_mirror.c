@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * xpmem_mirror.c - secondary mappings of an exporting mm ("mirrors"): one
+ * mmu_interval_notifier each, on the source range it maps.
+ *
+ * Every local attachment and every attachment another partition holds is
+ * a mirror: an interval of the exporting mm's notifier tree (the kernel's
+ * interval tree of mmu_interval_notifiers is the reverse map from a source
+ * address to every secondary mapping of it).  When the kernel invalidates
+ * a range of that mm (munmap, reclaim, migration, COW, truncate, exit),
+ * the core calls ->invalidate of each overlapping mirror; the mirror's
+ * ops->invalidate takes its translations down and returns only when none
+ * can be used any more (a local zap, or a remote partition's ACK).  Only
+ * then may the kernel free or reuse the pages.
+ *
+ * Sequence: a fault samples xpmem_mirror_read_begin() before it resolves
+ * the source page, and installs the translation only if
+ * xpmem_mirror_read_retry() says no invalidation began since, checked
+ * under mirror->lock, the lock under which ->invalidate publishes its
+ * sequence (mmu_interval_set_seq()).  Either the fault sees the new
+ * sequence and retries, or its translation was installed before the
+ * sequence moved and the invalidation that follows removes it.
+ *
+ * The non-blockable contract (OOM reaper, process_mrelease): ->invalidate
+ * returns false when it would have to sleep, and the core then ends the
+ * invalidation period itself and hands -EAGAIN to the caller, which must
+ * not call invalidate_range_end.  A mirror therefore never has to undo
+ * anything: there is no "end" callback to get wrong.  The caller tries
+ * again later (the reaper) or leaves the memory to exit_mmap, whose
+ * invalidation is blockable.
+ *
+ * Why a worker zaps local attachments: zapping an attacher's PTEs runs the
+ * attacher mm's notifiers, and the core wraps every
+ * invalidate_range_start in one lockdep map; zapping inline from our
+ * callback would nest that map.  So ->invalidate of a local attachment
+ * hands the zap to xpmem_zap_wq and waits.  The nested notifier calls of
+ * a zap of attachment vmas (in any mm, including an exporting one: a
+ * process may export the range its own attachments live in) reach
+ * ->invalidate of mirrors whose source range covers attachment vmas; no
+ * mirror can map those addresses (faults never resolve through an
+ * attachment vma), so such a call is recognised (xpmem_zap_covers():
+ * this task is inside xpmem_zap_mapping(), which invalidates nothing but
+ * the vmas it zaps) and returns at once.  Nothing else is exempt: a
+ * reclaim or an unrelated notifier call of the same task at another time
+ * is handled normally.
+ *
+ * Locks (outer first):
+ *   mmap_lock / i_mmap_rwsem / anon_vma lock / folio locks of the caller
+ *     -> (->invalidate; may sleep waiting for the zap worker or an ACK)
+ *   attacher PTE lock -> mirror->lock (spinlock; fault install checks)
+ *   xpmem_zaps_lock (spinlock): the registry of zaps in progress
+ * Sleeping: ->invalidate sleeps only when the range is blockable; it takes
+ * no lock that is held while allocating memory or while waiting for one
+ * of the caller's rmap locks, and never the exporting mm's mmap lock.
+ */
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/module.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+
+#include "xpmem_internal.h"
+
+/* How long a wait for a zap runs before it is reported (then again each time). */
+#define XPMEM_ZAP_WARN_SECS	10
+
+static struct workqueue_struct *xpmem_zap_wq;
+
+/* ---- zaps of attachment vmas, and the nested calls they cause ------------- */
+
+struct xpmem_zap {
+	struct list_head node;		/* in xpmem_zaps while in progress */
+	struct task_struct *task;
+};
+
+static LIST_HEAD(xpmem_zaps);
+static DEFINE_SPINLOCK(xpmem_zaps_lock);
+
+/*
+ * Remove every PTE of attachment @mapping's pages [start, start + len)
+ * (offsets in the attachment), in every vma that maps it.  The nested
+ * notifier calls this causes are recognised by xpmem_zap_covers().
+ */
+void xpmem_zap_mapping(struct address_space *mapping, loff_t start, loff_t len)
+{
+	struct xpmem_zap z = { .task = current };
+
+	spin_lock(&xpmem_zaps_lock);
+	list_add(&z.node, &xpmem_zaps);
+	spin_unlock(&xpmem_zaps_lock);
+	unmap_mapping_range(mapping, start, len, 1);
+	spin_lock(&xpmem_zaps_lock);
+	list_del(&z.node);
+	spin_unlock(&xpmem_zaps_lock);
+}
+
+/*
+ * Is @range a piece of one of this task's zaps?  Inside
+ * unmap_mapping_range() of an attachment's mapping the kernel invalidates
+ * exactly the ranges of that mapping's vmas it zaps (MMU_NOTIFY_CLEAR),
+ * one vma at a time, and nothing else: the zap allocates only with
+ * GFP_NOWAIT (no reclaim) and frees no page tables.  So a call from this
+ * task while it is registered is one of those.  Everything else, a reclaim
+ * or an unrelated notifier of the same task at another time, is not.
+ */
+static bool xpmem_zap_covers(const struct mmu_notifier_range *range)
+{
+	struct xpmem_zap *z;
+	bool covers = false;
+
+	/* a task always sees its own registration: no zap of ours, no lock */
+	if (data_race(list_empty(&xpmem_zaps)) || range->event != MMU_NOTIFY_CLEAR)
+		return false;
+	spin_lock(&xpmem_zaps_lock);
+	list_for_each_entry(z, &xpmem_zaps, node) {
+		if (z->task == current) {
+			covers = true;
+			break;
+		}
+	}
+	spin_unlock(&xpmem_zaps_lock);
+	return covers;
+}
+
+struct xpmem_zap_work {
+	struct work_struct work;
+	struct address_space *mapping;
+	loff_t start, len;
+	struct completion done;
+};
+
+static void xpmem_zap_work_fn(struct work_struct *work)
+{
+	struct xpmem_zap_work *zw = container_of(work, struct xpmem_zap_work, work);
+
+	xpmem_zap_mapping(zw->mapping, zw->start, zw->len);
+	complete(&zw->done);
+}
+
+/*
+ * From a notifier callback: have the zap worker zap and wait until it
+ * did.  The wait has no external dependency (the zap takes only the
+ * mapping's i_mmap_rwsem and the attacher's page table locks, never an
+ * mmap lock, and allocates nothing that could wait for reclaim); it is
+ * reported every XPMEM_ZAP_WARN_SECS, never abandoned: returning before
+ * the zap would let the kernel free a page an attacher still maps.
+ */
+void xpmem_zap_mapping_wait(struct address_space *mapping, loff_t start, loff_t len)
+{
+	struct xpmem_zap_work zw = {
+		.mapping = mapping,
+		.start = start,
+		.len = len,
+	};
+	unsigned long waited = 0;
+
+	init_completion(&zw.done);
+	INIT_WORK_ONSTACK(&zw.work, xpmem_zap_work_fn);
+	queue_work(xpmem_zap_wq, &zw.work);
+	while (!wait_for_completion_timeout(&zw.done, XPMEM_ZAP_WARN_SECS * HZ)) {
+		waited += XPMEM_ZAP_WARN_SECS;
+		xpmem_count(ack_wait_slow);
+		pr_warn_ratelimited("xpmem: zap of an attachment waiting for %lus\n", waited);
+	}
+	destroy_work_on_stack(&zw.work);
+}
+
+/* ---- the interval notifier -------------------------------------------------- */
+
+static inline struct xpmem_mirror *to_mirror(struct mmu_interval_notifier *mni)
+{
+	return container_of(mni, struct xpmem_mirror, mni);
+}
+
+static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
+				    const struct mmu_notifier_range *range,
+				    unsigned long cur_seq)
+{
+	struct xpmem_mirror *m = to_mirror(mni);
+	unsigned long start = max(range->start, mni->interval_tree.start);
+	unsigned long end = min(range->end, mni->interval_tree.last + 1);
+
+	xpmem_count(invalidations);
+	if (xpmem_zap_covers(range)) {
+		/* our own zap of attachment vmas: nothing of ours maps them */
+		spin_lock(&m->lock);
+		mmu_interval_set_seq(mni, cur_seq);
+		spin_unlock(&m->lock);
+		return true;
+	}
+	if (!mmu_notifier_range_blockable(range)) {
+		/* the core ends the period and tells the caller -EAGAIN */
+		xpmem_count(invalidate_nonblock_busy);
+		return false;
+	}
+	spin_lock(&m->lock);
+	mmu_interval_set_seq(mni, cur_seq);
+	if (range->event == MMU_NOTIFY_RELEASE)
+		m->released = true;	/* exit_mmap: no fault may resolve again */
+	spin_unlock(&m->lock);
+	xpmem_count(invalidate_hits);
+	m->ops->invalidate(m, start, end);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops xpmem_mirror_ni_ops = {
+	.invalidate = xpmem_mirror_invalidate,
+};
+
+/*
+ * Make @m a mirror of [start, start + size) of @mm.  The caller holds an
+ * mm_users reference (the first interval of an mm registers the mm's
+ * notifier subscriptions, which needs a live mm).  Takes @mm's mmap lock
+ * for writing the first time an mm gets a mirror.
+ */
+int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *ops,
+			struct mm_struct *mm, unsigned long start, unsigned long size)
+{
+	int ret;
+
+	spin_lock_init(&m->lock);
+	m->ops = ops;
+	m->released = false;
+	ret = mmu_interval_notifier_insert(&m->mni, mm, start, size, &xpmem_mirror_ni_ops);
+	if (ret)
+		return ret;
+	m->inserted = true;
+	xpmem_count(mirrors);
+	return 0;
+}
+
+/*
+ * Stop mirroring.  May sleep until an invalidation of the mm that is
+ * running now ends; so never call it from a notifier callback or with a
+ * lock such a callback takes (vma close defers it to a worker).
+ */
+void xpmem_mirror_remove(struct xpmem_mirror *m)
+{
+	if (!m->inserted)
+		return;
+	mmu_interval_notifier_remove(&m->mni);
+	m->inserted = false;
+	xpmem_uncount(mirrors);
+}
+
+/* Sample the sequence before resolving; waits while an invalidation hits @m. */
+unsigned long xpmem_mirror_read_begin(struct xpmem_mirror *m)
+{
+	return mmu_interval_read_begin(&m->mni);
+}
+
+/* With m->lock held: did an invalidation begin since @seq was sampled? */
+bool xpmem_mirror_read_retry(struct xpmem_mirror *m, unsigned long seq)
+{
+	lockdep_assert_held(&m->lock);
+	return mmu_interval_read_retry(&m->mni, seq) || m->released;
+}
+
+int xpmem_mirror_init(void)
+{
+	/*
+	 * WQ_MEM_RECLAIM: reclaim waits for these zaps, so the queue needs a
+	 * rescuer.  Unbound: one slow zap must not hold up the others.
+	 */
+	xpmem_zap_wq = alloc_workqueue("xpmem_zap", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	return xpmem_zap_wq ? 0 : -ENOMEM;
+}
+
+void xpmem_mirror_exit(void)
+{
+	destroy_workqueue(xpmem_zap_wq);
+	/* the attacher mms' notifiers are freed after an SRCU grace period */
+	mmu_notifier_synchronize();
+}

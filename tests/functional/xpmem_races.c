@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Races on one object and the kernel's other paths, one test per bug class
+ * found in the driver (each was shown to crash or hang the driver it was
+ * written against; docs/testing.md).  Every loop is bounded by a count of
+ * operations, and its time limit scales with the guest (tap.h).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "tap.h"
+#include "testlib.h"
+#include "xpmem.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_process_mrelease
+#define SYS_process_mrelease 448
+#endif
+
+static size_t PG;
+
+static void *map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* ---- ->flush of the descriptor against make/remove and get/release ------------ */
+
+static int g_fd;
+static volatile int g_stop;
+static char *g_buf;
+
+static void *close_dup_loop(void *arg)
+{
+	long *n = arg;
+
+	while (!g_stop) {
+		int d = dup(g_fd);
+
+		if (d >= 0)
+			close(d);	/* ->flush: drops what this thread group made */
+		(*n)++;
+	}
+	return NULL;
+}
+
+static int make(int fd, void *p, size_t len, xpmem_segid_t *segid)
+{
+	struct xpmem_cmd_make c = {
+		.vaddr = (uintptr_t)p, .size = len,
+		.permit_type = XPMEM_PERMIT_MODE, .permit_value = 0600,
+	};
+	int r = ioctl(fd, XPMEM_CMD_MAKE, &c);
+
+	*segid = c.segid;
+	return r;
+}
+
+static int remove_seg(int fd, xpmem_segid_t segid)
+{
+	struct xpmem_cmd_remove c = { .segid = segid };
+
+	return ioctl(fd, XPMEM_CMD_REMOVE, &c);
+}
+
+/*
+ * One thread makes and removes a 1 MiB segment in a loop while another
+ * closes duplicates of the same descriptor.  The driver published the
+ * segment on the file's list before its id, and took "on some list" for
+ * "still mine": a flush in between destroyed it under the maker and a
+ * remove destroyed it twice (list_del corruption, use-after-free).
+ */
+static int t_make_remove_race_close_dup_of_the_descriptor(void)
+{
+	const long rounds = 20000;
+	long closes = 0, made = 0, enoent = 0;
+	pthread_t t;
+
+	g_fd = open(XPMEM_DEV_PATH, O_RDWR);
+	FAIL_IF(g_fd < 0, "open: %s", strerror(errno));
+	g_buf = map_anon(1 << 20);
+	g_stop = 0;
+	pthread_create(&t, NULL, close_dup_loop, &closes);
+	for (long i = 0; i < rounds; i++) {
+		xpmem_segid_t s;
+
+		if (make(g_fd, g_buf, 1 << 20, &s))
+			continue;
+		made++;
+		if (remove_seg(g_fd, s)) {
+			FAIL_IF(errno != ENOENT, "remove: %s", strerror(errno));
+			enoent++;	/* the flush ended it first */
+		}
+	}
+	g_stop = 1;
+	pthread_join(t, NULL);
+	tap_diag("%ld segments made and ended, %ld by a flush first, %ld close(dup) meanwhile",
+		 made, enoent, closes);
+	FAIL_IF(made < rounds / 2 || closes < 100, "too little racing: %ld made, %ld closes", made, closes);
+	close(g_fd);
+	return live_counters_settle();
+}
+
+/* the same with permits: get/release against close(dup(fd)) */
+static int t_get_release_race_close_dup_of_the_descriptor(void)
+{
+	const long rounds = 20000;
+	long closes = 0, got = 0;
+	xpmem_segid_t seg;
+	pthread_t t;
+	int own;
+
+	/* the segment lives on another descriptor: only the permits race */
+	own = open(XPMEM_DEV_PATH, O_RDWR);
+	g_fd = open(XPMEM_DEV_PATH, O_RDWR);
+	FAIL_IF(own < 0 || g_fd < 0, "open");
+	g_buf = map_anon(1 << 20);
+	FAIL_IF(make(own, g_buf, 1 << 20, &seg), "make: %s", strerror(errno));
+	g_stop = 0;
+	pthread_create(&t, NULL, close_dup_loop, &closes);
+	for (long i = 0; i < rounds; i++) {
+		struct xpmem_cmd_get g = { .segid = seg, .flags = XPMEM_RDWR,
+					   .permit_type = XPMEM_PERMIT_MODE };
+		struct xpmem_cmd_release r = { 0 };
+
+		if (ioctl(g_fd, XPMEM_CMD_GET, &g))
+			continue;
+		got++;
+		r.apid = g.apid;
+		if (ioctl(g_fd, XPMEM_CMD_RELEASE, &r))
+			FAIL_IF(errno != ENOENT, "release: %s", strerror(errno));
+	}
+	g_stop = 1;
+	pthread_join(t, NULL);
+	tap_diag("%ld permits got and ended, %ld close(dup) meanwhile", got, closes);
+	FAIL_IF(got < rounds / 2 || closes < 100, "too little racing: %ld got, %ld closes", got, closes);
+	FAIL_IF(remove_seg(own, seg), "remove");
+	close(g_fd);
+	close(own);
+	return live_counters_settle();
+}
+
+/* remove by id from one thread while another makes, and a third flushes */
+static void *remove_by_board_loop(void *arg)
+{
+	volatile xpmem_segid_t *board = arg;
+
+	while (!g_stop) {
+		xpmem_segid_t s = board[0];
+
+		if (s > 0)
+			remove_seg(g_fd, s);
+	}
+	return NULL;
+}
+
+static int t_remove_race_remove_and_flush_of_one_segment(void)
+{
+	static volatile xpmem_segid_t board[1];
+	long closes = 0, made = 0;
+	pthread_t t1, t2;
+
+	g_fd = open(XPMEM_DEV_PATH, O_RDWR);
+	FAIL_IF(g_fd < 0, "open");
+	g_buf = map_anon(1 << 20);
+	g_stop = 0;
+	pthread_create(&t1, NULL, close_dup_loop, &closes);
+	pthread_create(&t2, NULL, remove_by_board_loop, (void *)board);
+	for (long i = 0; i < 20000; i++) {
+		xpmem_segid_t s;
+
+		if (make(g_fd, g_buf, 1 << 20, &s))
+			continue;
+		made++;
+		board[0] = s;
+		remove_seg(g_fd, s);	/* three ways to end it at once */
+	}
+	g_stop = 1;
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	tap_diag("%ld segments, each ended by a remove, a second remove or a flush", made);
+	FAIL_IF(made < 10000, "too little racing: %ld made", made);
+	close(g_fd);
+	return live_counters_settle();
+}
+
+/* ---- process_mrelease: the non-blocking invalidation path ---------------------- */
+
+/*
+ * An exporter is SIGKILLed while another process has its segment attached
+ * and keeps touching it; its parent reaps its memory at once with
+ * process_mrelease(), which invalidates without blocking.  The driver's
+ * notifier returned -EAGAIN from a start that had an end callback (the
+ * core WARNs, then calls that end for a start that failed) and its
+ * sequence ended a period it never opened.  The attacher must get SIGBUS
+ * (or its data), never anything else, and the non-blocking path must have
+ * been taken.
+ */
+static int exporter(int in, int out, void *arg)
+{
+	size_t len = 4 << 20;
+	char *p = map_anon(len);
+	xpmem_segid_t s;
+
+	(void)in;
+	(void)arg;
+	memset(p, 0x5a, len);
+	s = xpmem_make(p, len, XPMEM_PERMIT_MODE, (void *)0600);
+	chan_send(out, s);
+	for (;;)
+		pause();
+	return 0;
+}
+
+static int toucher(int in, int out, void *arg)
+{
+	xpmem_segid_t s = *(xpmem_segid_t *)arg;
+	xpmem_apid_t a = xpmem_get(s, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	struct xpmem_addr addr = { .apid = a };
+	volatile char *p = a > 0 ? xpmem_attach(addr, 4 << 20, NULL) : (void *)-1;
+	long v;
+
+	(void)in;
+	if (p == (void *)-1)
+		return 10;
+	chan_send(out, p[0]);	/* attached and touched */
+	for (size_t i = 0;; i = (i + 4096) % (4 << 20)) {
+		int sig = tap_probe((volatile long *)(p + (i & ~7UL)), 0, &v);
+
+		if (sig == SIGBUS)
+			return 0;	/* the exporter is gone */
+		if (sig || (v != 0x5a5a5a5a5a5a5a5aL))
+			return 11;
+	}
+}
+
+static int t_process_mrelease_of_exporter_with_touched_attachment(void)
+{
+	long nonblock0 = counter("invalidate_nonblock_busy");
+	int rounds = 20, released = 0, again = 0;
+
+	for (int r = 0; r < rounds; r++) {
+		struct peer ex, at;
+		xpmem_segid_t s;
+		int pfd;
+
+		FAIL_IF(peer_start(&ex, exporter, NULL), "exporter");
+		s = peer_recv(&ex);
+		FAIL_IF(s <= 0, "make");
+		FAIL_IF(peer_start(&at, toucher, &s), "attacher");
+		FAIL_IF(peer_recv(&at) != 0x5a, "attacher did not read the data");
+		pfd = (int)syscall(SYS_pidfd_open, ex.pid, 0);
+		FAIL_IF(pfd < 0, "pidfd_open: %s", strerror(errno));
+		kill(ex.pid, SIGKILL);
+		/*
+		 * EAGAIN: the reap could not drop everything without blocking
+		 * (the attached range: its attacher's PTEs must go first, which
+		 * needs sleeping); exit_mmap does the rest
+		 */
+		if (syscall(SYS_process_mrelease, pfd, 0) == 0) {
+			released++;
+		} else {
+			FAIL_IF(errno != EAGAIN, "process_mrelease: %s", strerror(errno));
+			again++;
+		}
+		close(pfd);
+		FAIL_IF(peer_wait(&ex) != 128 + SIGKILL, "exporter not killed");
+		FAIL_IF(peer_wait(&at) != 0, "attacher: wrong data or signal after the exporter died");
+	}
+	tap_diag("process_mrelease: %d reaped all, %d EAGAIN; the non-blocking path refused %ld times",
+		 released, again, counter("invalidate_nonblock_busy") - nonblock0);
+	FAIL_IF(counter("invalidate_nonblock_busy") == nonblock0,
+		"the non-blocking invalidation path was never taken");
+	return live_counters_settle();
+}
+
+/* ---- faults against a contended source lock ------------------------------------- */
+
+/*
+ * Many threads of an attacher fault different pages while the source's
+ * mmap lock is taken for writing all the time and the pages keep being
+ * invalidated.  The slow path's one-entry stash was cleared by every
+ * lookup, so threads wiped each other's entries and could retry without
+ * bound.  Every thread must get through its faults.
+ */
+#define CONTEND_THREADS	8
+#define CONTEND_FAULTS	300
+
+struct contend {
+	volatile long *att;
+	int idx;
+	long done;
+};
+
+static void *contend_faulter(void *arg)
+{
+	struct contend *c = arg;
+
+	for (long k = 0; k < CONTEND_FAULTS; k++) {
+		volatile long *p = c->att + (size_t)c->idx * (PG / 8);
+
+		(void)*p;
+		c->done++;
+		usleep(100);
+	}
+	return NULL;
+}
+
+static int contended_source(int in, int out, void *arg)
+{
+	size_t len = CONTEND_THREADS * PG;
+	long *p = map_anon(len);
+	xpmem_segid_t s;
+
+	(void)arg;
+	for (size_t i = 0; i < len / 8; i++)
+		p[i] = 1;
+	s = xpmem_make(p, len, XPMEM_PERMIT_MODE, (void *)0600);
+	chan_send(out, s);
+	fcntl(in, F_SETFL, O_NONBLOCK);
+	for (unsigned long k = 0;; k++) {
+		long v;
+		void *m = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		munmap(m, PG);	/* the source's mmap lock, for writing */
+		if (k % 64 == 0)
+			madvise(p + (k / 64 % CONTEND_THREADS) * (PG / 8), PG, MADV_DONTNEED);
+		if (read(in, &v, sizeof(v)) == sizeof(v))
+			return 0;
+	}
+}
+
+static int t_faults_of_many_threads_progress_while_source_lock_contended(void)
+{
+	struct contend c[CONTEND_THREADS];
+	pthread_t t[CONTEND_THREADS];
+	long slow0 = counter("fault_slow");
+	struct peer src;
+	xpmem_segid_t s;
+	xpmem_apid_t a;
+	long *att, total = 0;
+
+	FAIL_IF(peer_start(&src, contended_source, NULL), "source");
+	s = peer_recv(&src);
+	a = xpmem_get(s, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	FAIL_IF(a < 0, "get");
+	att = xpmem_attach((struct xpmem_addr){ .apid = a }, CONTEND_THREADS * PG, NULL);
+	FAIL_IF(att == (void *)-1, "attach");
+	for (int i = 0; i < CONTEND_THREADS; i++) {
+		c[i] = (struct contend){ .att = att, .idx = i };
+		pthread_create(&t[i], NULL, contend_faulter, &c[i]);
+	}
+	for (int i = 0; i < CONTEND_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		total += c[i].done;
+	}
+	peer_send(&src, 0);
+	FAIL_IF(peer_wait(&src), "source");
+	tap_diag("%ld reads by %d threads, %ld faults took the slow path", total, CONTEND_THREADS,
+		 counter("fault_slow") - slow0);
+	FAIL_IF(total != CONTEND_THREADS * CONTEND_FAULTS, "reads done: %ld", total);
+	FAIL_IF(xpmem_detach(att) || xpmem_release(a), "teardown");
+	return live_counters_settle();
+}
+
+/* ---- debugger access of processes attached to each other ------------------------- */
+
+/*
+ * Two processes attach each other's memory; each has a thread taking its
+ * own mmap lock for writing all the time; a third process reads both
+ * attachments through /proc/PID/mem (the debugger's path, whose faults
+ * cannot drop the mmap lock).  The fault polled a trylock on the source
+ * while holding the attacher's mmap lock: with queued writers on both,
+ * the two livelocked.  Every read must finish (with data or an error).
+ */
+struct mutual {
+	volatile xpmem_segid_t seg[2];
+	volatile uintptr_t att[2];
+	volatile int ready, stop;
+};
+
+static void *mmap_writer(void *arg)
+{
+	struct mutual *m = arg;
+
+	while (!m->stop) {
+		void *x = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		munmap(x, PG);
+	}
+	return NULL;
+}
+
+static int mutual_side(struct mutual *m, int me)
+{
+	size_t len = 16 * PG;
+	char *p = map_anon(len);
+	xpmem_apid_t a;
+	pthread_t w;
+	char *att;
+
+	memset(p, 'a' + me, len);
+	m->seg[me] = xpmem_make(p, len, XPMEM_PERMIT_MODE, (void *)0600);
+	while (!m->seg[!me])
+		usleep(1000);
+	a = xpmem_get(m->seg[!me], XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	att = a > 0 ? xpmem_attach((struct xpmem_addr){ .apid = a }, len, NULL) : (void *)-1;
+	if (att == (void *)-1)
+		return 10;
+	m->att[me] = (uintptr_t)att;
+	__atomic_add_fetch(&m->ready, 1, __ATOMIC_SEQ_CST);
+	pthread_create(&w, NULL, mmap_writer, m);
+	while (!m->stop) {
+		for (size_t i = 0; i < len; i += PG)
+			(void)*(volatile char *)(att + i);
+		madvise(p, len, MADV_DONTNEED);	/* keep the other side faulting */
+		memset(p, 'a' + me, len);
+	}
+	pthread_join(w, NULL);
+	return 0;
+}
+
+static int t_debugger_reads_of_mutually_attached_processes_finish(void)
+{
+	struct mutual *m = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int fds[2], reads = 0, data = 0, st;
+	pid_t pid[2];
+	char path[64], buf[64];
+
+	for (int i = 0; i < 2; i++) {
+		pid[i] = fork();
+		if (pid[i] == 0)
+			_exit(mutual_side(m, i));
+	}
+	while (m->ready < 2)
+		usleep(1000);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/mem", pid[i]);
+		fds[i] = open(path, O_RDONLY);
+		FAIL_IF(fds[i] < 0, "open %s", path);
+	}
+	for (int k = 0; k < 2000; k++) {
+		int i = k & 1;
+		ssize_t n = pread(fds[i], buf, sizeof(buf),
+				  (off_t)(m->att[i] + (size_t)(k % 16) * PG));
+
+		reads++;
+		if (n == (ssize_t)sizeof(buf)) {
+			FAIL_IF(buf[0] != 'a' + !i && buf[0] != 0,
+				"read %#x through process %d's attachment", buf[0], i);
+			data++;
+		}
+	}
+	m->stop = 1;
+	for (int i = 0; i < 2; i++) {
+		close(fds[i]);
+		FAIL_IF(waitpid(pid[i], &st, 0) != pid[i] || !WIFEXITED(st) || WEXITSTATUS(st),
+			"side %d: status %#x", i, st);
+	}
+	tap_diag("%d debugger reads finished, %d with data", reads, data);
+	FAIL_IF(data == 0, "no debugger read ever got data");
+	return live_counters_settle();
+}
+
+/* ---- the attacher reshapes its attachment while the source invalidates ------------ */
+
+#define RS_PAGES	64
+
+/* the source: page i holds (i << 32 | generation) in every word, rewritten all the time */
+static int reshaping_source(int in, int out, void *arg)
+{
+	size_t len = RS_PAGES * PG;
+	uint64_t *p = map_anon(len), gen = 0;
+	unsigned int seed = 7;
+	xpmem_segid_t s;
+
+	(void)arg;
+	for (size_t i = 0; i < RS_PAGES; i++)
+		for (size_t w = 0; w < PG / 8; w++)
+			p[i * (PG / 8) + w] = (uint64_t)i << 32 | 1;
+	s = xpmem_make(p, len, XPMEM_PERMIT_MODE, (void *)0600);
+	chan_send(out, s);
+	fcntl(in, F_SETFL, O_NONBLOCK);
+	for (;;) {
+		size_t j = (size_t)rand_r(&seed) % RS_PAGES;
+		long v;
+
+		gen++;
+		madvise(p + j * (PG / 8), PG, MADV_DONTNEED);	/* invalidates page j */
+		for (size_t w = 0; w < PG / 8; w++)
+			p[j * (PG / 8) + w] = (uint64_t)j << 32 | (gen + 1);
+		if (read(in, &v, sizeof(v)) == sizeof(v))
+			return 0;
+	}
+}
+
+/*
+ * Read source page @page through @addr: 0 (between the source's
+ * DONTNEED and its rewrite) or (page << 32 | gen) with gen never going
+ * back.  Returns 0, or 1 with a diagnostic.
+ */
+static int rs_check(const volatile uint64_t *addr, size_t page, uint64_t *last)
+{
+	uint64_t v = addr[PG / 16];
+
+	if (!v)
+		return 0;
+	if (v >> 32 != page || (v & 0xffffffff) < last[page]) {
+		tap_diag("page %zu: read %#llx (page %llu gen %llu, last gen %llu)", page,
+			 (unsigned long long)v, (unsigned long long)(v >> 32),
+			 (unsigned long long)(v & 0xffffffff), (unsigned long long)last[page]);
+		return 1;
+	}
+	last[page] = v & 0xffffffff;
+	return 0;
+}
+
+/*
+ * README: an attacher may split its attachment (mprotect), unmap part of it
+ * and move parts with mremap; every piece keeps mapping the same source
+ * pages, while the source invalidates them all the time.
+ */
+static int t_attacher_splits_unmaps_and_moves_attachment_while_source_invalidates(void)
+{
+	uint64_t last[RS_PAGES] = { 0 };
+	struct peer src;
+	xpmem_segid_t s;
+	xpmem_apid_t a;
+	char *att, *moved, *spare;
+	long v;
+
+	FAIL_IF(peer_start(&src, reshaping_source, NULL), "source");
+	s = peer_recv(&src);
+	a = xpmem_get(s, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	FAIL_IF(a < 0, "get");
+	att = xpmem_attach((struct xpmem_addr){ .apid = a }, RS_PAGES * PG, NULL);
+	FAIL_IF(att == (void *)-1, "attach");
+	spare = mmap(NULL, 16 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	FAIL_IF(spare == MAP_FAILED, "spare");
+
+	/* split: pages 8..15 inaccessible, the rest still the source's */
+	FAIL_IF(mprotect(att + 8 * PG, 8 * PG, PROT_NONE), "mprotect: %s", strerror(errno));
+	FAIL_IF(tap_probe((volatile long *)(att + 9 * PG), 0, &v) != SIGSEGV, "PROT_NONE piece readable");
+	/* a hole: pages 20..23 unmapped */
+	FAIL_IF(munmap(att + 20 * PG, 4 * PG), "munmap: %s", strerror(errno));
+	FAIL_IF(tap_probe((volatile long *)(att + 21 * PG), 0, &v) != SIGSEGV, "hole readable");
+	/* moved: pages 32..47 to another address */
+	moved = mremap(att + 32 * PG, 16 * PG, 16 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, spare);
+	FAIL_IF(moved == MAP_FAILED, "mremap: %s", strerror(errno));
+	/* shrunk in place: pages 48..63 to 48..55 */
+	FAIL_IF(mremap(att + 48 * PG, 16 * PG, 8 * PG, 0) == MAP_FAILED, "mremap shrink: %s",
+		strerror(errno));
+	FAIL_IF(mprotect(att + 8 * PG, 8 * PG, PROT_READ), "mprotect back");
+
+	for (int round = 0; round < 300; round++) {
+		for (size_t i = 0; i < 56; i++) {
+			const volatile uint64_t *p;
+
+			if (i >= 20 && i < 24)
+				continue;	/* the hole */
+			p = (const volatile uint64_t *)(i >= 32 && i < 48 ? moved + (i - 32) * PG :
+							att + i * PG);
+			FAIL_IF(rs_check(p, i, last), "round %d: wrong page at piece for page %zu", round, i);
+		}
+	}
+	peer_send(&src, 0);
+	FAIL_IF(peer_wait(&src), "source");
+	/* every piece goes by munmap or by detach */
+	FAIL_IF(xpmem_detach(moved), "detach moved piece: %s", strerror(errno));
+	FAIL_IF(munmap(att, 20 * PG) || munmap(att + 24 * PG, 8 * PG) ||
+		xpmem_detach(att + 50 * PG), "the other pieces");
+	FAIL_IF(xpmem_release(a), "release");
+	return live_counters_settle();
+}
+
+#define TEST(name, secs) { #name, t_##name, secs }
+
+int main(int argc, char **argv)
+{
+	struct tap_test tests[] = {
+		TEST(make_remove_race_close_dup_of_the_descriptor, 120),
+		TEST(get_release_race_close_dup_of_the_descriptor, 120),
+		TEST(remove_race_remove_and_flush_of_one_segment, 120),
+		TEST(process_mrelease_of_exporter_with_touched_attachment, 120),
+		TEST(faults_of_many_threads_progress_while_source_lock_contended, 120),
+		TEST(debugger_reads_of_mutually_attached_processes_finish, 120),
+		TEST(attacher_splits_unmaps_and_moves_attachment_while_source_invalidates, 120),
+	};
+
+	PG = (size_t)sysconf(_SC_PAGESIZE);
+	signal(SIGPIPE, SIG_IGN);
+	return tap_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
+}
