@@ -6,7 +6,11 @@
 #   make demo         boot a guest and show two processes sharing memory,
 #                     then two partitions (two kernels) sharing memory
 #   make check        static checks, then the test suites in guests, on every
-#                     kernel of the matrix
+#                     kernel of the matrix (the CI's budget: tests/check
+#                     says what runs where)
+#   make check-full   every job on every kernel in its full form
+#   make fuzz         the concurrent fuzzer, DURATION seconds (default 3600)
+#                     on KERNEL (default debug); SEED=... replays a run
 #   make static       checkpatch --strict, W=1 and sparse on every kernel
 #   make bench        MPI Put/Get benchmark, xpmem vs posix+cma, and the
 #                     cross-partition benchmark (bench/)
@@ -60,7 +64,7 @@ MPICC     ?= mpicc
 MPI_SRCS  := $(wildcard tests/mpi/*.c bench/mpi/*.c)
 MPI_BINS  := $(if $(shell command -v $(MPICC)),$(patsubst %.c,$(B)/%,$(MPI_SRCS)))
 
-.PHONY: all module lib tests check check-oversub static demo bench bench-partitions install deps clean
+.PHONY: all module lib tests check check-full check-oversub fuzz static demo bench bench-partitions install deps clean
 all: module lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -118,6 +122,21 @@ deps:
 check: deps
 	$(MAKE) all
 	tests/check $(KERNELS)
+
+check-full: deps
+	$(MAKE) all
+	XPMEM_FULL=1 tests/check $(KERNELS)
+
+# the long form of the fuzzer: one guest, DURATION seconds (default 3600)
+FUZZ_KERNEL = $(if $(KERNEL),$(KERNEL),debug)
+FUZZ_DURATION = $(if $(filter command line environment,$(origin DURATION)),$(DURATION),3600)
+fuzz: deps
+	$(MAKE) all
+	scripts/xpmem-vm --kernel $(FUZZ_KERNEL) --disk 16 --timeout $$(( $(FUZZ_DURATION) + 1800 )) \
+		--log build/vm/console-$(FUZZ_KERNEL)-fuzz.log \
+		run -- env XPMEM_FUZZ_DURATION=$(FUZZ_DURATION) XPMEM_FUZZ_SEED=$(SEED) \
+		"XPMEM_FUZZ_ARGS=--procs 4 --threads 4 --users --min-ops $$(( $(FUZZ_DURATION) * 100 ))" \
+		tests/fuzz/run
 
 # the long form of the oversubscription suite: DURATION seconds of 8x
 # oversubscription plus a quarter of it for each of the fork and kill -9
