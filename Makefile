@@ -64,7 +64,7 @@ MPICC     ?= mpicc
 MPI_SRCS  := $(wildcard tests/mpi/*.c bench/mpi/*.c)
 MPI_BINS  := $(if $(shell command -v $(MPICC)),$(patsubst %.c,$(B)/%,$(MPI_SRCS)))
 
-.PHONY: all module lib tests check check-full check-oversub fuzz static demo bench bench-partitions install deps clean
+.PHONY: all module lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-partitions install deps clean
 all: module lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -150,11 +150,16 @@ check-oversub: deps
 static: deps
 	scripts/static-checks $(KERNELS)
 
-demo: deps
-	$(MAKE) all
-	scripts/xpmem-vm --kernel $(firstword $(KERNELS)) run -- tests/demo/run-demo
-	scripts/xpmem-partitions --count 2 --mem 512 --log-prefix build/vm/console-demo-part \
-		run -- tests/demo/run-partition-demo
+# the demo installs and boots only what it shows: one stock kernel, no MPI,
+# no debug kernel (scripts/deps --demo)
+DEMO_KERNEL ?= debian-6.12
+demo:
+	scripts/deps --demo
+	$(MAKE) tests-demo
+	scripts/xpmem-vm --kernel $(DEMO_KERNEL) run -- tests/demo/run-demo
+	scripts/xpmem-partitions --count 2 --kernel $(DEMO_KERNEL) --mem 512 \
+		--log-prefix build/vm/console-demo-part run -- tests/demo/run-partition-demo
+tests-demo: $(filter $(B)/tests/demo/%,$(TEST_BINS))
 
 # MPI Put/Get latency and bandwidth, UCX xpmem vs posix+cma, one guest
 # boot; table in build/bench/mpi-rma.md, plot in build/bench/mpi-rma.png

@@ -1,27 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * mailbox_pingpong.c - round-trip latency of a polled message slot in the
- * shared mailbox region between two partitions (scripts/xpmem-partitions),
- * from user space: the floor for a ring-based channel.  Partition 0 writes
- * a sequence number, partition 1 spins until it sees it and echoes it,
- * partition 0 spins for the echo.  Prints mean, median and p99 in
+ * mailbox_pingpong.c - round-trip latency of polled words in the mailbox
+ * regions of two partitions (scripts/xpmem-partitions), from user space:
+ * the floor for a ring-based channel.  Partition 0 writes a sequence
+ * number in its own mailbox, partition 1 spins until it sees it there and
+ * echoes it in its own, partition 0 spins for the echo.  Prints mean, median and p99 in
  * microseconds from partition 0.  Other partitions idle.
  *
  * Usage: mailbox_pingpong [ROUNDS]   (default 20000)
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <time.h>
-#include <unistd.h>
+#include "partitions/fabric.h"
 
-/* in the driver's scratch area (XPMEM_MAILBOX_SCRATCH = 512 KiB), past
- * what tests/partitions/fabric_window uses */
-#define SLOT_OFFSET (512 * 1024 + 4096)
+/* in the scratch area of each partition's own mailbox, past fabric.h's board */
+#define WORD_OFFSET (FABRIC_SCRATCH + 192 * 1024)
 
 static double now_us(void)
 {
@@ -40,37 +31,24 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	const char *e = getenv("XPMEM_PARTITION");
-	int me = e ? atoi(e) : -1;
 	long rounds = argc > 1 ? atol(argv[1]) : 20000;
-	volatile uint64_t *ping, *pong, *hello;
+	volatile uint64_t *ping, *pong;
 	double *lat, t0, sum = 0;
-	char *mb;
-	int fd;
+	struct fabric f;
 
-	if (me < 0) {
-		fprintf(stderr, "run under scripts/xpmem-partitions\n");
+	if (fabric_open(&f))
 		return 2;
-	}
-	fd = open("/sys/bus/pci/devices/0000:00:0f.0/resource2", O_RDWR | O_SYNC);
-	if (fd < 0) {
-		perror("mailbox BAR");
-		return 1;
-	}
-	mb = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (mb == MAP_FAILED) {
-		perror("mmap");
-		return 1;
-	}
-	hello = (volatile uint64_t *)(mb + SLOT_OFFSET);
-	ping = (volatile uint64_t *)(mb + SLOT_OFFSET + 64);	/* own cache lines */
-	pong = (volatile uint64_t *)(mb + SLOT_OFFSET + 128);
-	if (me > 1)
+	if (f.me > 1)
 		return 0;
-	if (me == 1) {
+	/* 0 writes ping in its own mailbox, 1 answers pong in its own */
+	ping = (volatile uint64_t *)(f.mailbox[0] + WORD_OFFSET);
+	pong = (volatile uint64_t *)(f.mailbox[1] + WORD_OFFSET);
+	if (f.me == 1) {
 		time_t end = time(NULL) + 600;
 
-		hello[1] = 1;
+		*pong = 0;
+		if (fabric_barrier(&f, 1, ~3u, 120))
+			return 1;
 		for (long i = 1; i <= rounds; i++) {
 			while (*ping != (uint64_t)i)
 				if (time(NULL) > end)
@@ -80,13 +58,17 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	lat = calloc(rounds, sizeof(*lat));
-	while (hello[1] != 1)
-		usleep(1000);
+	*ping = 0;
+	if (!lat || fabric_barrier(&f, 1, ~3u, 120))
+		return 1;
 	for (long i = 1; i <= rounds; i++) {
+		time_t end = time(NULL) + 60;
+
 		t0 = now_us();
 		*ping = i;
 		while (*pong != (uint64_t)i)
-			;
+			if (time(NULL) > end)
+				return 1;
 		lat[i - 1] = now_us() - t0;
 		sum += lat[i - 1];
 	}

@@ -136,6 +136,7 @@ void xpmem_att_release(struct kref *ref)
 
 	WARN_ON_ONCE(att->mirror.inserted);
 	xpmem_test_unpin_all(att);
+	xa_destroy(&att->fault_errors);
 	if (att->amm)
 		xpmem_amm_put(att->amm);
 	if (att->src_mm)
@@ -145,6 +146,7 @@ void xpmem_att_release(struct kref *ref)
 	mutex_unlock(&ap->lock);
 	iput(att->inode);
 	xpmem_access_put(ap);
+	xpmem_user_uncharge(att->user, XPMEM_OWNS_ATTACHMENT);
 	/* remote attachments are found by cookie under RCU */
 	kfree_rcu(att, rcu);
 	xpmem_uncount(attachments);
@@ -383,6 +385,55 @@ static int xpmem_att_resolve_unlocked(struct xpmem_attachment *att, unsigned lon
 }
 
 /*
+ * A fault that dropped its lock must return VM_FAULT_RETRY (the core then
+ * neither unlocks nor touches the vma), so a resolve that failed there
+ * (no page at the source, no access, the owner said no) is kept for the
+ * retried fault to return: by page index, with the sequence it was
+ * resolved under.  The retry returns it only if nothing invalidated the
+ * attachment since; any success at that index clears it.  -EAGAIN (the
+ * owner's queue was full) and a fatal signal (-EINTR) are not results.
+ */
+#define XPMEM_STASH_ERRNO_BITS	12	/* -MAX_ERRNO .. -1 */
+#define XPMEM_STASH_SEQ_MASK	(LONG_MAX >> XPMEM_STASH_ERRNO_BITS)
+
+static void xpmem_fault_error_stash(struct xpmem_attachment *att, unsigned long src,
+				    unsigned long seq, int err)
+{
+	unsigned long idx = (src - att->src_start) >> PAGE_SHIFT;
+
+	if (!err) {
+		xa_erase(&att->fault_errors, idx);
+		return;
+	}
+	if (err == -EAGAIN || err == -EINTR || err < -MAX_ERRNO)
+		return;
+	/* on failure to store, the retried fault just resolves again */
+	xa_store(&att->fault_errors, idx,
+		 xa_mk_value(((seq & XPMEM_STASH_SEQ_MASK) << XPMEM_STASH_ERRNO_BITS) | -err),
+		 GFP_KERNEL_ACCOUNT);
+}
+
+/* A retried fault: the error its first try resolved, if still current; else 0. */
+static vm_fault_t xpmem_fault_error_take(struct vm_fault *vmf, struct xpmem_attachment *att,
+					 unsigned long src, unsigned long seq)
+{
+	unsigned long idx = (src - att->src_start) >> PAGE_SHIFT;
+	unsigned long v;
+	void *entry;
+
+	if (!(vmf->flags & FAULT_FLAG_TRIED) || xa_empty(&att->fault_errors))
+		return 0;
+	entry = xa_erase(&att->fault_errors, idx);
+	if (!entry)
+		return 0;
+	v = xa_to_value(entry);
+	if (v >> XPMEM_STASH_ERRNO_BITS != (seq & XPMEM_STASH_SEQ_MASK))
+		return 0;	/* invalidated since: resolve again */
+	xpmem_count(fault_errors_after_retry);
+	return xpmem_errno_to_fault(-(int)(v & MAX_ERRNO));
+}
+
+/*
  * Resolve and install without holding the fault's lock (see the top of
  * this file): drop it, resolve, take the attacher's mmap lock again,
  * install if the vma at @addr is still this attachment at the same source
@@ -414,6 +465,7 @@ static vm_fault_t xpmem_fault_unlocked(struct vm_fault *vmf,
 	xpmem_release_fault_lock(vmf);
 
 	err = xpmem_att_resolve_unlocked(att, src, write, &pfn, &page, &writable);
+	xpmem_fault_error_stash(att, src, seq, err);
 	if (!err && !mmap_read_lock_killable(mm)) {
 		vma = vma_lookup(mm, addr);
 		if (vma && xpmem_vma_is_attachment(vma) && vma->vm_private_data == att &&
@@ -442,21 +494,31 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 	if (write && !att->writable)
 		return VM_FAULT_SIGSEGV;
 	if (att->remote) {	/* another partition's memory: always unlocked */
+		unsigned long seq;
+		vm_fault_t ret;
+
 		if (READ_ONCE(att->revoked))
 			return VM_FAULT_SIGBUS;
-		return xpmem_fault_unlocked(vmf, att, addr, src, write,
-					    xpmem_import_read_begin(att));
+		seq = xpmem_import_read_begin(att);
+		ret = xpmem_fault_error_take(vmf, att, src, seq);
+		if (ret)
+			return ret;
+		return xpmem_fault_unlocked(vmf, att, addr, src, write, seq);
 	}
 
 	for (;;) {
 		struct page *page;
 		unsigned long seq;
 		bool writable;
+		vm_fault_t ret;
 		int err;
 
 		if (READ_ONCE(att->revoked))
 			return VM_FAULT_SIGBUS;
 		seq = xpmem_mirror_read_begin(&att->mirror);
+		ret = xpmem_fault_error_take(vmf, att, src, seq);
+		if (ret)
+			return ret;
 		if (!mmget_not_zero(src_mm))
 			return VM_FAULT_SIGBUS;	/* owner exiting */
 		if (!mmap_read_trylock(src_mm)) {
@@ -641,6 +703,10 @@ static bool xpmem_att_pte(struct vm_area_struct *vma, unsigned long addr,
  * NULL ("not a normal page", as for any VM_MIXEDMAP pfn) whenever the
  * caller could take the page for a counted mapping of this vma:
  *  - the caller is zapping the PTE, or the mm is exiting (xpmem_amm.c);
+ *  - the caller would age, reclaim, split or migrate the page (madvise
+ *    COLD/PAGEOUT, mbind, migrate_pages, move_pages: xpmem_compat.h): the
+ *    exporter's pages are the exporter's, an attacher acts on its own
+ *    mapping only;
  *  - the vma may be copied by fork, before 6.11 (xpmem_compat.h);
  *  - a read-only PTE in a writable vma: the caller is the write fault,
  *    which with NULL makes the PTE writable through pfn_mkwrite (or, with
@@ -661,7 +727,7 @@ static struct page *xpmem_att_find_special_page(struct vm_area_struct *vma,
 	pte_t pte;
 
 	if (!xpmem_amm_may_give_page(att->amm, vma, addr) ||
-	    xpmem_vma_fork_may_copy(vma))
+	    xpmem_vma_fork_may_copy(vma) || xpmem_in_page_moving_syscall())
 		goto withhold;
 	if (!xpmem_att_pte(vma, addr, &pte) || !pte_present(pte) ||
 	    !pte_special(pte))
@@ -849,6 +915,7 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	struct xpmem_attachment *att;
 	struct xpmem_segment *seg;
 	struct xpmem_access *ap;
+	struct xpmem_user *user;
 	unsigned long seg_size;
 	struct inode *inode;
 	struct file *file;
@@ -869,11 +936,19 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	if (offset >= seg_size || size > seg_size - offset)
 		goto err_put_ap;
 
+	user = xpmem_user_charge(XPMEM_OWNS_ATTACHMENT);
+	if (IS_ERR(user)) {
+		ret = PTR_ERR(user);
+		goto err_put_ap;
+	}
 	ret = -ENOMEM;
 	att = kzalloc(sizeof(*att), GFP_KERNEL_ACCOUNT);
-	if (!att)
+	if (!att) {
+		xpmem_user_uncharge(user, XPMEM_OWNS_ATTACHMENT);
 		goto err_put_ap;
+	}
 	kref_init(&att->ref);
+	att->user = user;
 	att->ap = ap;			/* takes over the lookup reference */
 	att->remote = !seg;
 	/* remote: "source" addresses are offsets in the attachment */
@@ -883,6 +958,7 @@ int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,
 	att->peer = -1;
 	spin_lock_init(&att->remote_lock);
 	xa_init(&att->test_pins);
+	xa_init(&att->fault_errors);
 	att->test_pin = seg && READ_ONCE(xpmem_test_pin_pages);
 	INIT_LIST_HEAD(&att->ap_node);
 	INIT_WORK(&att->teardown, xpmem_att_teardown_fn);
@@ -970,6 +1046,7 @@ err_free:
 	if (att->inode)
 		iput(att->inode);
 	xa_destroy(&att->test_pins);
+	xpmem_user_uncharge(att->user, XPMEM_OWNS_ATTACHMENT);
 	kfree(att);
 	xpmem_uncount(attachments);
 err_put_ap:

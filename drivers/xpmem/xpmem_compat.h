@@ -120,4 +120,46 @@ static inline bool xpmem_vma_fork_may_copy(struct vm_area_struct *vma)
 }
 #endif
 
+/*
+ * Is the current task inside a system call that would act on the pages it
+ * walks (age, reclaim, split or migrate them): madvise (MADV_COLD,
+ * MADV_PAGEOUT), process_madvise, mbind, migrate_pages, move_pages?
+ * Through an attachment those pages are the exporter's, so the attachment
+ * gives them to none of these callers (xpmem_attach.c): an attacher acts
+ * on its own mapping only.  The number is the architecture's, and the
+ * 32-bit one for a compat call; other architectures answer false.
+ */
+#ifdef CONFIG_X86_64
+#include <linux/sched/task_stack.h>
+#include <asm/syscall.h>
+#include <asm/unistd.h>
+#ifdef CONFIG_IA32_EMULATION
+#include <asm/unistd_32_ia32.h>
+#endif
+static inline bool xpmem_in_page_moving_syscall(void)
+{
+	long nr;
+
+	if (current->flags & (PF_KTHREAD | PF_IO_WORKER))
+		return false;
+	nr = syscall_get_nr(current, task_pt_regs(current));
+#ifdef CONFIG_IA32_EMULATION
+	if (in_ia32_syscall())
+		return nr == __NR_ia32_madvise || nr == __NR_ia32_process_madvise ||
+		       nr == __NR_ia32_mbind || nr == __NR_ia32_migrate_pages ||
+		       nr == __NR_ia32_move_pages;
+#endif
+#ifdef __X32_SYSCALL_BIT
+	nr &= ~__X32_SYSCALL_BIT;
+#endif
+	return nr == __NR_madvise || nr == __NR_process_madvise || nr == __NR_mbind ||
+	       nr == __NR_migrate_pages || nr == __NR_move_pages;
+}
+#else
+static inline bool xpmem_in_page_moving_syscall(void)
+{
+	return false;
+}
+#endif
+
 #endif /* _XPMEM_COMPAT_H */

@@ -3,15 +3,20 @@
  * xpmem_fabric.c - the partition transport: discovery of the fabric, the
  * message channel between partitions, heartbeats and dead-peer detection.
  *
- * The machine (docs/partitions.md): every partition sees a shared mailbox
- * region and, for each peer, a window onto the peer's RAM, all as BAR 2
- * of ivshmem PCI devices: the mailbox at slot 0x0f, peer p's window at
- * slot 0x10 + p.  This partition's own number comes from the "partition"
- * module parameter (on real hardware it is the fabric's node id); without
- * it the transport stays off and the driver is purely local.
+ * The machine (docs/partitions.md): every partition has a mailbox region
+ * of its own, which it writes, and sees each peer's mailbox region
+ * read-only and each peer's RAM through a window, all as BAR 2 of ivshmem
+ * PCI devices: its own mailbox at slot 0x0f, peer p's mailbox at slot
+ * 0x18 + p, peer p's window at slot 0x10 + p.  Everything a partition
+ * writes is in its own region, so no partition can forge another's
+ * messages or presence (xpmem_wire.h).  This partition's own number comes
+ * from the "partition" module parameter (on real hardware it is the
+ * fabric's node id); without it the transport stays off and the driver is
+ * purely local.
  *
  * Channel: fixed-size messages in single-producer single-consumer rings
- * in the mailbox (xpmem_wire.h), polled by one kernel thread per
+ * (xpmem_wire.h: the producer's region holds the messages and the head,
+ * the consumer's region the tail), polled by one kernel thread per
  * partition, which also publishes this partition's heartbeat and watches
  * the peers'.  A peer whose heartbeat stops for xpmem_peer_timeout_ms is
  * declared dead and stays dead until it restarts (a new boot nonce):
@@ -53,6 +58,7 @@
 #define XPMEM_IVSHMEM_DEVICE	0x1110
 #define XPMEM_MAILBOX_SLOT	0x0f
 #define XPMEM_WINDOW_SLOT0	0x10
+#define XPMEM_PEER_MAILBOX_SLOT0	0x18
 #define XPMEM_HEARTBEAT_MS	100
 #define XPMEM_PING_TIMEOUT_MS	1000
 
@@ -84,7 +90,12 @@ struct xpmem_peer {
 	u64 nonce;			/* the incarnation we know */
 	u64 last_beat;			/* last heartbeat value seen */
 	unsigned long beat_jiffies;	/* when it last changed */
-	spinlock_t tx_lock;		/* producer side of ring[me][id] */
+	/*
+	 * The peer's mailbox region, read-only: mapped by the poll thread
+	 * when the peer's device is there, unmapped at fabric stop.
+	 */
+	struct xpmem_mailbox *mbox;
+	spinlock_t tx_lock;		/* producer side of our out[id] */
 	u64 tx_seq;
 	atomic64_t tx, rx, bad;
 	bool fence_request;		/* xpmem_fabric_fence() asked for it */
@@ -93,8 +104,8 @@ struct xpmem_peer {
 
 struct xpmem_fabric {
 	int me;
-	struct pci_dev *pdev;		/* the mailbox device */
-	struct xpmem_mailbox *mbox;	/* memremap'd BAR 2, write-back */
+	struct pci_dev *pdev;		/* our mailbox device */
+	struct xpmem_mailbox *mbox;	/* our region: memremap'd BAR 2, write-back */
 	u64 nonce;
 	u64 heartbeat;
 	struct task_struct *poller;
@@ -120,6 +131,11 @@ static struct {
 	resource_size_t start, len;
 } xpmem_windows[XPMEM_MAX_PARTITIONS];
 
+/* each peer's mailbox region as seen here (start 0: no device); the same rules */
+static struct {
+	resource_size_t start, len;
+} xpmem_peer_mboxes[XPMEM_MAX_PARTITIONS];
+
 /* ---- ping: a measured round trip, driven from debugfs ------------------ */
 
 static DEFINE_MUTEX(xpmem_ping_lock);
@@ -133,18 +149,19 @@ static int xpmem_fabric_send(struct xpmem_fabric *fab, int dst, u16 type,
 			     const u64 *payload, unsigned int npayload)
 {
 	struct xpmem_peer *peer = &fab->peer[dst];
-	struct xpmem_wire_ring *ring = &fab->mbox->ring[fab->me][dst];
+	struct xpmem_wire_ring *ring = &fab->mbox->out[dst];
+	struct xpmem_mailbox *theirs = READ_ONCE(peer->mbox);
 	struct xpmem_wire_msg *msg;
 	u64 head, tail;
 	unsigned int i;
 
-	if (READ_ONCE(peer->state) != XPMEM_PEER_ALIVE)
+	if (READ_ONCE(peer->state) != XPMEM_PEER_ALIVE || !theirs)
 		return -EHOSTDOWN;
 	if (npayload > ARRAY_SIZE(msg->payload))
 		return -EINVAL;
 	spin_lock(&peer->tx_lock);
 	head = le64_to_cpu(READ_ONCE(ring->head));
-	tail = le64_to_cpu(READ_ONCE(ring->tail));
+	tail = le64_to_cpu(READ_ONCE(theirs->in[fab->me].tail));
 	if (head - tail >= XPMEM_RING_ENTRIES) {
 		spin_unlock(&peer->tx_lock);
 		return -ENOBUFS;	/* the peer is not consuming */
@@ -365,22 +382,26 @@ static int xpmem_fabric_handle(struct xpmem_fabric *fab, struct xpmem_peer *peer
 	}
 }
 
-/* consume ring[peer][me]; returns true if anything was there */
+/* consume the peer's ring to us; returns true if anything was there */
 static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 {
-	struct xpmem_wire_ring *ring = &fab->mbox->ring[peer->id][fab->me];
+	struct xpmem_wire_ring *ring;
+	struct xpmem_wire_consumed *consumed = &fab->mbox->in[peer->id];
 	struct xpmem_wire_msg m;
 	u64 head, tail;
 	bool any = false;
 
+	if (!peer->mbox)
+		return false;
+	ring = &peer->mbox->out[fab->me];
 	head = le64_to_cpu(READ_ONCE(ring->head));
-	tail = le64_to_cpu(READ_ONCE(ring->tail));	/* ours: only we write it */
+	tail = le64_to_cpu(READ_ONCE(consumed->tail));	/* ours: only we write it */
 	if (head == tail)
 		return false;
 	if (head - tail > XPMEM_RING_ENTRIES) {
 		/* not something a correct producer can do: resynchronise */
 		xpmem_fabric_bad(peer, "ring index jumped", head - tail);
-		WRITE_ONCE(ring->tail, cpu_to_le64(head));
+		WRITE_ONCE(consumed->tail, cpu_to_le64(head));
 		return true;
 	}
 	/* read the entries only after the head that published them */
@@ -391,7 +412,7 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 		tail++;
 		/* finish reading the entry before handing its slot back */
 		smp_mb();
-		WRITE_ONCE(ring->tail, cpu_to_le64(tail));
+		WRITE_ONCE(consumed->tail, cpu_to_le64(tail));
 		if (peer->state == XPMEM_PEER_ALIVE) {
 			const char *why;
 			u64 val;
@@ -431,30 +452,63 @@ static void xpmem_peer_set_state(struct xpmem_fabric *fab, struct xpmem_peer *pe
 		xpmem_remote_peer_down(peer->id);
 }
 
+/*
+ * Map the peer's mailbox region once its device is there (read-only: its
+ * view here comes from a read-only backend; we never write it).  Poll
+ * thread only; unmapped at fabric stop.
+ */
+static bool xpmem_peer_map(struct xpmem_peer *peer)
+{
+	resource_size_t start = READ_ONCE(xpmem_peer_mboxes[peer->id].start);
+	struct xpmem_mailbox *mb;
+
+	if (peer->mbox)
+		return true;
+	if (!start || READ_ONCE(xpmem_peer_mboxes[peer->id].len) < sizeof(*mb))
+		return false;
+	mb = memremap(start, sizeof(*mb), MEMREMAP_WB);
+	if (!mb)
+		return false;
+	WRITE_ONCE(peer->mbox, mb);
+	return true;
+}
+
 static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 {
-	struct xpmem_wire_slot *s = &fab->mbox->slot[peer->id];
-	u64 magic = le64_to_cpu(READ_ONCE(s->magic));
-	u64 nonce = le64_to_cpu(READ_ONCE(s->nonce));
-	u64 beat = le64_to_cpu(READ_ONCE(s->heartbeat));
-	u32 state = le32_to_cpu(READ_ONCE(s->state));
+	struct xpmem_wire_slot *own = &fab->mbox->slot, *s;
+	u64 magic, nonce, beat;
+	u32 state;
 
-	if (!READ_ONCE(xpmem_windows[peer->id].start) || magic != XPMEM_FABRIC_MAGIC ||
-	    le32_to_cpu(READ_ONCE(s->version)) != XPMEM_WIRE_VERSION)
+	if (!READ_ONCE(xpmem_windows[peer->id].start) || !xpmem_peer_map(peer))
 		return;		/* not (yet) a partition we can talk to */
+	s = &peer->mbox->slot;
+	magic = le64_to_cpu(READ_ONCE(s->magic));
+	nonce = le64_to_cpu(READ_ONCE(s->nonce));
+	beat = le64_to_cpu(READ_ONCE(s->heartbeat));
+	state = le32_to_cpu(READ_ONCE(s->state));
+	if (magic != XPMEM_FABRIC_MAGIC ||
+	    le32_to_cpu(READ_ONCE(s->version)) != XPMEM_WIRE_VERSION)
+		return;
 
 	if (nonce != peer->nonce) {
 		/* first sight, or a restart: a new incarnation, fresh state */
 		if (peer->nonce)
 			pr_info("xpmem: partition %d restarted\n", peer->id);
-		WRITE_ONCE(fab->mbox->slot[fab->me].fenced[peer->id], 0);
+		WRITE_ONCE(own->fenced[peer->id], 0);
 		WRITE_ONCE(peer->fence_request, false);
 		peer->nonce = nonce;
 		peer->last_beat = beat;
 		peer->beat_jiffies = jiffies;
 		xpmem_peer_set_state(fab, peer, XPMEM_PEER_ABSENT);
+		/*
+		 * Nothing it sent before we knew this incarnation is for us
+		 * (it sends only once it counts us alive, after seeing our
+		 * seen[] below): consume its ring to us up to here.
+		 */
+		WRITE_ONCE(fab->mbox->in[peer->id].tail,
+			   READ_ONCE(peer->mbox->out[fab->me].head));
 		/* tell it which of its incarnations we talk to */
-		WRITE_ONCE(fab->mbox->slot[fab->me].seen[peer->id], cpu_to_le64(nonce));
+		WRITE_ONCE(own->seen[peer->id], cpu_to_le64(nonce));
 	}
 	if (state == XPMEM_SLOT_LEAVING) {
 		xpmem_peer_set_state(fab, peer, XPMEM_PEER_LEFT);
@@ -464,8 +518,7 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 		/* it stopped answering though it beats: cut it off, tell it */
 		pr_err("xpmem: fencing partition %d: %s\n", peer->id,
 		       READ_ONCE(peer->fence_why));
-		WRITE_ONCE(fab->mbox->slot[fab->me].fenced[peer->id],
-			   cpu_to_le64(nonce));
+		WRITE_ONCE(own->fenced[peer->id], cpu_to_le64(nonce));
 		xpmem_peer_set_state(fab, peer, XPMEM_PEER_DEAD);
 		return;
 	}
@@ -500,7 +553,7 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 
 static void xpmem_fabric_beat(struct xpmem_fabric *fab)
 {
-	WRITE_ONCE(fab->mbox->slot[fab->me].heartbeat, cpu_to_le64(++fab->heartbeat));
+	WRITE_ONCE(fab->mbox->slot.heartbeat, cpu_to_le64(++fab->heartbeat));
 }
 
 /*
@@ -561,10 +614,9 @@ static int xpmem_fabric_start(struct pci_dev *pdev)
 		return -ENOMEM;
 	/*
 	 * Shared RAM on a coherent fabric: map it cacheable.  The BAR is not
-	 * claimed with pci_request_region(): it is not ours alone (every
-	 * partition writes it, and on Debian's IO_STRICT_DEVMEM kernels a
-	 * claimed BAR could no longer be mapped by the user-space tools that
-	 * use its scratch area, XPMEM_MAILBOX_SCRATCH and beyond).
+	 * claimed with pci_request_region(): on Debian's IO_STRICT_DEVMEM
+	 * kernels a claimed BAR could no longer be mapped by the user-space
+	 * tools that use its scratch area (XPMEM_MAILBOX_SCRATCH and beyond).
 	 */
 	fab->mbox = memremap(start, sizeof(struct xpmem_mailbox), MEMREMAP_WB);
 	if (!fab->mbox) {
@@ -576,18 +628,16 @@ static int xpmem_fabric_start(struct pci_dev *pdev)
 	do {
 		fab->nonce = get_random_u64();
 	} while (!fab->nonce);
+	/*
+	 * A new incarnation: our heads go on from where they are (a peer
+	 * consumes whatever an older incarnation left when it sees our new
+	 * nonce), and so do our tails until we see each peer's.
+	 */
 	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++) {
-		struct xpmem_peer *peer = &fab->peer[p];
-		struct xpmem_wire_ring *out = &fab->mbox->ring[fab->me][p];
-		struct xpmem_wire_ring *in = &fab->mbox->ring[p][fab->me];
-
-		peer->id = p;
-		spin_lock_init(&peer->tx_lock);
-		/* a new incarnation: nothing old is sent or received */
-		WRITE_ONCE(out->head, READ_ONCE(out->tail));
-		WRITE_ONCE(in->tail, READ_ONCE(in->head));
+		fab->peer[p].id = p;
+		spin_lock_init(&fab->peer[p].tx_lock);
 	}
-	own = &fab->mbox->slot[fab->me];
+	own = &fab->mbox->slot;
 	WRITE_ONCE(own->version, cpu_to_le32(XPMEM_WIRE_VERSION));
 	WRITE_ONCE(own->nonce, cpu_to_le64(fab->nonce));
 	WRITE_ONCE(own->heartbeat, 0);
@@ -630,15 +680,37 @@ static void xpmem_fabric_stop(struct xpmem_fabric *fab)
 		if (fab->peer[p].state == XPMEM_PEER_ALIVE)
 			xpmem_peer_set_state(fab, &fab->peer[p], XPMEM_PEER_LEFT);
 	/* tell the peers this is a clean leave, not a failure */
-	WRITE_ONCE(fab->mbox->slot[fab->me].state, cpu_to_le32(XPMEM_SLOT_LEAVING));
+	WRITE_ONCE(fab->mbox->slot.state, cpu_to_le32(XPMEM_SLOT_LEAVING));
 	memunmap(fab->mbox);
+	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++)
+		if (fab->peer[p].mbox)
+			memunmap(fab->peer[p].mbox);
 	kfree(fab);
+}
+
+/*
+ * Which per-peer device is at @slot: *@mailbox (a peer's mailbox, or its window)
+ * and the peer's number, or -1 (not one of ours).
+ */
+static int xpmem_fabric_peer_slot(unsigned int slot, bool *mailbox)
+{
+	if (slot >= XPMEM_WINDOW_SLOT0 && slot < XPMEM_WINDOW_SLOT0 + XPMEM_MAX_PARTITIONS) {
+		*mailbox = false;
+		return slot - XPMEM_WINDOW_SLOT0;
+	}
+	if (slot >= XPMEM_PEER_MAILBOX_SLOT0 &&
+	    slot < XPMEM_PEER_MAILBOX_SLOT0 + XPMEM_MAX_PARTITIONS) {
+		*mailbox = true;
+		return slot - XPMEM_PEER_MAILBOX_SLOT0;
+	}
+	return -1;
 }
 
 static int xpmem_fabric_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	unsigned int slot = PCI_SLOT(pdev->devfn);
-	int ret;
+	bool mailbox;
+	int ret, p;
 
 	if (xpmem_partition < 0)
 		return -ENODEV;		/* not on a fabric: stay local */
@@ -647,9 +719,8 @@ static int xpmem_fabric_probe(struct pci_dev *pdev, const struct pci_device_id *
 			xpmem_partition, XPMEM_MAX_PARTITIONS - 1);
 		return -EINVAL;
 	}
-	if (pdev->bus->number != 0 ||
-	    (slot != XPMEM_MAILBOX_SLOT &&
-	     (slot < XPMEM_WINDOW_SLOT0 || slot >= XPMEM_WINDOW_SLOT0 + XPMEM_MAX_PARTITIONS)))
+	p = xpmem_fabric_peer_slot(slot, &mailbox);
+	if (pdev->bus->number != 0 || (slot != XPMEM_MAILBOX_SLOT && p < 0))
 		return -ENODEV;		/* some other ivshmem device */
 	ret = pci_enable_device(pdev);
 	if (ret)
@@ -658,17 +729,17 @@ static int xpmem_fabric_probe(struct pci_dev *pdev, const struct pci_device_id *
 	mutex_lock(&xpmem_fabric_lock);
 	if (slot == XPMEM_MAILBOX_SLOT) {
 		ret = xpmem_fabric_locked() ? -EBUSY : xpmem_fabric_start(pdev);
+	} else if (p == xpmem_partition) {
+		ret = -EINVAL;	/* a view of ourselves: miswired */
+		dev_err(&pdev->dev, "xpmem: device at slot %#x is our own\n", slot);
+	} else if (mailbox) {
+		WRITE_ONCE(xpmem_peer_mboxes[p].len, pci_resource_len(pdev, 2));
+		WRITE_ONCE(xpmem_peer_mboxes[p].start, pci_resource_start(pdev, 2));
+		ret = 0;
 	} else {
-		int p = slot - XPMEM_WINDOW_SLOT0;
-
-		if (p == xpmem_partition) {
-			ret = -EINVAL;	/* a window onto ourselves: miswired */
-			dev_err(&pdev->dev, "xpmem: window at slot %#x is our own RAM\n", slot);
-		} else {
-			WRITE_ONCE(xpmem_windows[p].len, pci_resource_len(pdev, 2));
-			WRITE_ONCE(xpmem_windows[p].start, pci_resource_start(pdev, 2));
-			ret = 0;
-		}
+		WRITE_ONCE(xpmem_windows[p].len, pci_resource_len(pdev, 2));
+		WRITE_ONCE(xpmem_windows[p].start, pci_resource_start(pdev, 2));
+		ret = 0;
 	}
 	mutex_unlock(&xpmem_fabric_lock);
 	if (ret)
@@ -679,14 +750,17 @@ static int xpmem_fabric_probe(struct pci_dev *pdev, const struct pci_device_id *
 static void xpmem_fabric_remove(struct pci_dev *pdev)
 {
 	unsigned int slot = PCI_SLOT(pdev->devfn);
+	bool mailbox;
+	int p = xpmem_fabric_peer_slot(slot, &mailbox);
 
 	mutex_lock(&xpmem_fabric_lock);
 	if (xpmem_fabric_locked() && xpmem_fabric_locked()->pdev == pdev) {
 		xpmem_fabric_stop(xpmem_fabric_locked());
-	} else if (slot >= XPMEM_WINDOW_SLOT0 &&
-		   slot < XPMEM_WINDOW_SLOT0 + XPMEM_MAX_PARTITIONS) {
-		int p = slot - XPMEM_WINDOW_SLOT0;
-
+	} else if (p >= 0 && mailbox) {
+		/* the fabric's mapping of it lives until the fabric stops */
+		WRITE_ONCE(xpmem_peer_mboxes[p].start, 0);
+		WRITE_ONCE(xpmem_peer_mboxes[p].len, 0);
+	} else if (p >= 0) {
 		WRITE_ONCE(xpmem_windows[p].start, 0);
 		WRITE_ONCE(xpmem_windows[p].len, 0);
 	}

@@ -35,6 +35,7 @@
 #include <linux/list.h>
 #include <linux/mmu_notifier.h>
 #include <linux/mutex.h>
+#include <linux/rhashtable-types.h>
 #include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
@@ -56,12 +57,16 @@ struct xpmem_counters {
 	atomic_long_t attachments;
 	atomic_long_t mirrors;		/* interval notifiers on exporting mms */
 	/* event counts: only ever grow */
+	atomic_long_t lookups_forged;	/* lookups by ids never issued (guesses) */
+	atomic_long_t lookups_throttled; /* ... refused: the user kept guessing */
+	atomic_long_t limits_hit;	/* a per-user limit said EDQUOT */
 	atomic_long_t gets;		/* successful xpmem_get calls */
 	atomic_long_t attaches;		/* successful xpmem_attach calls */
 	atomic_long_t faults;
 	atomic_long_t fault_retries;	/* sequence changed during a fault */
 	atomic_long_t fault_slow;	/* resolved with the fault lock dropped */
 	atomic_long_t fault_contended;	/* ... but the caller could not drop it */
+	atomic_long_t fault_errors_after_retry;	/* returned by a retried fault */
 	atomic_long_t mkwrite;
 	atomic_long_t invalidations;	/* mirror ->invalidate calls */
 	atomic_long_t invalidate_hits;	/* ... that took translations down */
@@ -129,6 +134,37 @@ void xpmem_zap_mapping_wait(struct address_space *mapping, loff_t start, loff_t 
 int xpmem_mirror_init(void);
 void xpmem_mirror_exit(void);
 
+/* ---- ids and users (xpmem_ids.c) --------------------------------------- */
+
+enum xpmem_id_kind { XPMEM_ID_SEGMENT, XPMEM_ID_PERMIT, XPMEM_NR_ID_KINDS };
+
+/* an object findable by a random id (embedded in segments and permits) */
+struct xpmem_id {
+	struct rhash_head node;
+	s64 id;
+};
+
+enum xpmem_owned {
+	XPMEM_OWNS_SEGMENT,
+	XPMEM_OWNS_PERMIT,
+	XPMEM_OWNS_ATTACHMENT,
+	XPMEM_NR_OWNED
+};
+
+struct xpmem_user;
+
+int xpmem_id_publish(struct xpmem_id *e, enum xpmem_id_kind kind);
+void xpmem_id_withdraw(struct xpmem_id *e, enum xpmem_id_kind kind);
+struct xpmem_id *xpmem_id_find(s64 id, enum xpmem_id_kind kind);
+int xpmem_id_partition(s64 id);
+int xpmem_id_lookup_allowed(void);
+void xpmem_id_lookup_forged(void);
+bool xpmem_id_forged(s64 id, enum xpmem_id_kind kind);
+struct xpmem_user *xpmem_user_charge(enum xpmem_owned what);
+void xpmem_user_uncharge(struct xpmem_user *u, enum xpmem_owned what);
+int xpmem_ids_init(void);
+void xpmem_ids_exit(void);
+
 /* ---- the open file ---------------------------------------------------- */
 
 struct xpmem_file {
@@ -144,9 +180,9 @@ struct xpmem_segment {
 	struct kref ref;
 	struct rcu_head rcu;		/* looked up under RCU */
 	struct list_head exports;	/* xpmem_export.c, under lock */
-	xpmem_segid_t segid;
-	u32 slot;
-	pid_t tgid;			/* thread group that made it */
+	struct xpmem_id id;		/* id.id is the segid */
+	struct pid *tgid;		/* thread group that made it (referenced) */
+	struct xpmem_user *user;	/* counted against */
 	struct xpmem_file *owner;
 	struct list_head file_node;	/* in owner->segments while live */
 	bool dead;			/* under owner->lock: ended, id withdrawn */
@@ -156,7 +192,7 @@ struct xpmem_segment {
 	kgid_t gid;
 	umode_t mode;
 
-	struct mutex lock;		/* protects accesses, removed */
+	struct mutex lock;		/* protects accesses, exports, removed */
 	struct list_head accesses;
 	bool removed;
 };
@@ -164,9 +200,9 @@ struct xpmem_segment {
 struct xpmem_access {
 	struct kref ref;
 	struct rcu_head rcu;		/* looked up under RCU */
-	xpmem_apid_t apid;
-	u32 slot;
-	pid_t tgid;			/* the only thread group that may use it */
+	struct xpmem_id id;		/* id.id is the apid */
+	struct pid *tgid;		/* the only thread group that may use it */
+	struct xpmem_user *user;	/* counted against */
 	struct xpmem_file *owner;
 	struct list_head file_node;	/* in owner->accesses while live */
 	bool dead;			/* under owner->lock: ended, id withdrawn */
@@ -193,12 +229,10 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 struct xpmem_segment *xpmem_segment_get_for_peer(xpmem_segid_t segid, bool writable,
 						 u32 euid, u32 egid, int *err);
 void xpmem_segment_put(struct xpmem_segment *seg);
-int xpmem_id_partition(s64 id);
 int xpmem_access_release(struct xpmem_file *xf, xpmem_apid_t apid);
 struct xpmem_access *xpmem_access_lookup(xpmem_apid_t apid);
 void xpmem_access_put(struct xpmem_access *ap);
 void xpmem_file_cleanup(struct xpmem_file *xf, bool all);
-void xpmem_segment_ids_destroy(void);
 
 /* ---- attaching mms (xpmem_amm.c) ---------------------------------------- */
 
@@ -271,6 +305,7 @@ struct xpmem_attachment {
 	struct inode *inode;		/* own address_space: zap target */
 	struct list_head ap_node;	/* in ap->attachments */
 	struct work_struct teardown;	/* queued when the last vma goes */
+	struct xpmem_user *user;	/* counted against */
 	/*
 	 * Test hook only (debugfs test_pin_pages, read at attach time): keep a
 	 * reference on every page this attachment maps, as pinning XPMEM
@@ -279,6 +314,13 @@ struct xpmem_attachment {
 	 */
 	struct xarray test_pins;
 	bool test_pin;
+	/*
+	 * Errors of faults resolved with the fault lock dropped, by page
+	 * index in the attachment, for the retried fault to return
+	 * (xpmem_fault_unlocked(): a fault that dropped its lock can only
+	 * ask to be retried).
+	 */
+	struct xarray fault_errors;
 };
 
 int xpmem_attach(struct xpmem_file *xf, xpmem_apid_t apid, unsigned long offset,

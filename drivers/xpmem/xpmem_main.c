@@ -221,9 +221,12 @@ static int __init xpmem_init(void)
 {
 	int ret;
 
-	ret = xpmem_mirror_init();
+	ret = xpmem_ids_init();
 	if (ret)
 		return ret;
+	ret = xpmem_mirror_init();
+	if (ret)
+		goto err_ids;
 	ret = xpmem_attach_init();
 	if (ret)
 		goto err_mirror;
@@ -250,6 +253,8 @@ err_attach:
 	xpmem_attach_exit();
 err_mirror:
 	xpmem_mirror_exit();
+err_ids:
+	xpmem_ids_exit();
 	return ret;
 }
 
@@ -261,7 +266,7 @@ static void __exit xpmem_exit(void)
 	misc_deregister(&xpmem_miscdev);
 	xpmem_attach_exit();
 	xpmem_mirror_exit();
-	xpmem_segment_ids_destroy();
+	xpmem_ids_exit();
 	pr_info("xpmem: unloaded\n");
 }
 

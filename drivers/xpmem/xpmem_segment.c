@@ -5,11 +5,14 @@
  * A segment is a virtual range of the exporting mm, not a set of pages:
  * whatever the owner maps there, now or later, is what attachers see.
  *
- * Ids: a segid or apid is (partition << 56 | random tag << 32 | slot).
- * The slot indexes an xarray; the tag must match on every lookup, so an
- * id cannot be enumerated into another object.  Access control itself is
- * by permit (mode bits checked against the caller's credentials at get)
- * and by owner: an apid only works in the thread group that got it.
+ * Ids are random (xpmem_ids.c).  Access control is by permit: mode bits
+ * checked against the caller's credentials at get, like a file's (RDWR
+ * needs read and write permission, RDONLY read; CAP_DAC_OVERRIDE in the
+ * caller's user namespace overrides it only for an owner and group mapped
+ * into that namespace, as for an inode); and by owner: a segment is
+ * removed, and an apid used, only by the thread group that made it, held
+ * by reference (struct pid), whatever descriptor the call comes through
+ * (SCM_RIGHTS and CLONE_FILES pass descriptors, not permits).
  *
  * Lifetime: a segment or permit belongs to the file it was made through.
  * That file's lock (xpmem_file.lock) alone decides whether the object is
@@ -34,54 +37,20 @@
 #include <linux/cred.h>
 #include <linux/capability.h>
 #include <linux/mm.h>
-#include <linux/random.h>
+#include <linux/pid.h>
+#include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
-#include <linux/xarray.h>
+#include <linux/user_namespace.h>
 
 #include "xpmem_internal.h"
 #include "xpmem_wire.h"
 
-static DEFINE_XARRAY_ALLOC1(xpmem_segments);
-static DEFINE_XARRAY_ALLOC1(xpmem_accesses);
-static u32 xpmem_segment_next, xpmem_access_next;
-
-/* The id's partition field: 0 off a fabric, partition + 1 on one. */
-static u64 xpmem_id_field(void)
+/* Is @owner (a thread group's struct pid) the caller's thread group? */
+static bool xpmem_is_caller(struct pid *owner)
 {
-	return xpmem_fabric_me() + 1;
-}
-
-static s64 xpmem_make_id(u32 slot)
-{
-	u64 tag = get_random_u32() & XPMEM_ID_TAG_MASK;
-
-	return (s64)((xpmem_id_field() << XPMEM_ID_PARTITION_SHIFT) |
-		     (tag << XPMEM_ID_TAG_SHIFT) | slot);
-}
-
-/* The partition that owns a well-formed id if it is not this one, or -1. */
-int xpmem_id_partition(s64 id)
-{
-	u64 field = ((u64)id >> XPMEM_ID_PARTITION_SHIFT) & XPMEM_ID_PARTITION_MASK;
-
-	if (id <= 0 || !field || field == xpmem_id_field() ||
-	    field > XPMEM_MAX_PARTITIONS)
-		return -1;
-	return field - 1;
-}
-
-/* Returns the slot of a well-formed id of this partition, or 0. */
-static u32 xpmem_id_slot(s64 id)
-{
-	u64 v = (u64)id;
-
-	if (id <= 0)
-		return 0;
-	if (((v >> XPMEM_ID_PARTITION_SHIFT) & XPMEM_ID_PARTITION_MASK) != xpmem_id_field())
-		return 0;	/* another partition's, or none */
-	return v & XPMEM_ID_SLOT_MASK;
+	return owner == task_tgid(current);
 }
 
 /* ---- segments ----------------------------------------------------------- */
@@ -91,7 +60,9 @@ static void xpmem_segment_free(struct kref *ref)
 	struct xpmem_segment *seg = container_of(ref, struct xpmem_segment, ref);
 
 	mmdrop(seg->mm);
-	kfree_rcu(seg, rcu);	/* xpmem_segment_lookup() runs under RCU */
+	put_pid(seg->tgid);
+	xpmem_user_uncharge(seg->user, XPMEM_OWNS_SEGMENT);
+	kfree_rcu(seg, rcu);	/* a lookup by id may still be looking at it */
 	xpmem_uncount(segments);
 }
 
@@ -100,18 +71,40 @@ void xpmem_segment_put(struct xpmem_segment *seg)
 	kref_put(&seg->ref, xpmem_segment_free);
 }
 
+/* The live segment of @segid, referenced, or NULL. */
 static struct xpmem_segment *xpmem_segment_lookup(xpmem_segid_t segid)
 {
-	struct xpmem_segment *seg;
-	u32 slot = xpmem_id_slot(segid);
+	struct xpmem_segment *seg = NULL;
+	struct xpmem_id *e;
 
-	if (!slot)
-		return NULL;
 	rcu_read_lock();
-	seg = xa_load(&xpmem_segments, slot);
-	if (seg && (seg->segid != segid || !kref_get_unless_zero(&seg->ref)))
-		seg = NULL;
+	e = xpmem_id_find(segid, XPMEM_ID_SEGMENT);
+	if (e) {
+		seg = container_of(e, struct xpmem_segment, id);
+		if (!kref_get_unless_zero(&seg->ref))
+			seg = NULL;
+	}
 	rcu_read_unlock();
+	return seg;
+}
+
+/*
+ * A user's lookup of a segid: throttled while the user keeps failing
+ * (xpmem_ids.c).  Returns the segment referenced, or an ERR_PTR.
+ */
+static struct xpmem_segment *xpmem_segment_find(xpmem_segid_t segid)
+{
+	struct xpmem_segment *seg;
+	int ret = xpmem_id_lookup_allowed();
+
+	if (ret)
+		return ERR_PTR(ret);
+	seg = xpmem_segment_lookup(segid);
+	if (!seg) {
+		if (xpmem_id_forged(segid, XPMEM_ID_SEGMENT))
+			xpmem_id_lookup_forged();
+		return ERR_PTR(-ENOENT);
+	}
 	return seg;
 }
 
@@ -120,7 +113,7 @@ int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
 {
 	struct mm_struct *mm = current->mm;
 	struct xpmem_segment *seg;
-	u32 slot;
+	struct xpmem_user *user;
 	int ret;
 
 	if (!mm)
@@ -134,15 +127,21 @@ int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
 			return -EINVAL;
 	}
 
+	user = xpmem_user_charge(XPMEM_OWNS_SEGMENT);
+	if (IS_ERR(user))
+		return PTR_ERR(user);
 	seg = kzalloc(sizeof(*seg), GFP_KERNEL_ACCOUNT);
-	if (!seg)
+	if (!seg) {
+		xpmem_user_uncharge(user, XPMEM_OWNS_SEGMENT);
 		return -ENOMEM;
+	}
 	kref_init(&seg->ref);		/* the id's reference */
 	mmgrab(mm);
 	seg->mm = mm;
+	seg->user = user;
 	seg->start = vaddr;
 	seg->size = size;
-	seg->tgid = current->tgid;
+	seg->tgid = get_pid(task_tgid(current));
 	seg->owner = xf;
 	seg->uid = current_euid();
 	seg->gid = current_egid();
@@ -153,25 +152,18 @@ int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
 	INIT_LIST_HEAD(&seg->file_node);
 	xpmem_count(segments);
 
-	/* a slot, reserved (not findable) until the segment is published */
-	ret = xa_alloc_cyclic(&xpmem_segments, &slot, NULL,
-			      XA_LIMIT(1, U32_MAX), &xpmem_segment_next,
-			      GFP_KERNEL);
-	if (ret < 0) {
-		xpmem_segment_put(seg);
-		return ret == -EBUSY ? -ENOSPC : ret;
-	}
-	seg->slot = slot;
-	seg->segid = xpmem_make_id(slot);
-
 	/* published complete: on the file's list and findable, at once */
 	mutex_lock(&xf->lock);
-	list_add_tail(&seg->file_node, &xf->segments);
-	xa_store(&xpmem_segments, slot, seg, GFP_KERNEL);
-	*segid = seg->segid;
+	ret = xpmem_id_publish(&seg->id, XPMEM_ID_SEGMENT);
+	if (!ret) {
+		list_add_tail(&seg->file_node, &xf->segments);
+		*segid = seg->id.id;
+	}
 	mutex_unlock(&xf->lock);
+	if (ret)
+		xpmem_segment_put(seg);
 	/* from here @seg may already be dead and gone: not touched again */
-	return 0;
+	return ret;
 }
 
 /* Revoke every attachment made through @ap.  Caller holds no locks. */
@@ -212,7 +204,7 @@ static bool xpmem_segment_claim_locked(struct xpmem_file *xf, struct xpmem_segme
 		return false;
 	seg->dead = true;
 	list_del_init(&seg->file_node);
-	xa_erase(&xpmem_segments, seg->slot);
+	xpmem_id_withdraw(&seg->id, XPMEM_ID_SEGMENT);
 	return true;
 }
 
@@ -223,11 +215,11 @@ int xpmem_segment_remove(struct xpmem_file *xf, xpmem_segid_t segid)
 
 	if (segid <= 0)
 		return -EINVAL;
-	seg = xpmem_segment_lookup(segid);
-	if (!seg)
-		return -ENOENT;
-	/* the owning file never changes: compared without its lock */
-	if (seg->tgid != current->tgid || seg->owner != xf) {
+	seg = xpmem_segment_find(segid);
+	if (IS_ERR(seg))
+		return PTR_ERR(seg);
+	/* maker and file never change: compared without the file's lock */
+	if (!xpmem_is_caller(seg->tgid) || seg->owner != xf) {
 		xpmem_segment_put(seg);
 		return -EPERM;
 	}
@@ -242,29 +234,39 @@ int xpmem_segment_remove(struct xpmem_file *xf, xpmem_segid_t segid)
 
 /*
  * XPMEM_PERMIT_MODE: the caller's effective ids against the owner's,
- * like a file's mode.  CAP_DAC_OVERRIDE bypasses it, as for files.
+ * like a file's mode: the class is owner, else group, else other, and
+ * RDWR needs both the read and the write bit of that class, RDONLY the
+ * read bit.
  */
 static bool xpmem_mode_allows(struct xpmem_segment *seg, bool writable,
 			      bool owner, bool group)
 {
-	umode_t need = writable ? 0222 : 0444;
+	umode_t need = writable ? 0666 : 0444;
 	umode_t mode = seg->mode;
 
 	if (owner)
-		mode &= 0700;
+		need &= 0700;
 	else if (group)
-		mode &= 0070;
+		need &= 0070;
 	else
-		mode &= 0007;
-	return mode & need;
+		need &= 0007;
+	return (mode & need) == need;
 }
 
+/*
+ * As for a file: the mode, else CAP_DAC_OVERRIDE in the caller's user
+ * namespace, if the segment's owner and group are mapped there (a
+ * container's root overrides its own users' modes, nobody else's).
+ */
 static int xpmem_check_permit(struct xpmem_segment *seg, bool writable)
 {
+	struct user_namespace *ns = current_user_ns();
+
 	if (xpmem_mode_allows(seg, writable, uid_eq(current_euid(), seg->uid),
 			      in_egroup_p(seg->gid)))
 		return 0;
-	if (capable(CAP_DAC_OVERRIDE))
+	if (ns_capable(ns, CAP_DAC_OVERRIDE) && kuid_has_mapping(ns, seg->uid) &&
+	    kgid_has_mapping(ns, seg->gid))
 		return 0;
 	return -EACCES;
 }
@@ -284,7 +286,8 @@ struct xpmem_segment *xpmem_segment_get_for_peer(xpmem_segid_t segid, bool writa
 	struct xpmem_segment *seg = xpmem_segment_lookup(segid);
 
 	if (!seg) {
-		*err = -ENOENT;
+		/* the requester counts a forged id against its user */
+		*err = xpmem_id_forged(segid, XPMEM_ID_SEGMENT) ? -EKEYREJECTED : -ENOENT;
 		return NULL;
 	}
 	if (!uid_valid(uid) || !gid_valid(gid) ||
@@ -305,7 +308,9 @@ static void xpmem_access_free(struct kref *ref)
 	WARN_ON_ONCE(!list_empty(&ap->attachments));
 	if (ap->seg)
 		xpmem_segment_put(ap->seg);
-	kfree_rcu(ap, rcu);	/* xpmem_access_lookup() runs under RCU */
+	put_pid(ap->tgid);
+	xpmem_user_uncharge(ap->user, XPMEM_OWNS_PERMIT);
+	kfree_rcu(ap, rcu);	/* a lookup by id may still be looking at it */
 	xpmem_uncount(accesses);
 }
 
@@ -314,22 +319,36 @@ void xpmem_access_put(struct xpmem_access *ap)
 	kref_put(&ap->ref, xpmem_access_free);
 }
 
-/* Look up an apid for use by the current thread group. */
+/*
+ * Look up an apid for use by the current thread group (and only it: the
+ * permit is its thread group's, whatever descriptor the call came
+ * through).  Throttled like every lookup by id.
+ */
 struct xpmem_access *xpmem_access_lookup(xpmem_apid_t apid)
 {
-	struct xpmem_access *ap;
-	u32 slot = xpmem_id_slot(apid);
+	struct xpmem_access *ap = NULL;
+	struct xpmem_id *e;
+	int ret;
 
-	if (!slot)
+	if (apid <= 0)
 		return ERR_PTR(-EINVAL);
+	ret = xpmem_id_lookup_allowed();
+	if (ret)
+		return ERR_PTR(ret);
 	rcu_read_lock();
-	ap = xa_load(&xpmem_accesses, slot);
-	if (ap && (ap->apid != apid || !kref_get_unless_zero(&ap->ref)))
-		ap = NULL;
+	e = xpmem_id_find(apid, XPMEM_ID_PERMIT);
+	if (e) {
+		ap = container_of(e, struct xpmem_access, id);
+		if (!kref_get_unless_zero(&ap->ref))
+			ap = NULL;
+	}
 	rcu_read_unlock();
-	if (!ap)
+	if (!ap) {
+		if (xpmem_id_forged(apid, XPMEM_ID_PERMIT))
+			xpmem_id_lookup_forged();
 		return ERR_PTR(-ENOENT);
-	if (ap->tgid != current->tgid) {
+	}
+	if (!xpmem_is_caller(ap->tgid)) {
 		xpmem_access_put(ap);
 		return ERR_PTR(-EPERM);
 	}
@@ -354,29 +373,42 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 		     xpmem_apid_t *apid)
 {
 	struct xpmem_segment *seg = NULL;
+	struct xpmem_user *user;
 	struct xpmem_access *ap;
 	int peer, ret;
-	u32 slot;
 
 	if (segid <= 0)
 		return -EINVAL;
 	peer = xpmem_id_partition(segid);
 	if (peer < 0) {
-		seg = xpmem_segment_lookup(segid);
-		if (!seg)
-			return -ENOENT;
+		seg = xpmem_segment_find(segid);
+		if (IS_ERR(seg))
+			return PTR_ERR(seg);
 		ret = xpmem_check_permit(seg, writable);
 		if (ret)
 			goto err_put_seg;
+	} else {
+		/* another partition's id: guessing those is throttled too */
+		ret = xpmem_id_lookup_allowed();
+		if (ret)
+			return ret;
 	}
 
+	user = xpmem_user_charge(XPMEM_OWNS_PERMIT);
+	if (IS_ERR(user)) {
+		ret = PTR_ERR(user);
+		goto err_put_seg;
+	}
 	ret = -ENOMEM;
 	ap = kzalloc(sizeof(*ap), GFP_KERNEL_ACCOUNT);
-	if (!ap)
+	if (!ap) {
+		xpmem_user_uncharge(user, XPMEM_OWNS_PERMIT);
 		goto err_put_seg;
+	}
 	kref_init(&ap->ref);		/* the id's reference */
 	ap->seg = seg;		/* takes over the lookup reference */
-	ap->tgid = current->tgid;
+	ap->user = user;
+	ap->tgid = get_pid(task_tgid(current));
 	ap->owner = xf;
 	ap->writable = writable;
 	ap->remote_peer = -1;
@@ -399,27 +431,28 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 		/* the owning partition checks the permit */
 		ret = xpmem_import_get(peer, segid, writable, ap);
 		if (ret) {
+			if (ret == -EKEYREJECTED) {	/* the owner never issued it */
+				xpmem_id_lookup_forged();
+				ret = -ENOENT;
+			}
 			xpmem_access_put(ap);
 			return ret;
 		}
 	}
 
-	ret = xa_alloc_cyclic(&xpmem_accesses, &slot, NULL,
-			      XA_LIMIT(1, U32_MAX), &xpmem_access_next,
-			      GFP_KERNEL);
-	if (ret < 0) {
-		xpmem_access_unlink(ap);
-		xpmem_access_put(ap);
-		return ret == -EBUSY ? -ENOSPC : ret;
-	}
-	ap->slot = slot;
-	ap->apid = xpmem_make_id(slot);
 	/* published complete: on the file's list and findable, at once */
 	mutex_lock(&xf->lock);
-	list_add_tail(&ap->file_node, &xf->accesses);
-	xa_store(&xpmem_accesses, slot, ap, GFP_KERNEL);
-	*apid = ap->apid;
+	ret = xpmem_id_publish(&ap->id, XPMEM_ID_PERMIT);
+	if (!ret) {
+		list_add_tail(&ap->file_node, &xf->accesses);
+		*apid = ap->id.id;
+	}
 	mutex_unlock(&xf->lock);
+	if (ret) {
+		xpmem_access_unlink(ap);
+		xpmem_access_put(ap);
+		return ret;
+	}
 	xpmem_count(gets);
 	return 0;
 
@@ -448,7 +481,7 @@ static bool xpmem_access_claim_locked(struct xpmem_file *xf, struct xpmem_access
 		return false;
 	ap->dead = true;
 	list_del_init(&ap->file_node);
-	xa_erase(&xpmem_accesses, ap->slot);
+	xpmem_id_withdraw(&ap->id, XPMEM_ID_PERMIT);
 	return true;
 }
 
@@ -489,13 +522,13 @@ void xpmem_file_cleanup(struct xpmem_file *xf, bool all)
 
 	mutex_lock(&xf->lock);
 	list_for_each_entry_safe(ap, atmp, &xf->accesses, file_node) {
-		if (all || ap->tgid == current->tgid) {
+		if (all || xpmem_is_caller(ap->tgid)) {
 			xpmem_access_claim_locked(xf, ap);
 			list_add_tail(&ap->file_node, &aps);
 		}
 	}
 	list_for_each_entry_safe(seg, stmp, &xf->segments, file_node) {
-		if (all || seg->tgid == current->tgid) {
+		if (all || xpmem_is_caller(seg->tgid)) {
 			xpmem_segment_claim_locked(xf, seg);
 			list_add_tail(&seg->file_node, &segs);
 		}
@@ -510,12 +543,4 @@ void xpmem_file_cleanup(struct xpmem_file *xf, bool all)
 		list_del_init(&seg->file_node);
 		xpmem_segment_destroy(seg);
 	}
-}
-
-void xpmem_segment_ids_destroy(void)
-{
-	WARN_ON(!xa_empty(&xpmem_segments));
-	WARN_ON(!xa_empty(&xpmem_accesses));
-	xa_destroy(&xpmem_segments);
-	xa_destroy(&xpmem_accesses);
 }

@@ -1,21 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * xpmem_wire.h - what partitions write into the shared mailbox region:
- * the layout every partition's driver must agree on, byte for byte.
+ * xpmem_wire.h - what a partition writes into its mailbox region: the
+ * layout every partition's driver must agree on, byte for byte.
  *
- * Everything is little-endian with explicit sizes; every structure's size
- * is asserted below.  A partition only ever writes its own slot, the head
- * of its outgoing rings and the tail of its incoming rings; everything it
- * reads from the mailbox was written by another kernel and is validated
- * before use (xpmem_fabric.c), never trusted.
+ * Every partition has a mailbox region of its own, which only it can
+ * write: its peers see it read-only (the emulated machine maps their view
+ * from a read-only memory backend; real hardware must do the same with the
+ * fabric's access control, docs/partitions.md).  So a partition cannot
+ * forge a message that appears to come from another, nor touch another's
+ * presence, by construction.  Everything is little-endian with explicit
+ * sizes; every structure's size is asserted below.  Everything a partition
+ * reads from a peer's region was written by another kernel and is
+ * validated before use (xpmem_fabric.c), never trusted.
  *
- *   offset 0            struct xpmem_mailbox
- *     slot[p]           partition p's presence: magic, version, boot nonce,
- *                       heartbeat counter, state
- *     ring[s][d]        messages from partition s to partition d:
- *                       single producer (s), single consumer (d)
+ *   offset 0 of partition p's region   struct xpmem_mailbox
+ *     slot                p's presence: magic, version, boot nonce,
+ *                         heartbeat, state, whom it fenced, whom it saw
+ *     in[q]               how far p consumed the ring from q (its tail)
+ *     out[q]              messages from p to q, and p's head of that ring:
+ *                         single producer (p), single consumer (q, which
+ *                         publishes its tail in its own region's in[p])
  *   XPMEM_MAILBOX_SCRATCH .. end: not used by the driver (user-space tests
- *                       of the emulated machine use it)
+ *                         of the emulated machine use it)
  */
 #ifndef _XPMEM_WIRE_H
 #define _XPMEM_WIRE_H
@@ -24,7 +30,7 @@
 #include <linux/types.h>
 
 #define XPMEM_FABRIC_MAGIC	0x4241464d454d5058ULL	/* "XPMEMFAB" */
-#define XPMEM_WIRE_VERSION	2
+#define XPMEM_WIRE_VERSION	3
 #define XPMEM_MAX_PARTITIONS	4
 #define XPMEM_RING_ENTRIES	128	/* a power of two */
 #define XPMEM_MAILBOX_SCRATCH	(512 * 1024)
@@ -35,7 +41,7 @@ enum xpmem_slot_state {
 	XPMEM_SLOT_LEAVING = 2,		/* clean shutdown: not a failure */
 };
 
-/* one per partition, written only by that partition */
+/* a partition's presence, in its own region */
 struct xpmem_wire_slot {
 	__le64 magic;
 	__le64 nonce;		/* random per boot: a new value is a restart */
@@ -99,22 +105,30 @@ struct xpmem_wire_msg {
 	__le64 payload[5];
 };
 
+/* the producer's half of a ring: in the producer's region */
 struct xpmem_wire_ring {
-	__le64 head;		/* written by the producer only */
+	__le64 head;		/* messages written so far */
 	__le64 pad0[7];
-	__le64 tail;		/* written by the consumer only */
-	__le64 pad1[7];
 	struct xpmem_wire_msg msg[XPMEM_RING_ENTRIES];
 };
 
+/* the consumer's half of a ring: in the consumer's region */
+struct xpmem_wire_consumed {
+	__le64 tail;		/* messages consumed so far */
+	__le64 pad[7];
+};
+
+/* one partition's mailbox region: everything in it is written by that partition */
 struct xpmem_mailbox {
-	struct xpmem_wire_slot slot[XPMEM_MAX_PARTITIONS];
-	struct xpmem_wire_ring ring[XPMEM_MAX_PARTITIONS][XPMEM_MAX_PARTITIONS];
+	struct xpmem_wire_slot slot;
+	struct xpmem_wire_consumed in[XPMEM_MAX_PARTITIONS];
+	struct xpmem_wire_ring out[XPMEM_MAX_PARTITIONS];
 };
 
 static_assert(sizeof(struct xpmem_wire_slot) == 128);
 static_assert(sizeof(struct xpmem_wire_msg) == 64);
-static_assert(sizeof(struct xpmem_wire_ring) == 128 + 64 * XPMEM_RING_ENTRIES);
+static_assert(sizeof(struct xpmem_wire_ring) == 64 + 64 * XPMEM_RING_ENTRIES);
+static_assert(sizeof(struct xpmem_wire_consumed) == 64);
 static_assert(sizeof(struct xpmem_mailbox) <= XPMEM_MAILBOX_SCRATCH);
 
 #endif /* _XPMEM_WIRE_H */

@@ -59,16 +59,17 @@ struct xpmem_addr {
 /*
  * Layout of a segid / apid (both positive 63-bit values):
  *   bit  63     always 0 (ids are positive; -1 is the error return)
- *   bits 62..56 partition number that owns the object (0 = this kernel)
- *   bits 55..32 random tag, checked on every lookup so that ids cannot
- *               be enumerated or guessed into a different object
- *   bits 31..0  slot number, never 0
+ *   bits 62..56 partition field: 0 off a fabric, owning partition + 1 on one
+ *   bits 55..0  unpredictable, drawn afresh for every object (40 random
+ *               bits and a 16-bit keyed tag the driver checks): an id
+ *               cannot be enumerated or guessed (about 2^55 tries), and
+ *               one id says nothing about the next.  Presenting ids the
+ *               driver never issued is rate-limited per user (EAGAIN);
+ *               ids of objects that ended (ENOENT) are not.
  */
 #define XPMEM_ID_PARTITION_SHIFT	56
 #define XPMEM_ID_PARTITION_MASK		0x7fULL
-#define XPMEM_ID_TAG_SHIFT		32
-#define XPMEM_ID_TAG_MASK		0xffffffULL
-#define XPMEM_ID_SLOT_MASK		0xffffffffULL
+#define XPMEM_ID_RANDOM_MASK		0x00ffffffffffffffULL
 
 /* ---- ioctl ABI on /dev/xpmem ------------------------------------------ */
 

@@ -22,9 +22,12 @@ exec 9<&-
 
 # 2: refused while an attachment is mapped (device closed by then)
 holder=$(dirname "$0")/../../build/tests/functional/xpmem_hold_attachment
+rm -f /tmp/xpmem-holding
 "$holder" & hpid=$!
-for _ in $(seq 50); do [ -e /tmp/xpmem-holding ] && break; sleep 0.1; done
-if rmmod xpmem 2>/dev/null; then
+for _ in $(seq 100); do [ -e /tmp/xpmem-holding ] && break; sleep 0.1; done
+if [ ! -e /tmp/xpmem-holding ]; then
+	nok unload_refused_while_attachment_mapped "the holder never got its attachment"
+elif rmmod xpmem 2>/dev/null; then
 	nok unload_refused_while_attachment_mapped "rmmod succeeded with a live attachment"
 	insmod "$ko"
 else

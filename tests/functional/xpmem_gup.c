@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/utsname.h>
 
 #include "tap.h"
 #include "testlib.h"
@@ -343,10 +344,8 @@ static int t_odirect_write_from_and_read_into_attachment(void)
 	struct peer p;
 	long bad;
 
-	if (fd < 0) {
-		tap_diag("no scratch disk (serial xpmem-scratch): %s", strerror(errno));
-		return TAP_SKIP;
-	}
+	/* the harness always gives this guest one (xpmem-vm --disk) */
+	FAIL_IF(fd < 0, "no scratch disk (serial xpmem-scratch): %s", strerror(errno));
 	FAIL_IF(posix_memalign((void **)&buf, 4096, DIO_SIZE), "memalign");
 	FAIL_IF(!src, "mmap, xpmem_make");
 	FAIL_IF(peer_start(&p, dio_attacher, NULL), "fork");
@@ -492,8 +491,7 @@ static int t_rdonly_attachment_refuses_odirect_read_into_it(void)
 	struct peer p;
 	long e;
 
-	if (fd < 0)
-		return TAP_SKIP;
+	FAIL_IF(fd < 0, "no scratch disk (serial xpmem-scratch): %s", strerror(errno));
 	FAIL_IF(!src, "mmap, xpmem_make");
 	FAIL_IF(peer_start(&p, rdonly_dio, NULL), "fork");
 	e = peer_recv(&p);
@@ -563,13 +561,28 @@ static int t_invalidation_while_pinned_keeps_pinner_valid(void)
 	after = mem_available_kib();
 	tap_diag("MemAvailable %ld -> %ld KiB over %d rounds of %zu KiB",
 		 before, after, PIN_ROUNDS, size / 1024);
-	/* a leak of every pinned page would be PIN_ROUNDS * size = 16 MiB */
-	FAIL_IF(before - after > 8 * 1024, "%ld KiB of memory did not come back",
+	/*
+	 * A leak of every pinned page would be PIN_ROUNDS * size = 16 MiB; of
+	 * one page in eight, 2 MiB.  MemAvailable moves by a few hundred KiB
+	 * on its own in this guest (page cache of the 9p root).
+	 */
+	FAIL_IF(before - after > 2 * 1024, "%ld KiB of memory did not come back",
 		before - after);
 	return settle();
 }
 
 /* ---- fork of an attacher that asked to pass its attachment on ---------------------- */
+
+/* is the running kernel at least major.minor? */
+static int kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return 0;
+	return ma > major || (ma == major && mi >= minor);
+}
 
 static int t_fork_after_madv_dofork_keeponfork_is_safe(void)
 {
@@ -597,12 +610,23 @@ static int t_fork_after_madv_dofork_keeponfork_is_safe(void)
 	FAIL_IF(waitpid(pid, &st, 0) != pid, "wait");
 	FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "child: status %#x", st);
 	FAIL_IF(src[0] != 0x5a, "child's write not in the source");
-	/* the parent's attachment is intact and still pinnable */
+	FAIL_IF(bytes_mismatch(att + PG, size - PG, 11 + 31 * (unsigned int)PG + 1) >= 0,
+		"parent's attachment after the fork");
+	/*
+	 * The parent's attachment stays pinnable from 6.11, where fork calls
+	 * ->open before it copies page tables; before, a vma the application
+	 * made inheritable gives its pages to nobody (xpmem_compat.h), so
+	 * process_vm_readv, which pins, fails with EFAULT there.
+	 */
 	local = (struct iovec){ buf, sizeof(buf) };
 	remote = (struct iovec){ att + PG, sizeof(buf) };
-	FAIL_IF(process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof(buf),
-		"process_vm_readv: %s", strerror(errno));
-	FAIL_IF(memcmp(buf, src + PG, sizeof(buf)), "parent reads wrong bytes");
+	if (kernel_at_least(6, 11)) {
+		FAIL_IF(process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != sizeof(buf),
+			"process_vm_readv: %s", strerror(errno));
+		FAIL_IF(memcmp(buf, src + PG, sizeof(buf)), "parent reads wrong bytes");
+	} else {
+		FAIL_UNLESS_ERRNO(process_vm_readv(getpid(), &local, 1, &remote, 1, 0), EFAULT);
+	}
 	FAIL_IF(xpmem_detach(att), "detach");
 	FAIL_IF(xpmem_remove(g_seg), "remove");
 	return settle();
@@ -704,8 +728,8 @@ static const struct tap_test tests[] = {
 int main(int argc, char **argv)
 {
 	if (xpmem_init() != 0) {
-		printf("1..0 # SKIP no /dev/xpmem\n");
-		return 0;
+		printf("1..1\nnot ok 1 open_dev_xpmem\n# %s\n", strerror(errno));
+		return 1;
 	}
 	return tap_main(tests, sizeof(tests) / sizeof(tests[0]), argc, argv);
 }

@@ -388,7 +388,7 @@ static int t_faults_of_many_threads_progress_while_source_lock_contended(void)
 struct mutual {
 	volatile xpmem_segid_t seg[2];
 	volatile uintptr_t att[2];
-	volatile int ready, stop;
+	volatile int ready, stop, stopped;
 };
 
 static void *mmap_writer(void *arg)
@@ -429,6 +429,10 @@ static int mutual_side(struct mutual *m, int me)
 		memset(p, 'a' + me, len);
 	}
 	pthread_join(w, NULL);
+	/* the other side still reads our memory until it stops too */
+	__atomic_add_fetch(&m->stopped, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&m->stopped, __ATOMIC_SEQ_CST) < 2)
+		usleep(1000);
 	return 0;
 }
 

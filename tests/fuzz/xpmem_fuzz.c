@@ -170,6 +170,13 @@ struct board_apid {
 struct board_att {
 	volatile uint64_t addr, len;	/* 0: none */
 	volatile int owner, inc;
+	volatile uint64_t gen;		/* bumped by every change of the slot */
+	/*
+	 * Operations using the attachment now, by the incarnation's parity
+	 * (a killed worker's holds are left behind in the other counter):
+	 * the owner does not detach a held slot (hold_att()).
+	 */
+	volatile int64_t users[2];
 };
 
 struct worker_info {
@@ -314,6 +321,7 @@ struct slot {
 	int64_t apid;
 	int owner, inc;
 	bool writable;
+	uint64_t gen;		/* the board's gen when picked */
 };
 
 struct own_apid {
@@ -548,6 +556,7 @@ static void publish_slot(int i)
 	struct board_att *a = &B->w[me].att[i];
 
 	__atomic_store_n(&a->addr, 0, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&a->gen, 1, __ATOMIC_ACQ_REL);
 	if (slots[i].state != 2)
 		return;
 	a->len = slots[i].len;
@@ -621,7 +630,7 @@ static void op_attach(void)
 	} else {
 		__atomic_add_fetch(&B->attaches_ok, 1, __ATOMIC_RELAXED);
 		slots[i] = (struct slot){ 2, want, (c.size + PG - 1) & ~(PG - 1), ap.id,
-					  ap.owner, ap.inc, ap.writable };
+					  ap.owner, ap.inc, ap.writable, 0 };
 	}
 	publish_slot(i);
 	pthread_mutex_unlock(&lock);
@@ -634,10 +643,44 @@ static int pick_slot(struct slot *out)
 	pthread_mutex_lock(&lock);
 	if (slots[i].state == 2) {
 		*out = slots[i];
+		out->gen = __atomic_load_n(&B->w[me].att[i].gen, __ATOMIC_SEQ_CST);
 		found = i;
 	}
 	pthread_mutex_unlock(&lock);
 	return found;
+}
+
+/*
+ * Hold attachment slot @i of worker @w (incarnation @inc), as published
+ * with generation @gen, for an operation that reads or writes through
+ * it: what it reads must be judged against the right owner, and what it
+ * writes must not land in the next attachment of the slot, another
+ * owner's.  False if the slot changed since.  The owner's detach bumps
+ * gen and then looks at users; a hold adds to users and then looks at
+ * gen (both sequentially consistent): one of the two sees the other.
+ */
+static bool hold_att(int w, int inc, int i, uint64_t gen)
+{
+	struct board_att *a = &B->w[w].att[i];
+
+	__atomic_add_fetch(&a->users[inc & 1], 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&a->gen, __ATOMIC_SEQ_CST) == gen && a->addr)
+		return true;
+	__atomic_sub_fetch(&a->users[inc & 1], 1, __ATOMIC_SEQ_CST);
+	return false;
+}
+
+static void unhold_att(int w, int inc, int i)
+{
+	__atomic_sub_fetch(&B->w[w].att[i].users[inc & 1], 1, __ATOMIC_SEQ_CST);
+}
+
+/* pick_slot() and hold it: -1 if nothing could be held */
+static int pick_held_slot(struct slot *out)
+{
+	int i = pick_slot(out);
+
+	return i >= 0 && hold_att(me, my_inc, i, out->gen) ? i : -1;
 }
 
 static void op_detach(void)
@@ -657,7 +700,14 @@ static void op_detach(void)
 		return;
 	}
 	slots[i].state = 1;
-	publish_slot(i);
+	publish_slot(i);	/* gen moves on: no new holds */
+	if (__atomic_load_n(&B->w[me].att[i].users[my_inc & 1], __ATOMIC_SEQ_CST) > 0) {
+		/* in use by an operation that reads or writes through it */
+		slots[i].state = 2;
+		publish_slot(i);
+		pthread_mutex_unlock(&lock);
+		return;
+	}
 	pthread_mutex_unlock(&lock);
 	c.vaddr = (uint64_t)(uintptr_t)s.addr + rnd_below(s.len / PG) * PG + rnd_below(PG);
 	if (chance(70)) {
@@ -681,8 +731,9 @@ static void op_access(void)
 	volatile uint64_t *p;
 	uint64_t buf[64];
 	bool write;
+	int i = pick_held_slot(&s);
 
-	if (pick_slot(&s) < 0)
+	if (i < 0)
 		return;
 	off = rnd_below(s.len / 8);
 	words = 1 + rnd_below(64);
@@ -707,6 +758,7 @@ static void op_access(void)
 		probe_fault(OP_ACCESS);
 	}
 	probing = 0;
+	unhold_att(me, my_inc, i);
 }
 
 static void op_own_access(void)
@@ -970,18 +1022,21 @@ static void op_procmem(void)
 {
 	int w = (int)rnd_below(nprocs), i = (int)rnd_below(NR_SLOTS), fd;
 	struct board_att *a = &B->w[w].att[i];
+	int winc = B->w[w].inc;
+	pid_t pid = B->w[w].pid;
+	uint64_t gen = __atomic_load_n(&a->gen, __ATOMIC_SEQ_CST);
 	uint64_t addr = __atomic_load_n(&a->addr, __ATOMIC_ACQUIRE), len = a->len;
 	int owner = a->owner, inc = a->inc;
-	pid_t pid = B->w[w].pid;
 	uint64_t buf[32];
 	char path[64];
 	ssize_t n;
 
-	if (!addr || !pid)
+	if (!addr || !pid || !hold_att(w, winc, i, gen))
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
 	fd = open(path, O_RDWR);
 	if (fd < 0) {
+		unhold_att(w, winc, i);
 		count(OP_PROCMEM, 1);
 		return;
 	}
@@ -992,11 +1047,10 @@ static void op_procmem(void)
 		n = pwrite(fd, buf, sizeof(buf), (off_t)addr);
 	} else {
 		n = pread(fd, buf, sizeof(buf), (off_t)addr);
-		/* the slot may have changed hands meanwhile: recheck it */
-		if (n > 0 && __atomic_load_n(&a->addr, __ATOMIC_ACQUIRE) && a->owner == owner &&
-		    a->inc == inc)
+		if (n > 0)
 			check_words(buf, (size_t)n / 8, owner, inc, "/proc/PID/mem");
 	}
+	unhold_att(w, winc, i);
 	count(OP_PROCMEM, n < 0);
 	close(fd);
 }
@@ -1008,9 +1062,14 @@ static void op_vmsplice(void)
 	uint64_t buf[512];
 	struct iovec iov;
 	ssize_t n = -1, got;
+	int i = pick_held_slot(&s);
 
-	if (pick_slot(&s) < 0 || pipe(pfd))
+	if (i < 0)
 		return;
+	if (pipe(pfd)) {
+		unhold_att(me, my_inc, i);
+		return;
+	}
 	iov.iov_base = s.addr + rnd_below(s.len / PG) * PG;
 	iov.iov_len = PG;
 	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
@@ -1020,6 +1079,7 @@ static void op_vmsplice(void)
 		if (got > 0)
 			check_words(buf, (size_t)got / 8, s.owner, s.inc, "vmsplice");
 	}
+	unhold_att(me, my_inc, i);
 	count(OP_VMSPLICE, n < 0);
 	close(pfd[0]);
 	close(pfd[1]);
@@ -1030,8 +1090,9 @@ static void op_odirect(void)
 	struct slot s;
 	off_t blk;
 	ssize_t n;
+	int i;
 
-	if (scratch_fd < 0 || pick_slot(&s) < 0)
+	if (scratch_fd < 0)
 		return;
 	if (!dio_buf) {
 		dio_buf = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -1040,12 +1101,15 @@ static void op_odirect(void)
 			return;
 		}
 	}
+	i = pick_held_slot(&s);
+	if (i < 0)
+		return;
 	/* blocks of this thread only: another's could hold another owner's tags */
 	blk = (off_t)(((me * MAX_THREADS + thread_no) * 16 + rnd_below(16)) * PG);
 	if (s.writable && chance(50)) {
 		/* into the attachment: first a block holding the owner's tags */
-		for (size_t i = 0; i < PG / 8; i++)
-			((uint64_t *)dio_buf)[i] = tag_of(s.owner, s.inc);
+		for (size_t k = 0; k < PG / 8; k++)
+			((uint64_t *)dio_buf)[k] = tag_of(s.owner, s.inc);
 		n = pwrite(scratch_fd, dio_buf, PG, blk);
 		if (n == (ssize_t)PG)
 			n = pread(scratch_fd, s.addr + rnd_below(s.len / PG) * PG, PG, blk);
@@ -1055,6 +1119,7 @@ static void op_odirect(void)
 		if (n == (ssize_t)PG && pread(scratch_fd, dio_buf, PG, blk) == (ssize_t)PG)
 			check_words((uint64_t *)dio_buf, PG / 8, s.owner, s.inc, "O_DIRECT");
 	}
+	unhold_att(me, my_inc, i);
 	count(OP_ODIRECT, n < 0);
 }
 
@@ -1224,6 +1289,9 @@ static int worker_main(int slot, int inc)
 	me = slot;
 	my_inc = inc;
 	rng = seed_for(me, my_inc, 99);
+	/* holds of the incarnation before the last one are long over */
+	for (int i = 0; i < NR_SLOTS; i++)
+		B->w[me].att[i].users[my_inc & 1] = 0;
 	worker_setup();
 	for (int t = 1; t < nthreads; t++)
 		pthread_create(&th[t], NULL, worker_thread, (void *)(uintptr_t)t);

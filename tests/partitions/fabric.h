@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * fabric.h - what the partition test programs share: the mailbox's
- * scratch area (beyond XPMEM_MAILBOX_SCRATCH, never used by the driver),
- * with a barrier word and a small board of published values per partition.
+ * fabric.h - what the partition test programs share.  Every partition has
+ * a mailbox region of its own (scripts/xpmem-partitions): writable at PCI
+ * slot 00:0f.0, and visible read-only to every other partition p at slot
+ * 00:(0x18+p).0.  The tests publish in the scratch area of their own
+ * region (beyond XPMEM_MAILBOX_SCRATCH, never used by the driver) and read
+ * their peers':
  *
- *   scratch + 64 KiB + 64 * p     partition p's barrier: the highest K it reached
- *   scratch + 128 KiB + 4 KiB * p partition p's board: 512 64-bit values
+ *   own scratch + 64 KiB      the highest barrier number K this partition reached
+ *   own scratch + 128 KiB     this partition's board: 512 64-bit values
  */
 #ifndef XPMEM_TESTS_FABRIC_H
 #define XPMEM_TESTS_FABRIC_H
@@ -22,40 +25,65 @@
 #define FABRIC_BARRIER_OFFSET	(FABRIC_SCRATCH + 65536)
 #define FABRIC_BOARD_OFFSET	(FABRIC_SCRATCH + 131072)
 #define FABRIC_MAILBOX_BYTES	(1 << 20)
+#define FABRIC_MAX		4
 
 struct fabric {
 	int me, np;
-	volatile uint64_t *barrier;	/* [p * 8] */
-	volatile uint64_t *board;	/* [p * 512 + key] */
+	/* mailbox[p]: partition p's region; only mailbox[me] is writable */
+	volatile char *mailbox[FABRIC_MAX];
 };
 
-/* Map the mailbox; 0, or -1 with a message. */
+/* partition p's mailbox region as this partition sees it: 0x0f if its own */
+static inline int fabric_mailbox_slot(int me, int p)
+{
+	return p == me ? 0x0f : 0x18 + p;
+}
+
+/* Map a mailbox region (@writable: PROT_WRITE too); NULL with a message. */
+static inline volatile char *fabric_map_mailbox(int slot, int writable)
+{
+	char path[64];
+	void *mb;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/0000:00:%02x.0/resource2", slot);
+	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_SYNC);
+	if (fd < 0) {
+		perror(path);
+		return NULL;
+	}
+	mb = mmap(NULL, FABRIC_MAILBOX_BYTES, PROT_READ | (writable ? PROT_WRITE : 0),
+		  MAP_SHARED, fd, 0);
+	close(fd);
+	if (mb == MAP_FAILED) {
+		perror(path);
+		return NULL;
+	}
+	return mb;
+}
+
+/* Map every partition's mailbox; 0, or -1 with a message. */
 static inline int fabric_open(struct fabric *f)
 {
 	const char *e = getenv("XPMEM_PARTITION"), *c = getenv("XPMEM_PARTITIONS");
-	char *mb;
-	int fd;
 
 	f->me = e ? atoi(e) : -1;
 	f->np = c ? atoi(c) : 0;
-	if (f->me < 0 || f->np < 2 || f->np > 4) {
+	if (f->me < 0 || f->np < 2 || f->np > FABRIC_MAX || f->me >= f->np) {
 		fprintf(stderr, "XPMEM_PARTITION/XPMEM_PARTITIONS not set (run under scripts/xpmem-partitions)\n");
 		return -1;
 	}
-	fd = open("/sys/bus/pci/devices/0000:00:0f.0/resource2", O_RDWR | O_SYNC);
-	if (fd < 0) {
-		perror("mailbox");
-		return -1;
+	for (int p = 0; p < f->np; p++) {
+		f->mailbox[p] = fabric_map_mailbox(fabric_mailbox_slot(f->me, p), p == f->me);
+		if (!f->mailbox[p])
+			return -1;
 	}
-	mb = mmap(NULL, FABRIC_MAILBOX_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (mb == MAP_FAILED) {
-		perror("mmap mailbox");
-		return -1;
-	}
-	f->barrier = (volatile uint64_t *)(mb + FABRIC_BARRIER_OFFSET);
-	f->board = (volatile uint64_t *)(mb + FABRIC_BOARD_OFFSET);
 	return 0;
+}
+
+static inline volatile uint64_t *fabric_barrier_word(struct fabric *f, int p)
+{
+	return (volatile uint64_t *)(f->mailbox[p] + FABRIC_BARRIER_OFFSET);
 }
 
 /*
@@ -67,9 +95,9 @@ static inline int fabric_barrier(struct fabric *f, uint64_t k, unsigned int gone
 	time_t end = time(NULL) + secs;
 
 	__sync_synchronize();
-	f->barrier[f->me * 8] = k;
+	*fabric_barrier_word(f, f->me) = k;
 	for (int p = 0; p < f->np; p++) {
-		while (!(gone & (1u << p)) && f->barrier[p * 8] < k) {
+		while (!(gone & (1u << p)) && *fabric_barrier_word(f, p) < k) {
 			if (time(NULL) > end) {
 				fprintf(stderr, "barrier %llu: partition %d never came\n",
 					(unsigned long long)k, p);
@@ -84,14 +112,14 @@ static inline int fabric_barrier(struct fabric *f, uint64_t k, unsigned int gone
 
 static inline void fabric_put(struct fabric *f, unsigned int key, uint64_t val)
 {
-	f->board[f->me * 512 + key] = val;
+	((volatile uint64_t *)(f->mailbox[f->me] + FABRIC_BOARD_OFFSET))[key] = val;
 	__sync_synchronize();
 }
 
 static inline uint64_t fabric_get(struct fabric *f, int p, unsigned int key)
 {
 	__sync_synchronize();
-	return f->board[p * 512 + key];
+	return ((volatile uint64_t *)(f->mailbox[p] + FABRIC_BOARD_OFFSET))[key];
 }
 
 #endif /* XPMEM_TESTS_FABRIC_H */

@@ -4,17 +4,23 @@
  * (scripts/xpmem-partitions), before any driver relies on it: a page of
  * one partition's RAM must be readable and writable from every other
  * partition through the fabric window, at the page's guest-physical
- * address, and the shared mailbox must be shared.  TAP, run in every
- * partition with XPMEM_PARTITION / XPMEM_PARTITIONS set.
+ * address; every partition's mailbox region must be visible to its peers,
+ * and writable by its owner only.  TAP, run in every partition with
+ * XPMEM_PARTITION / XPMEM_PARTITIONS set.
  *
  * Partition i allocates and locks a page, fills it with a pattern naming
  * i, finds its guest-physical address in /proc/self/pagemap and publishes
- * it in its slot of the mailbox.  Every partition then reads each peer's
- * page through that peer's window (BAR 2 of the ivshmem device at PCI slot
- * 0x10+peer), checks the pattern, and writes its own id into the peer's
- * page at offset 8*(1+i).  Finally each partition checks, in its own page,
- * that every peer's write arrived.  The mailbox also carries a "done"
- * counter so nobody exits while a peer still reads its page.
+ * it in the scratch area of its own mailbox (PCI slot 0x0f).  Every
+ * partition then reads each peer's publication in that peer's mailbox
+ * (slot 0x18+peer), reads the peer's page through the peer's window (BAR
+ * 2 of the ivshmem device at slot 0x10+peer), checks the pattern, and
+ * writes its own id into the peer's page at offset 8*(1+i).  It also
+ * tries to overwrite a word of the peer's mailbox, mapped writable: the
+ * write must not land (the emulated fabric's access control, which the
+ * driver's isolation between partitions rests on).  Finally each
+ * partition checks, in its own page, that every peer's write arrived, and
+ * in its own mailbox that no peer's did.  Each publication also carries a
+ * "done" word so nobody exits while a peer still reads its page.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,11 +36,13 @@
 #define MAX_PARTS 4
 #define SCRATCH (512 * 1024)	/* XPMEM_MAILBOX_SCRATCH: the driver uses what is below */
 
-struct mailbox {
-	volatile uint64_t magic[MAX_PARTS];	/* MAGIC + boot nonce when published */
-	volatile uint64_t phys[MAX_PARTS];	/* guest-physical address of the page */
-	volatile uint64_t nonce[MAX_PARTS];
-	volatile uint64_t done[MAX_PARTS];	/* = nonce when finished reading */
+/* what a partition publishes in the scratch area of its own mailbox */
+struct publication {
+	volatile uint64_t magic;	/* MAGIC once the rest is written */
+	volatile uint64_t phys;		/* guest-physical address of the page */
+	volatile uint64_t nonce;
+	volatile uint64_t done;		/* = nonce when finished reading */
+	volatile uint64_t canary[MAX_PARTS];	/* peer j tries to overwrite canary[j] */
 };
 
 static int n_ok, n_fail, n;
@@ -49,6 +57,7 @@ static void result(int ok, const char *name)
 	fflush(stdout);
 }
 
+/* BAR 2 of the device at @slot, mapped writable even if the memory behind is not */
 static void *map_bar(int slot, size_t *len)
 {
 	char path[128];
@@ -99,12 +108,17 @@ static int wait_for(volatile uint64_t *word, uint64_t want, int secs)
 	return 0;
 }
 
+static uint64_t canary_value(uint64_t nonce, int j)
+{
+	return nonce ^ (0x1111111111111111ULL * (j + 1));
+}
+
 int main(void)
 {
 	const char *e = getenv("XPMEM_PARTITION"), *c = getenv("XPMEM_PARTITIONS");
 	int me = e ? atoi(e) : -1, np = c ? atoi(c) : 0;
+	struct publication *pub[MAX_PARTS] = { NULL };
 	volatile uint64_t *page;
-	struct mailbox *mb;
 	uint64_t nonce;
 	size_t mblen;
 	char name[128];
@@ -115,15 +129,23 @@ int main(void)
 		return 1;
 	}
 	/* the plan, fixed before anything runs: a crash cannot shorten it */
-	printf("1..%d\n", 2 + 2 * (np - 1));
+	printf("1..%d\n", 2 + 4 * (np - 1));
 	srand(time(NULL) ^ getpid());
 	nonce = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ ((uint64_t)me << 60) ^ 1;
 
-	mb = map_bar(0x0f, &mblen);
-	result(mb && mblen >= SCRATCH + sizeof(*mb), "mailbox_bar_maps");
-	if (!mb)
+	for (int j = 0; j < np; j++) {
+		char *mb = map_bar(j == me ? 0x0f : 0x18 + j, &mblen);
+
+		if (mb && mblen >= SCRATCH + sizeof(struct publication))
+			pub[j] = (struct publication *)(mb + SCRATCH);
+	}
+	int all = 1;
+
+	for (int j = 0; j < np; j++)
+		all &= pub[j] != NULL;
+	result(all, "every_partitions_mailbox_bar_maps");
+	if (!all)
 		return 1;
-	mb = (struct mailbox *)((char *)mb + SCRATCH);
 
 	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED,
 		    -1, 0);
@@ -133,14 +155,18 @@ int main(void)
 		page[i] = nonce + i;
 	for (int j = 0; j < np; j++)
 		page[1 + j] = 0;	/* peers write their id + 1 here */
-	mb->phys[me] = virt_to_phys((void *)page);
-	mb->nonce[me] = nonce;
+	pub[me]->phys = virt_to_phys((void *)page);
+	pub[me]->nonce = nonce;
+	for (int j = 0; j < np; j++)
+		pub[me]->canary[j] = canary_value(nonce, j);
 	__sync_synchronize();
-	mb->magic[me] = MAGIC;
-	result(mb->phys[me] != 0, "own_page_has_a_guest_physical_address");
+	pub[me]->magic = MAGIC;
+	result(pub[me]->phys != 0, "own_page_has_a_guest_physical_address");
 
 	for (int j = 0; j < np; j++) {
+		struct publication *pj = pub[j];
 		volatile uint64_t *peer;
+		uint64_t before;
 		size_t wlen;
 		uint64_t *win;
 		int ok = 1;
@@ -148,48 +174,69 @@ int main(void)
 		if (j == me)
 			continue;
 		snprintf(name, sizeof(name), "partition_%d_page_readable_through_window", j);
-		if (wait_for(&mb->magic[j], MAGIC, 120)) {
+		if (wait_for(&pj->magic, MAGIC, 120)) {
 			printf("# partition %d never published its page\n", j);
+			result(0, name);
+			snprintf(name, sizeof(name), "write_into_partition_%d_mailbox_does_not_land", j);
 			result(0, name);
 			continue;
 		}
 		__sync_synchronize();
 		win = map_bar(0x10 + j, &wlen);
-		if (!win || mb->phys[j] + 4096 > wlen) {
+		if (!win || pj->phys + 4096 > wlen) {
 			printf("# window of partition %d: %p, %zu bytes, page at %#llx\n", j,
-			       (void *)win, wlen, (unsigned long long)mb->phys[j]);
+			       (void *)win, wlen, (unsigned long long)pj->phys);
 			result(0, name);
-			continue;
+		} else {
+			peer = (volatile uint64_t *)((char *)win + pj->phys);
+			for (int i = 1 + MAX_PARTS; i < 512; i++)
+				if (peer[i] != pj->nonce + i) {
+					printf("# word %d: %#llx, want %#llx\n", i,
+					       (unsigned long long)peer[i],
+					       (unsigned long long)(pj->nonce + i));
+					ok = 0;
+					break;
+				}
+			result(ok, name);
+			peer[1 + me] = me + 1;	/* write into the peer's RAM */
+			__sync_synchronize();
 		}
-		peer = (volatile uint64_t *)((char *)win + mb->phys[j]);
-		for (int i = 1 + MAX_PARTS; i < 512; i++)
-			if (peer[i] != mb->nonce[j] + i) {
-				printf("# word %d: %#llx, want %#llx\n", i,
-				       (unsigned long long)peer[i],
-				       (unsigned long long)(mb->nonce[j] + i));
-				ok = 0;
-				break;
-			}
-		result(ok, name);
-		peer[1 + me] = me + 1;	/* write into the peer's RAM */
+
+		/* a hostile partition writing into another's mailbox */
+		snprintf(name, sizeof(name), "write_into_partition_%d_mailbox_does_not_land", j);
+		before = pj->canary[me];
+		pj->canary[me] = ~before;
+		pj->magic = 0;
 		__sync_synchronize();
+		usleep(1000);
+		if (pj->canary[me] != canary_value(pj->nonce, me) || before != pj->canary[me] ||
+		    pj->magic != MAGIC)
+			printf("# partition %d's mailbox: canary %#llx (was %#llx), magic %#llx\n", j,
+			       (unsigned long long)pj->canary[me], (unsigned long long)before,
+			       (unsigned long long)pj->magic);
+		result(pj->canary[me] == canary_value(pj->nonce, me) && pj->magic == MAGIC, name);
 	}
 
-	/* every peer's write must show up in our own page */
+	/* every peer's write must show up in our own page, none in our mailbox */
 	for (int j = 0; j < np; j++) {
 		if (j == me)
 			continue;
 		snprintf(name, sizeof(name), "partition_%d_wrote_into_our_ram", j);
 		result(wait_for(&page[1 + j], j + 1, 120) == 0, name);
 	}
-
-	/* leave only when every peer is done with our page */
-	mb->done[me] = nonce;
+	/* leave only when every peer is done with our page and our mailbox */
+	pub[me]->done = nonce;
 	for (int j = 0; j < np; j++)
-		if (j != me && wait_for(&mb->done[j], mb->nonce[j], 120)) {
+		if (j != me && wait_for(&pub[j]->done, pub[j]->nonce, 120)) {
 			printf("# partition %d did not finish\n", j);
 			return 1;
 		}
+	for (int j = 0; j < np; j++) {
+		if (j == me)
+			continue;
+		snprintf(name, sizeof(name), "partition_%d_could_not_write_into_our_mailbox", j);
+		result(pub[me]->canary[j] == canary_value(nonce, j) && pub[me]->magic == MAGIC, name);
+	}
 	printf("# %d passed, %d failed\n", n_ok, n_fail);
 	return n_fail ? 1 : 0;
 }

@@ -519,10 +519,15 @@ static int run_main(void)
 	 * live counters here return to what they were before it)
 	 */
 	if (me != 0) {
-		long atts0 = counter("attachments"), faults0 = counter("import_faults"), atts = -1;
+		/* what this process holds; earlier detaches are given back asynchronously */
+		long atts0 = (att != NULL) + (att_p1 != NULL), faults0, atts = -1;
 		int pipefd[2], st = 0;
 		pid_t pid = -1;
 		char c;
+
+		for (int i = 0; i < 100 && counter("attachments") != atts0; i++)
+			usleep(100000);
+		faults0 = counter("import_faults");
 
 		if (pipe(pipefd) == 0 && (pid = fork()) == 0) {
 			xpmem_apid_t a;
