@@ -146,7 +146,7 @@ static void xpmem_amm_release(struct mmu_notifier *mn, struct mm_struct *mm)
 
 static struct mmu_notifier *xpmem_amm_alloc(struct mm_struct *mm)
 {
-	struct xpmem_amm *amm = kzalloc(sizeof(*amm), GFP_KERNEL);
+	struct xpmem_amm *amm = kzalloc(sizeof(*amm), GFP_KERNEL_ACCOUNT);
 
 	if (!amm)
 		return ERR_PTR(-ENOMEM);

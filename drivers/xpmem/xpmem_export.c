@@ -53,6 +53,7 @@
  * peer; ack waits sleep in ->invalidate, never under a spinlock.
  */
 #include <linux/delay.h>
+#include <linux/moduleparam.h>
 #include <linux/mm.h>
 #include <linux/pfn.h>
 #include <linux/random.h>
@@ -229,11 +230,45 @@ void xpmem_export_check_acks(int peer)
 
 /* ---- lifetime of exports and their attachments ------------------------------- */
 
+/*
+ * What one peer may make this partition hold for it: permits (exports)
+ * and attachments (export_atts) together.  The requests come from another
+ * kernel, so nothing here is charged to a local user or memory cgroup;
+ * this bound is what keeps a peer holding one permit from making us
+ * allocate without end (-EDQUOT beyond, logged).
+ */
+static unsigned int xpmem_max_peer_objects = 65536;
+module_param_named(max_objects_per_peer, xpmem_max_peer_objects, uint, 0644);
+MODULE_PARM_DESC(max_objects_per_peer,
+		 "permits and attachments one partition may hold here at a time (EDQUOT beyond)");
+
+static atomic_t xpmem_peer_objects[XPMEM_MAX_PARTITIONS];
+
+static int xpmem_peer_charge(int peer)
+{
+	unsigned int max = READ_ONCE(xpmem_max_peer_objects);
+
+	if (atomic_inc_return(&xpmem_peer_objects[peer]) > max) {
+		atomic_dec(&xpmem_peer_objects[peer]);
+		pr_warn_ratelimited("xpmem: partition %d reached max_objects_per_peer (%u)\n",
+				    peer, max);
+		xpmem_count(limits_hit);
+		return -EDQUOT;
+	}
+	return 0;
+}
+
+static void xpmem_peer_uncharge(int peer)
+{
+	atomic_dec(&xpmem_peer_objects[peer]);
+}
+
 static void xpmem_export_free(struct kref *ref)
 {
 	struct xpmem_export *exp = container_of(ref, struct xpmem_export, ref);
 
 	WARN_ON_ONCE(!list_empty(&exp->atts));
+	xpmem_peer_uncharge(exp->peer);
 	xpmem_segment_put(exp->seg);
 	kfree_rcu(exp, rcu);
 }
@@ -248,6 +283,7 @@ static void xpmem_export_att_free(struct kref *ref)
 	struct xpmem_export_att *att = container_of(ref, struct xpmem_export_att, ref);
 
 	WARN_ON_ONCE(att->mirror.inserted);
+	xpmem_peer_uncharge(att->exp->peer);
 	xpmem_export_put(att->exp);
 	kfree_rcu(att, rcu);
 }
@@ -413,10 +449,16 @@ static void xpmem_export_get(int peer, u64 gen, const u64 *p)
 	seg = xpmem_segment_get_for_peer((s64)p[1], p[2], p[3], p[4], &err);
 	if (!seg)
 		goto fail;
-	err = -ENOMEM;
+	err = xpmem_peer_charge(peer);
+	if (err) {
+		xpmem_segment_put(seg);
+		goto fail;
+	}
 	exp = kzalloc(sizeof(*exp), GFP_KERNEL);
 	if (!exp) {
+		xpmem_peer_uncharge(peer);
 		xpmem_segment_put(seg);
+		err = -ENOMEM;
 		goto fail;
 	}
 	kref_init(&exp->ref);
@@ -494,10 +536,15 @@ static void xpmem_export_attach(int peer, u64 gen, const u64 *p)
 	if (!size || !PAGE_ALIGNED(offset) || !PAGE_ALIGNED(size) ||
 	    offset >= seg->size || size > seg->size - offset)
 		goto fail_put;
-	err = -ENOMEM;
-	att = kzalloc(sizeof(*att), GFP_KERNEL_ACCOUNT);
-	if (!att)
+	err = xpmem_peer_charge(peer);
+	if (err)
 		goto fail_put;
+	att = kzalloc(sizeof(*att), GFP_KERNEL);
+	if (!att) {
+		xpmem_peer_uncharge(peer);
+		err = -ENOMEM;
+		goto fail_put;
+	}
 	kref_init(&att->ref);
 	att->exp = exp;			/* takes over the lookup's reference */
 	att->mm = seg->mm;

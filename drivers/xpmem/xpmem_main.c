@@ -174,7 +174,7 @@ static long xpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 static int xpmem_open(struct inode *inode, struct file *file)
 {
-	struct xpmem_file *xf = kzalloc(sizeof(*xf), GFP_KERNEL);
+	struct xpmem_file *xf = kzalloc(sizeof(*xf), GFP_KERNEL_ACCOUNT);
 
 	if (!xf)
 		return -ENOMEM;

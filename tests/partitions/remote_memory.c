@@ -39,7 +39,30 @@
 #define WAIT		120			/* seconds at a barrier */
 
 enum { KEY_RW = 1, KEY_RO, KEY_NONE, KEY_P1, KEY_EXIT, KEY_KILL, KEY_STAY, KEY_VICTIM,
-       KEY_SWAP_DONE = 20 };
+       KEY_LIMIT, KEY_SWAP_DONE = 20 };
+
+#define PEER_LIMIT	3	/* max_objects_per_peer for step 10 */
+
+/* write a module parameter; its old value, or -1 */
+static long set_param(const char *name, long val)
+{
+	char path[128];
+	long old = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/sys/module/xpmem/parameters/%s", name);
+	fp = fopen(path, "r");
+	if (!fp)
+		return -1;
+	if (fscanf(fp, "%ld", &old) != 1)
+		old = -1;
+	fclose(fp);
+	fp = fopen(path, "w");
+	if (!fp)
+		return -1;
+	fprintf(fp, "%ld\n", val);
+	return fclose(fp) ? -1 : old;
+}
 
 static struct fabric f;
 static int ntest, nfail;
@@ -236,6 +259,7 @@ static int run_main(void)
 	xpmem_segid_t rw = 0, ro = 0, none = 0, p1seg = 0;
 	xpmem_apid_t apid = -1, apid_p1 = -1;
 	char *att_p1 = NULL;
+	long old_limit = -1;
 	long bad;
 
 	/* 1. partition 0 exports; partition 1 exports one for partition 0 */
@@ -587,10 +611,75 @@ static int run_main(void)
 	} else if (me == 1) {
 		xpmem_remove(p1seg);
 	}
+	barrier(26, 0);
+
+	/*
+	 * 10. what a peer may make the owner hold is bounded: with
+	 * max_objects_per_peer at 3 on the owner, each other partition gets
+	 * 2 permits and 1 attachment, and the next get and attach fail with
+	 * EDQUOT; released, they work again
+	 */
+	if (me == 0) {
+		char *lim = alloc_aligned(SMALL_BYTES);
+
+		fill(lim, SMALL_BYTES / PAGE, 9);
+		old_limit = set_param("max_objects_per_peer", PEER_LIMIT);
+		fabric_put(&f, KEY_LIMIT, xpmem_make(lim, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0666));
+	}
+	barrier(27, 0);
+	if (me != 0) {
+		xpmem_segid_t lim = fabric_get(&f, 0, KEY_LIMIT);
+		xpmem_apid_t a1 = xpmem_get(lim, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+		xpmem_apid_t a2 = xpmem_get(lim, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+		struct xpmem_addr addr = { .apid = a1, .offset = 0 };
+		void *p = a1 > 0 ? xpmem_attach(addr, SMALL_BYTES, NULL) : (void *)-1;
+		xpmem_apid_t a3 = xpmem_get(lim, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+		int e3 = errno, e4;
+		void *q;
+
+		addr.apid = a2;
+		q = a2 > 0 ? xpmem_attach(addr, SMALL_BYTES, NULL) : (void *)-1;
+		e4 = errno;
+		CHECK(a1 > 0 && a2 > 0 && p != (void *)-1 && a3 < 0 && e3 == EDQUOT &&
+		      q == (void *)-1 && e4 == EDQUOT,
+		      "owner_bounds_what_a_peer_makes_it_hold",
+		      "gets %lld %lld, attach %p, then get %lld errno %d, attach %p errno %d",
+		      (long long)a1, (long long)a2, p, (long long)a3, e3, q, e4);
+		if (p != (void *)-1)
+			xpmem_detach(p);
+		if (a2 > 0)
+			xpmem_release(a2);
+		if (a1 > 0)
+			xpmem_release(a1);
+		if (a3 > 0)
+			xpmem_release(a3);
+		a1 = -1;
+		for (int i = 0; i < 100 && a1 < 0; i++) {
+			a1 = xpmem_get(lim, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+			if (a1 < 0)
+				usleep(100000);	/* the detach is given back asynchronously */
+		}
+		CHECK(a1 > 0, "peer_limit_frees_up_when_released", "get errno %d", errno);
+		if (a1 > 0)
+			xpmem_release(a1);
+	}
+	barrier(28, 0);
+	if (me == 0) {
+		long e = -1, a = -1;
+
+		set_param("max_objects_per_peer", old_limit);
+		xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_LIMIT));
+		CHECK(system("dmesg | grep -q 'reached max_objects_per_peer'") == 0,
+		      "peer_limit_reported_in_the_log",
+		      "no log line");
+		wait_exports_zero(50, &e, &a);
+		CHECK(!e && !a, "owner_export_counters_zero_after_the_limit_test",
+		      "exports %ld export_atts %ld", e, a);
+	}
 	printf("# remote faults served here %ld, resolved remotely %ld, invalidations sent %ld acked %ld\n",
 	       counter("export_faults"), counter("import_faults"), counter("export_invals"),
 	       counter("export_acks"));
-	barrier(26, 0);
+	barrier(29, 0);
 	return 0;
 }
 
@@ -749,8 +838,8 @@ static int plan_main(int me, int np)
 	int attacher = 19 + (np < 4);
 
 	if (me == 0)
-		return 7;
-	return attacher + (me == 1 ? 3 : 0);
+		return 7 + 2;		/* + step 10: the log line, counters */
+	return attacher + (me == 1 ? 3 : 0) + 2;	/* + step 10 */
 }
 
 static int plan_kill(int me, int np)
