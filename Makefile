@@ -55,7 +55,7 @@ TEST_SRCS := $(wildcard tests/functional/*.c tests/demo/*.c tests/oversub/*.c te
 TEST_BINS := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRCS))
 # RDMA test: needs libibverbs-dev (scripts/deps installs it)
 RDMA_BINS := $(if $(wildcard /usr/include/infiniband/verbs.h),$(B)/tests/rdma/xpmem_rdma)
-BENCH_SRCS := $(wildcard bench/partitions/*.c)
+BENCH_SRCS := $(wildcard bench/partitions/*.c bench/local/*.c)
 BENCH_BINS := $(patsubst %.c,$(B)/%,$(BENCH_SRCS))
 
 # MPI tests and benchmark: built with MPICH's mpicc when it is installed
@@ -64,18 +64,30 @@ MPICC     ?= mpicc
 MPI_SRCS  := $(wildcard tests/mpi/*.c bench/mpi/*.c)
 MPI_BINS  := $(if $(shell command -v $(MPICC)),$(patsubst %.c,$(B)/%,$(MPI_SRCS)))
 
-.PHONY: all module lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-partitions install deps clean
-all: module lib tests
+.PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-partitions install deps clean
+all: module module-test lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
+# build/modules/<release>/xpmem.ko is the module to install; the test suites
+# load build/modules-test/<release>/xpmem.ko, the same source built with
+# the test hooks (CONFIG_XPMEM_TEST_HOOKS: debugfs ack_delay_ms,
+# test_pin_pages), which the installed module never contains.
+MOD_TEST_OUT := $(B)/modules-test/$(KVER)
 module: $(MOD_OUT)/xpmem.ko
-$(MOD_OUT)/xpmem.ko: $(MOD_SRC)
+module-test: $(MOD_TEST_OUT)/xpmem.ko
+define build_module
 	@test -e $(KDIR)/Makefile || { echo "no kernel headers at $(KDIR) (run scripts/deps)"; exit 1; }
-	@mkdir -p $(MOD_OUT)/src/drivers/xpmem $(MOD_OUT)/src/include/uapi
-	@cp drivers/xpmem/*.c drivers/xpmem/*.h drivers/xpmem/Kbuild $(MOD_OUT)/src/drivers/xpmem/
-	@cp include/uapi/xpmem.h $(MOD_OUT)/src/include/uapi/
-	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(MOD_OUT)/src/drivers/xpmem CONFIG_XPMEM=m W=1 modules
-	@cp $(MOD_OUT)/src/drivers/xpmem/xpmem.ko $@
+	@rm -rf $(1)/src
+	@mkdir -p $(1)/src/drivers/xpmem $(1)/src/include/uapi
+	@cp drivers/xpmem/*.c drivers/xpmem/*.h drivers/xpmem/Kbuild $(1)/src/drivers/xpmem/
+	@cp include/uapi/xpmem.h $(1)/src/include/uapi/
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(1)/src/drivers/xpmem CONFIG_XPMEM=m W=1 $(2) modules
+	@cp $(1)/src/drivers/xpmem/xpmem.ko $(1)/xpmem.ko
+endef
+$(MOD_OUT)/xpmem.ko: $(MOD_SRC)
+	$(call build_module,$(MOD_OUT),)
+$(MOD_TEST_OUT)/xpmem.ko: $(MOD_SRC)
+	$(call build_module,$(MOD_TEST_OUT),XPMEM_TEST_HOOKS=y)
 
 # ---- libxpmem ---------------------------------------------------------------
 # build/lib/pkgconfig describes a default install; `make install` writes the
@@ -98,6 +110,9 @@ $(B)/lib/pkgconfig/%.pc: lib/libxpmem/%.pc.in Makefile
 # ---- tests --------------------------------------------------------------------
 tests: $(TEST_BINS) $(MPI_BINS) $(BENCH_BINS) $(RDMA_BINS)
 $(B)/bench/partitions/%: bench/partitions/%.c tests/partitions/fabric.h $(LIB_SO)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
+$(B)/bench/local/%: bench/local/%.c include/uapi/xpmem.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
 $(B)/tests/mpi/% $(B)/bench/mpi/%: MPI_CFLAGS := $(CFLAGS) $(WARN)
@@ -161,10 +176,14 @@ demo:
 		--log-prefix build/vm/console-demo-part run -- tests/demo/run-partition-demo
 tests-demo: $(filter $(B)/tests/demo/%,$(TEST_BINS))
 
-# MPI Put/Get latency and bandwidth, UCX xpmem vs posix+cma, one guest
+# Local attachments (first touch, copy, per-call costs, invalidation), one
+# guest boot; table in build/bench/local.md, plot in build/bench/local.png.
+# Then MPI Put/Get latency and bandwidth, UCX xpmem vs posix+cma, one guest
 # boot; table in build/bench/mpi-rma.md, plot in build/bench/mpi-rma.png
 bench: deps
 	$(MAKE) all
+	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/local/run
+	bench/local/report
 	tests/mpi/build-ucx-xpmem
 	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/mpi/run
 	bench/mpi/report
@@ -173,6 +192,11 @@ BENCH_KERNEL ?= debian-6.12
 
 # cross-partition fault, invalidation and copy vs local, two partitions in
 # one run; table in build/bench/partitions/remote.md
+bench-local: deps
+	$(MAKE) all
+	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/local/run
+	bench/local/report
+
 bench-partitions: deps
 	$(MAKE) all
 	scripts/xpmem-partitions --count 2 --kernel $(BENCH_KERNEL) --mem 1024 \

@@ -6,33 +6,35 @@
  *   live          the same, for the live-object counts only: each returns
  *                 to 0 when nothing is in use, which the tests assert by
  *                 reading this file (so none can be forgotten).
- *   ack_delay_ms  test hook: delay every acknowledgment (local, or to
- *                 an owning partition), to exercise slow acknowledgers
- *                 (0 = off).
+ *   histograms    "NAME LOW COUNT": latency histograms in log2 buckets of
+ *                 nanoseconds (fault, remote fault, invalidation wait)
  *   partitions    the fabric: this partition and each peer's state
  *   ping          write "PEER COUNT": measured round trips to PEER; read
- *                 the result (xpmem_fabric.c)
- *   test_pin_pages  test hook: attachments made while it is Y keep a page
- *                 reference on everything they map, like pinning XPMEM
- *                 implementations; proves the no-pinning tests can fail.
+ *                 the result (the transport, xpmem_ivshmem.c)
+ * Only in modules built with CONFIG_XPMEM_TEST_HOOKS (the test builds):
+ *   ack_delay_ms  delay every acknowledgment (local, or to an owning
+ *                 partition), to exercise slow acknowledgers (0 = off)
+ *   test_pin_pages  attachments made while it is Y keep a page reference
+ *                 on everything they map, like pinning XPMEM
+ *                 implementations; proves the no-pinning tests can fail
  */
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
 
-#include "xpmem_internal.h"
-
-unsigned int xpmem_ack_delay_ms;
-bool xpmem_test_pin_pages;
+#include "xpmem_debugfs.h"
+#include "xpmem_proto.h"
+#include "xpmem_stats.h"
 
 static struct dentry *xpmem_debugfs_dir;
 
-#define XPMEM_COUNTER(name, live) { #name, &xpmem_stats.name, live }
+#define XPMEM_COUNTER(name, live) \
+	{ #name, offsetof(struct xpmem_counters, name), live }
 #define XPMEM_LIVE(name)	XPMEM_COUNTER(name, true)
 #define XPMEM_EVENT(name)	XPMEM_COUNTER(name, false)
 
 static const struct {
 	const char *name;
-	atomic_long_t *value;
+	size_t offset;
 	bool live;		/* counts objects that exist now */
 } xpmem_counter_table[] = {
 	XPMEM_LIVE(segments),
@@ -81,7 +83,7 @@ static void xpmem_counters_print(struct seq_file *m, bool live_only)
 	for (i = 0; i < ARRAY_SIZE(xpmem_counter_table); i++)
 		if (!live_only || xpmem_counter_table[i].live)
 			seq_printf(m, "%s %ld\n", xpmem_counter_table[i].name,
-				   atomic_long_read(xpmem_counter_table[i].value));
+				   xpmem_counter_sum(xpmem_counter_table[i].offset));
 }
 
 static int xpmem_counters_show(struct seq_file *m, void *unused)
@@ -98,19 +100,30 @@ static int xpmem_live_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(xpmem_live);
 
+static int xpmem_histograms_show(struct seq_file *m, void *unused)
+{
+	xpmem_hist_show(m);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(xpmem_histograms);
+
 void xpmem_debugfs_init(void)
 {
 	/* debugfs failures are not fatal; the handles are checked inside */
-	xpmem_debugfs_dir = debugfs_create_dir(XPMEM_MODULE_NAME, NULL);
+	xpmem_debugfs_dir = debugfs_create_dir("xpmem", NULL);
 	debugfs_create_file("counters", 0444, xpmem_debugfs_dir, NULL,
 			    &xpmem_counters_fops);
 	debugfs_create_file("live", 0444, xpmem_debugfs_dir, NULL,
 			    &xpmem_live_fops);
+	debugfs_create_file("histograms", 0444, xpmem_debugfs_dir, NULL,
+			    &xpmem_histograms_fops);
+#ifdef CONFIG_XPMEM_TEST_HOOKS
 	debugfs_create_u32("ack_delay_ms", 0600, xpmem_debugfs_dir,
 			   &xpmem_ack_delay_ms);
 	debugfs_create_bool("test_pin_pages", 0600, xpmem_debugfs_dir,
 			    &xpmem_test_pin_pages);
-	xpmem_fabric_debugfs(xpmem_debugfs_dir);
+#endif
+	xpmem_proto_debugfs(xpmem_debugfs_dir);
 }
 
 void xpmem_debugfs_exit(void)

@@ -53,8 +53,10 @@
  * peer; ack waits sleep in ->invalidate, never under a spinlock.
  */
 #include <linux/delay.h>
+#include <linux/ktime.h>
 #include <linux/moduleparam.h>
 #include <linux/mm.h>
+#include <linux/mmu_notifier.h>
 #include <linux/pfn.h>
 #include <linux/random.h>
 #include <linux/rcupdate.h>
@@ -63,8 +65,14 @@
 #include <linux/wait.h>
 #include <linux/xarray.h>
 
-#include "xpmem_internal.h"
-#include "xpmem_wire.h"
+#include "xpmem_attach.h"
+#include "xpmem_export.h"
+#include "xpmem_ids.h"
+#include "xpmem_mirror.h"
+#include "xpmem_proto.h"
+#include "xpmem_segment.h"
+#include "xpmem_stats.h"
+#include "xpmem_trace.h"
 
 struct xpmem_export {
 	struct kref ref;
@@ -74,7 +82,7 @@ struct xpmem_export {
 	u64 gen;			/* the peer's incarnation */
 	struct xpmem_segment *seg;	/* referenced */
 	bool writable;
-	struct list_head seg_node;	/* in seg->exports, under seg->lock */
+	struct xpmem_dependent dep;	/* in seg's dependents: revoked with it */
 	struct mutex lock;		/* atts, released */
 	struct list_head atts;
 	bool released;
@@ -104,6 +112,7 @@ static DEFINE_XARRAY_ALLOC1(xpmem_export_atts);
 struct xpmem_ack_slot {
 	struct completion *done;	/* NULL: free */
 	unsigned long sent;		/* jiffies */
+	u64 sent_ns;			/* for the tracepoint */
 	u16 tag;			/* so a late ack cannot hit a reused slot */
 };
 
@@ -117,7 +126,7 @@ static struct xpmem_export_peer {
 
 static bool xpmem_ack_slot_free(struct xpmem_export_peer *ep, u64 gen, int peer)
 {
-	return READ_ONCE(ep->pending) < XPMEM_ACK_SLOTS || xpmem_remote_gen(peer) != gen;
+	return READ_ONCE(ep->pending) < XPMEM_ACK_SLOTS || xpmem_peer_gen(peer) != gen;
 }
 
 /*
@@ -130,17 +139,17 @@ static int xpmem_ack_slot_get(int peer, u64 gen, struct completion *done, u64 *i
 {
 	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
 	unsigned long limit = jiffies + XPMEM_ACK_FENCE_FACTOR *
-			      msecs_to_jiffies(xpmem_fabric_timeout_ms());
+			      msecs_to_jiffies(xpmem_peer_timeout_ms());
 	unsigned int i;
 
 	for (;;) {
 		if (!wait_event_timeout(ep->slot_wq, xpmem_ack_slot_free(ep, gen, peer),
-					msecs_to_jiffies(xpmem_fabric_timeout_ms())) &&
+					msecs_to_jiffies(xpmem_peer_timeout_ms())) &&
 		    time_after(jiffies, limit))
-			xpmem_fabric_fence(peer, "acknowledgment slots stayed full");
+			xpmem_peer_fence(peer, "acknowledgment slots stayed full");
 		spin_lock(&ep->lock);
 		/* checked under the lock that xpmem_export_peer_down() takes */
-		if (xpmem_remote_gen(peer) != gen) {
+		if (xpmem_peer_gen(peer) != gen) {
 			spin_unlock(&ep->lock);
 			return -EHOSTDOWN;
 		}
@@ -153,6 +162,7 @@ static int xpmem_ack_slot_get(int peer, u64 gen, struct completion *done, u64 *i
 	}
 	ep->slot[i].done = done;
 	ep->slot[i].sent = jiffies;
+	ep->slot[i].sent_ns = ktime_get_ns();
 	ep->slot[i].tag = ++ep->next_tag;
 	ep->pending++;
 	*id = ((u64)ep->slot[i].tag << 16) | i;
@@ -161,7 +171,7 @@ static int xpmem_ack_slot_get(int peer, u64 gen, struct completion *done, u64 *i
 }
 
 /* Free the slot named @id and return its waiter (NULL: no such slot). */
-static struct completion *xpmem_ack_slot_put(int peer, u64 id)
+static struct completion *xpmem_ack_slot_put(int peer, u64 id, u64 *sent_ns)
 {
 	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
 	struct completion *done = NULL;
@@ -170,6 +180,7 @@ static struct completion *xpmem_ack_slot_put(int peer, u64 id)
 	spin_lock(&ep->lock);
 	if (i < XPMEM_ACK_SLOTS && id >> 16 == ep->slot[i].tag && ep->slot[i].done) {
 		done = ep->slot[i].done;
+		*sent_ns = ep->slot[i].sent_ns;
 		ep->slot[i].done = NULL;
 		ep->pending--;
 	}
@@ -179,20 +190,22 @@ static struct completion *xpmem_ack_slot_put(int peer, u64 id)
 	return done;
 }
 
-/* Poll thread: ACK from @peer; false if it acknowledges nothing we sent. */
-bool xpmem_export_ack(int peer, u64 id)
+/* Receive context: ACK from @peer (ack id); false if it acknowledges nothing we sent. */
+static bool xpmem_export_ack(int peer, const u64 *p)
 {
-	struct completion *done = xpmem_ack_slot_put(peer, id);
+	u64 sent_ns = 0;
+	struct completion *done = xpmem_ack_slot_put(peer, p[0], &sent_ns);
 
 	if (!done)
 		return false;
 	xpmem_count(export_acks);
+	trace_xpmem_ack(peer, p[0], ktime_get_ns() - sent_ns);
 	complete(done);
 	return true;
 }
 
-/* Poll thread: @peer is gone; nothing it holds can be waited for. */
-void xpmem_export_peer_down(int peer)
+/* Receive context: @peer is gone; nothing it holds can be waited for. */
+static void xpmem_export_peer_down(int peer)
 {
 	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
 	unsigned int i;
@@ -210,11 +223,11 @@ void xpmem_export_peer_down(int peer)
 	wake_up_all(&ep->slot_wq);
 }
 
-/* Poll thread, each heartbeat: an ack overdue by a peer timeout fences it. */
-void xpmem_export_check_acks(int peer)
+/* Receive context, each heartbeat: an ack overdue by a peer timeout fences it. */
+static void xpmem_export_check_acks(int peer)
 {
 	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
-	unsigned long limit = msecs_to_jiffies(xpmem_fabric_timeout_ms());
+	unsigned long limit = msecs_to_jiffies(xpmem_peer_timeout_ms());
 	bool overdue = false;
 	unsigned int i;
 
@@ -225,7 +238,7 @@ void xpmem_export_check_acks(int peer)
 		overdue = ep->slot[i].done && time_after(jiffies, ep->slot[i].sent + limit);
 	spin_unlock(&ep->lock);
 	if (overdue)
-		xpmem_fabric_fence(peer, "an invalidation was not acknowledged in time");
+		xpmem_peer_fence(peer, "an invalidation was not acknowledged in time");
 }
 
 /* ---- lifetime of exports and their attachments ------------------------------- */
@@ -303,7 +316,7 @@ static void xpmem_export_att_zap(struct xpmem_export_att *att, unsigned long sta
 				 unsigned long end)
 {
 	int peer = att->exp->peer;
-	unsigned long timeout = msecs_to_jiffies(xpmem_fabric_timeout_ms());
+	unsigned long timeout = msecs_to_jiffies(xpmem_peer_timeout_ms());
 	DECLARE_COMPLETION_ONSTACK(done);
 	unsigned int waits = 0;
 	u64 p[4];
@@ -316,16 +329,18 @@ static void xpmem_export_att_zap(struct xpmem_export_att *att, unsigned long sta
 	p[2] = start - att->src_start;
 	p[3] = end - att->src_start;
 	xpmem_count(export_invals);
-	if (xpmem_fabric_send_wait(peer, XPMEM_MSG_INVAL, p, 4)) {
+	if (xpmem_peer_send_wait(peer, XPMEM_MSG_INVAL, p, 4)) {
 		/* not alive any more; peer_down may have completed it already */
-		if (xpmem_ack_slot_put(peer, p[0])) {
+		u64 sent_ns;
+
+		if (xpmem_ack_slot_put(peer, p[0], &sent_ns)) {
 			xpmem_count(export_fenced_acks);
 			return;
 		}
 	}
 	while (!wait_for_completion_timeout(&done, timeout)) {
 		if (++waits == XPMEM_ACK_FENCE_FACTOR)
-			xpmem_fabric_fence(peer, "an invalidation was not acknowledged");
+			xpmem_peer_fence(peer, "an invalidation was not acknowledged");
 		xpmem_count(ack_wait_slow);
 	}
 }
@@ -347,7 +362,7 @@ static const struct xpmem_mirror_ops xpmem_export_mirror_ops = {
  */
 static void xpmem_export_att_destroy(struct xpmem_export_att *att)
 {
-	xa_erase(&xpmem_export_atts, (u32)att->handle);
+	xpmem_handle_free(&xpmem_export_atts, att->handle, att);
 	spin_lock(&att->mirror.lock);
 	WRITE_ONCE(att->revoked, true);
 	spin_unlock(&att->mirror.lock);
@@ -374,34 +389,29 @@ static void xpmem_export_revoke(struct xpmem_export *exp)
 /* The caller took @exp out of xpmem_exports (so it runs once). */
 static void xpmem_export_destroy(struct xpmem_export *exp)
 {
-	struct xpmem_segment *seg = exp->seg;
-
 	xpmem_export_revoke(exp);
-	mutex_lock(&seg->lock);
-	list_del_init(&exp->seg_node);
-	mutex_unlock(&seg->lock);
+	xpmem_segment_del_dependent(exp->seg, &exp->dep);
 	xpmem_uncount(exports);
 	xpmem_export_put(exp);
 }
 
-/* Segment removal (seg->lock held): the peers' attachments go now. */
-void xpmem_export_segment_destroy(struct xpmem_segment *seg)
+/* The segment ends (its lock held): the peer's attachments go now. */
+static void xpmem_export_dep_revoke(struct xpmem_dependent *d)
 {
-	struct xpmem_export *exp;
-
-	lockdep_assert_held(&seg->lock);
-	list_for_each_entry(exp, &seg->exports, seg_node)
-		xpmem_export_revoke(exp);
+	xpmem_export_revoke(container_of(d, struct xpmem_export, dep));
 }
+
+static const struct xpmem_dependent_ops xpmem_export_dep_ops = {
+	.revoke = xpmem_export_dep_revoke,
+};
 
 static struct xpmem_export *xpmem_export_lookup(int peer, u64 gen, u64 handle)
 {
 	struct xpmem_export *exp;
 
 	rcu_read_lock();
-	exp = xa_load(&xpmem_exports, (u32)handle);
-	if (exp && (exp->handle != handle || exp->peer != peer || exp->gen != gen ||
-		    !kref_get_unless_zero(&exp->ref)))
+	exp = xpmem_handle_lookup(&xpmem_exports, handle, offsetof(struct xpmem_export, handle));
+	if (exp && (exp->peer != peer || exp->gen != gen || !kref_get_unless_zero(&exp->ref)))
 		exp = NULL;
 	rcu_read_unlock();
 	return exp;
@@ -412,17 +422,13 @@ static struct xpmem_export_att *xpmem_export_att_lookup(int peer, u64 gen, u64 h
 	struct xpmem_export_att *att;
 
 	rcu_read_lock();
-	att = xa_load(&xpmem_export_atts, (u32)handle);
-	if (att && (att->handle != handle || att->exp->peer != peer || att->exp->gen != gen ||
+	att = xpmem_handle_lookup(&xpmem_export_atts, handle,
+				  offsetof(struct xpmem_export_att, handle));
+	if (att && (att->exp->peer != peer || att->exp->gen != gen ||
 		    !kref_get_unless_zero(&att->ref)))
 		att = NULL;
 	rcu_read_unlock();
 	return att;
-}
-
-static u64 xpmem_handle(u32 slot)
-{
-	return ((u64)(get_random_u32() | 1) << 32) | slot;
 }
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -431,7 +437,7 @@ static void xpmem_export_reply(int peer, u64 req, int err, u64 a, u64 b)
 {
 	u64 p[XPMEM_PAYLOAD_WORDS] = { req, (u64)(s64)err, a, b, 0 };
 
-	xpmem_fabric_send_wait(peer, XPMEM_MSG_REPLY, p, XPMEM_PAYLOAD_WORDS);
+	xpmem_peer_send_wait(peer, XPMEM_MSG_REPLY, p, XPMEM_PAYLOAD_WORDS);
 }
 
 /* GET: req, segid, writable, euid, egid */
@@ -439,7 +445,6 @@ static void xpmem_export_get(int peer, u64 gen, const u64 *p)
 {
 	struct xpmem_segment *seg;
 	struct xpmem_export *exp;
-	u32 slot;
 	int err;
 
 	if (p[2] > 1 || p[3] > U32_MAX || p[4] > U32_MAX) {
@@ -468,32 +473,24 @@ static void xpmem_export_get(int peer, u64 gen, const u64 *p)
 	exp->writable = p[2];
 	mutex_init(&exp->lock);
 	INIT_LIST_HEAD(&exp->atts);
-	INIT_LIST_HEAD(&exp->seg_node);
+	exp->dep.ops = &xpmem_export_dep_ops;
+	INIT_LIST_HEAD(&exp->dep.node);
 
-	mutex_lock(&seg->lock);
-	if (seg->removed) {
-		mutex_unlock(&seg->lock);
-		xpmem_export_put(exp);
-		err = -ENOENT;
-		goto fail;
-	}
-	list_add_tail(&exp->seg_node, &seg->exports);
-	mutex_unlock(&seg->lock);
-
-	err = xa_alloc(&xpmem_exports, &slot, NULL, xa_limit_32b, GFP_KERNEL);
+	err = xpmem_segment_add_dependent(seg, &exp->dep);
 	if (err) {
-		mutex_lock(&seg->lock);
-		list_del_init(&exp->seg_node);
-		mutex_unlock(&seg->lock);
 		xpmem_export_put(exp);
 		goto fail;
 	}
-	exp->handle = xpmem_handle(slot);
+	err = xpmem_handle_alloc(&xpmem_exports, exp, &exp->handle, GFP_KERNEL);
+	if (err) {
+		xpmem_segment_del_dependent(seg, &exp->dep);
+		xpmem_export_put(exp);
+		goto fail;
+	}
 	xpmem_count(exports);
-	xa_store(&xpmem_exports, slot, exp, GFP_KERNEL);
 	/* the peer went down meanwhile: its cleanup may have missed this */
-	if (xpmem_remote_gen(peer) != gen) {
-		if (xa_cmpxchg(&xpmem_exports, slot, exp, NULL, GFP_KERNEL) == exp)
+	if (xpmem_peer_gen(peer) != gen) {
+		if (xpmem_handle_free(&xpmem_exports, exp->handle, exp))
 			xpmem_export_destroy(exp);
 		return;
 	}
@@ -510,7 +507,7 @@ static void xpmem_export_release(int peer, u64 gen, const u64 *p)
 	int err = -ENOENT;
 
 	if (exp) {
-		if (xa_cmpxchg(&xpmem_exports, (u32)exp->handle, exp, NULL, GFP_KERNEL) == exp) {
+		if (xpmem_handle_free(&xpmem_exports, exp->handle, exp)) {
 			xpmem_export_destroy(exp);
 			err = 0;
 		}
@@ -526,7 +523,6 @@ static void xpmem_export_attach(int peer, u64 gen, const u64 *p)
 	u64 offset = p[2], size = p[3];
 	struct xpmem_export_att *att;
 	struct xpmem_segment *seg;
-	u32 slot;
 	int err = -ENOENT;
 
 	if (!exp)
@@ -557,8 +553,11 @@ static void xpmem_export_attach(int peer, u64 gen, const u64 *p)
 		xpmem_export_att_put(att);
 		goto fail;
 	}
-	err = xpmem_mirror_insert(&att->mirror, &xpmem_export_mirror_ops, att->mm,
-				  att->src_start, size);
+	/* the first notifier of an mm takes all its locks (xpmem_mm_may_register) */
+	err = mm_has_notifiers(att->mm) ? 0 : xpmem_mm_may_register(att->mm);
+	if (!err)
+		err = xpmem_mirror_insert(&att->mirror, &xpmem_export_mirror_ops, att->mm,
+					  att->src_start, size);
 	mmput(att->mm);
 	if (err) {
 		xpmem_export_att_put(att);
@@ -567,17 +566,15 @@ static void xpmem_export_attach(int peer, u64 gen, const u64 *p)
 
 	mutex_lock(&exp->lock);
 	err = exp->released ? -ENOENT :
-	      xa_alloc(&xpmem_export_atts, &slot, NULL, xa_limit_32b, GFP_KERNEL);
+	      xpmem_handle_alloc(&xpmem_export_atts, att, &att->handle, GFP_KERNEL);
 	if (err) {
 		mutex_unlock(&exp->lock);
 		xpmem_mirror_remove(&att->mirror);
 		xpmem_export_att_put(att);
 		goto fail;
 	}
-	att->handle = xpmem_handle(slot);
 	list_add_tail(&att->exp_node, &exp->atts);
 	xpmem_count(export_atts);
-	xa_store(&xpmem_export_atts, slot, att, GFP_KERNEL);
 	mutex_unlock(&exp->lock);
 	xpmem_export_reply(peer, p[0], 0, att->handle, 0);
 	return;
@@ -626,7 +623,7 @@ static int xpmem_export_publish(struct xpmem_export_att *att, unsigned long seq,
 
 	spin_lock(&att->mirror.lock);
 	if (!att->revoked && !xpmem_mirror_read_retry(&att->mirror, seq))
-		err = xpmem_fabric_send_msg(peer, XPMEM_MSG_REPLY, reply, XPMEM_PAYLOAD_WORDS);
+		err = xpmem_peer_send(peer, XPMEM_MSG_REPLY, reply, XPMEM_PAYLOAD_WORDS);
 	spin_unlock(&att->mirror.lock);
 	return err;
 }
@@ -636,7 +633,7 @@ static void xpmem_export_fault(int peer, u64 gen, const u64 *p)
 {
 	struct xpmem_export_att *att = xpmem_export_att_lookup(peer, gen, p[1]);
 	u64 reply[XPMEM_PAYLOAD_WORDS] = { p[0] };
-	unsigned long limit = jiffies + msecs_to_jiffies(xpmem_fabric_timeout_ms());
+	unsigned long limit = jiffies + msecs_to_jiffies(xpmem_peer_timeout_ms());
 	bool write = p[2] & 1;
 	u64 off = p[2] & PAGE_MASK;
 	struct mm_struct *mm;
@@ -682,7 +679,7 @@ static void xpmem_export_fault(int peer, u64 gen, const u64 *p)
 			break;
 		/* ring full: the peer is draining it, or not for long */
 		if (time_after(jiffies, limit)) {
-			xpmem_fabric_fence(peer, "its ring stayed full");
+			xpmem_peer_fence(peer, "its ring stayed full");
 			err = -EHOSTDOWN;
 			break;
 		}
@@ -694,32 +691,10 @@ fail:
 	xpmem_export_reply(peer, p[0], err, 0, 0);
 }
 
-/* A request from @peer (generation @gen), in its request worker. */
-void xpmem_export_request(int peer, u64 gen, u16 type, const u64 *p)
-{
-	switch (type) {
-	case XPMEM_MSG_GET:
-		xpmem_export_get(peer, gen, p);
-		break;
-	case XPMEM_MSG_RELEASE:
-		xpmem_export_release(peer, gen, p);
-		break;
-	case XPMEM_MSG_ATTACH:
-		xpmem_export_attach(peer, gen, p);
-		break;
-	case XPMEM_MSG_DETACH:
-		xpmem_export_detach(peer, gen, p);
-		break;
-	case XPMEM_MSG_FAULT:
-		xpmem_export_fault(peer, gen, p);
-		break;
-	}
-}
-
 /* Worker: @peer went down; drop everything its old incarnations held. */
-void xpmem_export_peer_cleanup(int peer)
+static void xpmem_export_peer_cleanup(int peer)
 {
-	u64 gen = xpmem_remote_gen(peer);
+	u64 gen = xpmem_peer_gen(peer);
 	struct xpmem_export *exp;
 	unsigned long idx;
 
@@ -732,20 +707,45 @@ void xpmem_export_peer_cleanup(int peer)
 		rcu_read_unlock();
 		if (!exp)
 			continue;
-		if (xa_cmpxchg(&xpmem_exports, idx, exp, NULL, GFP_KERNEL) == exp)
+		if (xpmem_handle_free(&xpmem_exports, exp->handle, exp))
 			xpmem_export_destroy(exp);
 		xpmem_export_put(exp);
 	}
 }
 
+/* requests to us as owner (in the peer's request worker), and ACKs */
+static const struct xpmem_proto_handler xpmem_export_handlers[] = {
+	[XPMEM_MSG_GET] = { .ctx = XPMEM_IN_REQUESTS, .len = 40, .handle = xpmem_export_get },
+	[XPMEM_MSG_RELEASE] = { .ctx = XPMEM_IN_REQUESTS, .len = 16,
+				.handle = xpmem_export_release },
+	[XPMEM_MSG_ATTACH] = { .ctx = XPMEM_IN_REQUESTS, .len = 40,
+			       .handle = xpmem_export_attach },
+	[XPMEM_MSG_DETACH] = { .ctx = XPMEM_IN_REQUESTS, .len = 16,
+			       .handle = xpmem_export_detach },
+	[XPMEM_MSG_FAULT] = { .ctx = XPMEM_IN_REQUESTS, .len = 24, .handle = xpmem_export_fault },
+	[XPMEM_MSG_ACK] = { .ctx = XPMEM_IN_RECEIVE, .len = 8, .rx = xpmem_export_ack,
+			    .bad_why = "ack of no invalidation" },
+};
+
+static const struct xpmem_proto_peer_ops xpmem_export_peer_ops = {
+	.down = xpmem_export_peer_down,
+	.cleanup = xpmem_export_peer_cleanup,
+	.tick = xpmem_export_check_acks,
+};
+
 void xpmem_export_init(void)
 {
+	u16 type;
 	int p;
 
 	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++) {
 		spin_lock_init(&xpmem_epeer[p].lock);
 		init_waitqueue_head(&xpmem_epeer[p].slot_wq);
 	}
+	for (type = 0; type < ARRAY_SIZE(xpmem_export_handlers); type++)
+		if (xpmem_export_handlers[type].len)
+			xpmem_proto_register(type, &xpmem_export_handlers[type]);
+	xpmem_proto_register_peer_ops(&xpmem_export_peer_ops);
 }
 
 /* After the fabric stopped and every peer's cleanup ran. */

@@ -57,7 +57,8 @@
 #include <linux/slab.h>
 #include <linux/workqueue.h>
 
-#include "xpmem_internal.h"
+#include "xpmem_ids.h"
+#include "xpmem_stats.h"
 #include "xpmem_wire.h"
 
 /* ---- per-user limits and guess throttling ---------------------------------- */
@@ -307,10 +308,12 @@ static u64 xpmem_id_tag(u64 untagged, enum xpmem_id_kind kind)
 	return siphash_2u64(untagged, kind, &xpmem_id_key) & XPMEM_ID_TAG_MASK;
 }
 
-/* The id's partition field: 0 off a fabric, partition + 1 on one. */
+/* The id's partition field: 0 off a fabric, partition + 1 on one (set at init). */
+static u64 xpmem_id_field_value;
+
 static u64 xpmem_id_field(void)
 {
-	return xpmem_fabric_me() + 1;
+	return xpmem_id_field_value;
 }
 
 /*
@@ -370,10 +373,57 @@ int xpmem_id_partition(s64 id)
 	return field - 1;
 }
 
-int xpmem_ids_init(void)
+/* ---- wire handles -------------------------------------------------------- */
+
+/*
+ * Names this partition gives other partitions (permit and attachment
+ * handles, request ids) or that they give us (attachment cookies): a slot
+ * of an xarray with a random 32-bit tag above it, so a handle of an ended
+ * object does not name the object that reuses its slot.  The owner of the
+ * table keeps the full handle in the object and compares it on lookup
+ * (xpmem_handle_lookup()).  Unlike user ids these need no secrecy from
+ * other users: they never leave the kernel, and a peer that sends a
+ * handle of another peer's object is refused by the peer check of every
+ * lookup.
+ */
+int xpmem_handle_alloc(struct xarray *xa, void *obj, u64 *handle, gfp_t gfp)
+{
+	u32 slot;
+	int ret = xa_alloc(xa, &slot, NULL, xa_limit_32b, gfp);
+
+	if (ret)
+		return ret;
+	/* the handle is in the object before the object is in the table */
+	*handle = ((u64)(get_random_u32() | 1) << 32) | slot;
+	xa_store(xa, slot, obj, gfp);	/* the slot exists: cannot fail */
+	return 0;
+}
+
+/* The object of @handle if its stored handle (at @offset in it) matches; under RCU. */
+void *xpmem_handle_lookup(struct xarray *xa, u64 handle, size_t offset)
+{
+	void *obj = xa_load(xa, (u32)handle);
+
+	if (obj && *(u64 *)((char *)obj + offset) != handle)
+		obj = NULL;
+	return obj;
+}
+
+/* Free @handle's slot if it still holds @obj; true if this call freed it. */
+bool xpmem_handle_free(struct xarray *xa, u64 handle, void *obj)
+{
+	return xa_cmpxchg(xa, (u32)handle, obj, NULL, GFP_KERNEL) == obj;
+}
+
+/*
+ * @partition: this partition's number on a fabric, or -1.  Ids carry it
+ * (+ 1) so that another partition's id goes to its owner.
+ */
+int xpmem_ids_init(int partition)
 {
 	int kind, ret;
 
+	xpmem_id_field_value = partition + 1;
 	get_random_bytes(&xpmem_id_key, sizeof(xpmem_id_key));
 	for (kind = 0; kind < XPMEM_NR_ID_KINDS; kind++) {
 		ret = rhashtable_init(&xpmem_id_tables[kind], &xpmem_id_params);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * xpmem_main.c - /dev/xpmem: the misc device, its ioctls, module init.
+ * xpmem_main.c - /dev/xpmem: the misc device, its ioctls, its fdinfo,
+ * and module init: the top layer (docs/design.md has the picture).
  *
  * Every ioctl argument struct has flags and reserved words; unknown flags
  * and non-zero reserved words are refused with EINVAL so the ABI can grow
@@ -16,12 +17,19 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
-#include "xpmem_internal.h"
-
-struct xpmem_counters xpmem_stats;
+#include "xpmem_attach.h"
+#include "xpmem_debugfs.h"
+#include "xpmem_export.h"
+#include "xpmem_ids.h"
+#include "xpmem_import.h"
+#include "xpmem_local.h"
+#include "xpmem_mirror.h"
+#include "xpmem_proto.h"
+#include "xpmem_segment.h"
 
 /* every argument struct ends in two reserved words that must be zero */
 static bool xpmem_reserved_zero(const __u64 reserved[2])
@@ -82,7 +90,7 @@ static long xpmem_ioc_get(struct xpmem_file *xf, void __user *uarg)
 {
 	struct xpmem_cmd_get cmd;
 	xpmem_apid_t apid;
-	int ret;
+	int peer, ret;
 
 	if (copy_from_user(&cmd, uarg, sizeof(cmd)))
 		return -EFAULT;
@@ -92,7 +100,13 @@ static long xpmem_ioc_get(struct xpmem_file *xf, void __user *uarg)
 		return -EINVAL;
 	if (cmd.permit_type != XPMEM_PERMIT_MODE)
 		return -EINVAL;
-	ret = xpmem_access_get(xf, cmd.segid, cmd.flags == XPMEM_RDWR, &apid);
+	if (cmd.segid <= 0)
+		return -EINVAL;
+	peer = xpmem_id_partition(cmd.segid);
+	if (peer >= 0)	/* another partition's segment: its owner decides */
+		ret = xpmem_import_get(xf, peer, cmd.segid, cmd.flags == XPMEM_RDWR, &apid);
+	else
+		ret = xpmem_access_get(xf, cmd.segid, cmd.flags == XPMEM_RDWR, &apid);
 	if (ret)
 		return ret;
 	cmd.apid = apid;
@@ -117,6 +131,7 @@ static long xpmem_ioc_release(struct xpmem_file *xf, void __user *uarg)
 static long xpmem_ioc_attach(struct xpmem_file *xf, void __user *uarg)
 {
 	struct xpmem_cmd_attach cmd;
+	struct xpmem_access *ap;
 	unsigned long vaddr;
 	int ret;
 
@@ -125,7 +140,11 @@ static long xpmem_ioc_attach(struct xpmem_file *xf, void __user *uarg)
 	if (cmd.flags || cmd.pad || !xpmem_reserved_zero(cmd.reserved))
 		return -EINVAL;
 	vaddr = cmd.vaddr;
-	ret = xpmem_attach(xf, cmd.apid, cmd.offset, cmd.size, &vaddr);
+	ap = xpmem_access_lookup(cmd.apid);
+	if (IS_ERR(ap))
+		return PTR_ERR(ap);
+	/* the permit's kind attaches; it takes over the lookup's reference */
+	ret = ap->ops->attach(ap, cmd.offset, cmd.size, &vaddr);
 	if (ret)
 		return ret;
 	cmd.vaddr = vaddr;
@@ -178,9 +197,7 @@ static int xpmem_open(struct inode *inode, struct file *file)
 
 	if (!xf)
 		return -ENOMEM;
-	mutex_init(&xf->lock);
-	INIT_LIST_HEAD(&xf->segments);
-	INIT_LIST_HEAD(&xf->accesses);
+	xpmem_file_init(xf);
 	file->private_data = xf;
 	return 0;
 }
@@ -200,9 +217,16 @@ static int xpmem_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/* /proc/PID/fdinfo/FD: what was made through this descriptor */
+static void xpmem_show_fdinfo(struct seq_file *m, struct file *file)
+{
+	xpmem_file_show(m, file->private_data);
+}
+
 static const struct file_operations xpmem_fops = {
 	.owner = THIS_MODULE,
 	.open = xpmem_open,
+	.show_fdinfo = xpmem_show_fdinfo,
 	.flush = xpmem_flush,
 	.release = xpmem_release,
 	.unlocked_ioctl = xpmem_ioctl,
@@ -212,16 +236,22 @@ static const struct file_operations xpmem_fops = {
 
 static struct miscdevice xpmem_miscdev = {
 	.minor = MISC_DYNAMIC_MINOR,
-	.name = XPMEM_MODULE_NAME,
+	.name = "xpmem",
 	.fops = &xpmem_fops,
 	.mode = 0666,
 };
 
+/*
+ * Bottom up: ids, mirrors, attachments, the kinds and the partition sides
+ * (which register with the protocol), the transport, the device, debugfs.
+ * Exit is the reverse: the transport stops first (every peer goes down,
+ * its cleanups run), the device goes before anything it uses.
+ */
 static int __init xpmem_init(void)
 {
 	int ret;
 
-	ret = xpmem_ids_init();
+	ret = xpmem_ids_init(xpmem_proto_me());
 	if (ret)
 		return ret;
 	ret = xpmem_mirror_init();
@@ -230,25 +260,28 @@ static int __init xpmem_init(void)
 	ret = xpmem_attach_init();
 	if (ret)
 		goto err_mirror;
-	ret = misc_register(&xpmem_miscdev);
+	xpmem_local_init();
+	ret = xpmem_proto_init();
 	if (ret)
 		goto err_attach;
+	/* peer cleanup runs in this order: the attacher's side, then the owner's */
+	xpmem_import_init();
+	xpmem_export_init();
+	ret = xpmem_proto_start();
+	if (ret)
+		goto err_proto;
+	ret = misc_register(&xpmem_miscdev);
+	if (ret)
+		goto err_stop;
 	xpmem_debugfs_init();
-	ret = xpmem_remote_init();
-	if (ret)
-		goto err_misc;
-	ret = xpmem_fabric_init();
-	if (ret)
-		goto err_remote;
-	pr_info("xpmem: version %s loaded (/dev/%s)\n",
-		XPMEM_CURRENT_VERSION_STRING, XPMEM_MODULE_NAME);
+	pr_info("xpmem: version %s loaded (/dev/xpmem)\n", XPMEM_CURRENT_VERSION_STRING);
 	return 0;
 
-err_remote:
-	xpmem_remote_exit();
-err_misc:
-	xpmem_debugfs_exit();
-	misc_deregister(&xpmem_miscdev);
+err_stop:
+	xpmem_proto_stop();
+err_proto:
+	xpmem_export_exit();
+	xpmem_proto_exit();
 err_attach:
 	xpmem_attach_exit();
 err_mirror:
@@ -260,10 +293,12 @@ err_ids:
 
 static void __exit xpmem_exit(void)
 {
-	xpmem_fabric_exit();
-	xpmem_remote_exit();
 	xpmem_debugfs_exit();
 	misc_deregister(&xpmem_miscdev);
+	xpmem_attach_flush();
+	xpmem_proto_stop();
+	xpmem_export_exit();
+	xpmem_proto_exit();
 	xpmem_attach_exit();
 	xpmem_mirror_exit();
 	xpmem_ids_exit();

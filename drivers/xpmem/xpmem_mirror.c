@@ -44,6 +44,9 @@
  * reclaim or an unrelated notifier call of the same task at another time
  * is handled normally.
  *
+ * Also here, for both kinds of mirror: xpmem_src_page(), the one way a
+ * page of an exporting mm is looked up for a secondary mapping.
+ *
  * Locks (outer first):
  *   mmap_lock / i_mmap_rwsem / anon_vma lock / folio locks of the caller
  *     -> (->invalidate; may sleep waiting for the zap worker or an ACK)
@@ -53,6 +56,7 @@
  * no lock that is held while allocating memory or while waiting for one
  * of the caller's rmap locks, and never the exporting mm's mmap lock.
  */
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
@@ -60,7 +64,10 @@
 #include <linux/slab.h>
 #include <linux/workqueue.h>
 
-#include "xpmem_internal.h"
+#include "xpmem_compat.h"
+#include "xpmem_mirror.h"
+#include "xpmem_stats.h"
+#include "xpmem_trace.h"
 
 /* How long a wait for a zap runs before it is reported (then again each time). */
 #define XPMEM_ZAP_WARN_SECS	10
@@ -180,6 +187,7 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 	struct xpmem_mirror *m = to_mirror(mni);
 	unsigned long start = max(range->start, mni->interval_tree.start);
 	unsigned long end = min(range->end, mni->interval_tree.last + 1);
+	u64 t0;
 
 	xpmem_count(invalidations);
 	if (xpmem_zap_covers(range)) {
@@ -191,6 +199,7 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 	}
 	if (!mmu_notifier_range_blockable(range)) {
 		/* the core ends the period and tells the caller -EAGAIN */
+		trace_xpmem_invalidate_start(start, end, range->event, false);
 		xpmem_count(invalidate_nonblock_busy);
 		return false;
 	}
@@ -200,7 +209,12 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 		m->released = true;	/* exit_mmap: no fault may resolve again */
 	spin_unlock(&m->lock);
 	xpmem_count(invalidate_hits);
+	trace_xpmem_invalidate_start(start, end, range->event, true);
+	t0 = ktime_get_ns();
 	m->ops->invalidate(m, start, end);
+	t0 = ktime_get_ns() - t0;
+	xpmem_hist_record(XPMEM_HIST_INVALIDATE, t0);
+	trace_xpmem_invalidate_end(start, end, t0);
 	return true;
 }
 
@@ -255,6 +269,40 @@ bool xpmem_mirror_read_retry(struct xpmem_mirror *m, unsigned long seq)
 {
 	lockdep_assert_held(&m->lock);
 	return mmu_interval_read_retry(&m->mni, seq) || m->released;
+}
+
+/* ---- the source page of a secondary mapping ------------------------------ */
+
+/*
+ * Return a referenced page of the exporting mm @mm at @addr.  The caller
+ * holds @mm's mmap lock.  The reference is dropped as soon as the
+ * translation is in.
+ */
+int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
+		   struct page **page)
+{
+	struct vm_area_struct *vma = vma_lookup(mm, addr);
+	long n;
+
+	if (!vma)
+		return -EFAULT;		/* a hole in the segment */
+	/*
+	 * Never resolve through an attachment (or any pfn mapping):
+	 * attachments map only the exporter's own pages, which is also what
+	 * lets a zap of attachment vmas skip the mirrors it hits (above).
+	 */
+	if (xpmem_vma_is_attachment(vma) ||
+	    (vma->vm_flags & (VM_IO | VM_PFNMAP)))
+		return -EFAULT;
+	if (!(vma->vm_flags & (write ? VM_WRITE : VM_READ)))
+		return -EACCES;
+	if (write)	/* breaks copy-on-write in the source */
+		n = xpmem_gup_remote_one(mm, addr, FOLL_WRITE, page);
+	else		/* unshares a page shared with a fork child or KSM */
+		n = xpmem_pin_remote_one_read(mm, addr, page);
+	if (n == 1)
+		return 0;
+	return n < 0 ? (int)n : -EFAULT;
 }
 
 int xpmem_mirror_init(void)

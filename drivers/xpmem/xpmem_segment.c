@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * xpmem_segment.c - segments (exported ranges), access permits, their ids.
+ * xpmem_segment.c - the open file, segments (exported ranges), access
+ * permits.  Above ids (xpmem_ids.c); what is made under a segment or a
+ * permit (another partition's permit, an attachment) is known here only
+ * as a dependent with a ->revoke (xpmem_segment.h), called when the
+ * segment or permit ends.
  *
  * A segment is a virtual range of the exporting mm, not a set of pages:
  * whatever the owner maps there, now or later, is what attachers see.
@@ -40,12 +44,15 @@
 #include <linux/pid.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
+#include <linux/pid_namespace.h>
+#include <linux/proc_fs.h>
 #include <linux/sched/mm.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/user_namespace.h>
 
-#include "xpmem_internal.h"
-#include "xpmem_wire.h"
+#include "xpmem_segment.h"
+#include "xpmem_stats.h"
 
 /* Is @owner (a thread group's struct pid) the caller's thread group? */
 static bool xpmem_is_caller(struct pid *owner)
@@ -148,7 +155,7 @@ int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
 	seg->mode = mode;
 	mutex_init(&seg->lock);
 	INIT_LIST_HEAD(&seg->accesses);
-	INIT_LIST_HEAD(&seg->exports);
+	INIT_LIST_HEAD(&seg->dependents);
 	INIT_LIST_HEAD(&seg->file_node);
 	xpmem_count(segments);
 
@@ -169,13 +176,58 @@ int xpmem_segment_make(struct xpmem_file *xf, unsigned long vaddr,
 /* Revoke every attachment made through @ap.  Caller holds no locks. */
 static void xpmem_access_revoke_all(struct xpmem_access *ap)
 {
-	struct xpmem_attachment *att;
+	struct xpmem_dependent *d;
 
 	mutex_lock(&ap->lock);
 	ap->released = true;
-	list_for_each_entry(att, &ap->attachments, ap_node)
-		xpmem_attachment_revoke(att);
+	list_for_each_entry(d, &ap->dependents, node)
+		d->ops->revoke(d);
 	mutex_unlock(&ap->lock);
+}
+
+/*
+ * @d is made under @ap (an attachment): revoked when @ap ends.  -ENOENT if
+ * it has ended already.  Taken off again by xpmem_access_del_dependent().
+ */
+int xpmem_access_add_dependent(struct xpmem_access *ap, struct xpmem_dependent *d)
+{
+	int ret = 0;
+
+	mutex_lock(&ap->lock);
+	if (ap->released)
+		ret = -ENOENT;
+	else
+		list_add_tail(&d->node, &ap->dependents);
+	mutex_unlock(&ap->lock);
+	return ret;
+}
+
+void xpmem_access_del_dependent(struct xpmem_access *ap, struct xpmem_dependent *d)
+{
+	mutex_lock(&ap->lock);
+	list_del_init(&d->node);
+	mutex_unlock(&ap->lock);
+}
+
+/* The same for a segment (another partition's permit on it). */
+int xpmem_segment_add_dependent(struct xpmem_segment *seg, struct xpmem_dependent *d)
+{
+	int ret = 0;
+
+	mutex_lock(&seg->lock);
+	if (seg->removed)
+		ret = -ENOENT;
+	else
+		list_add_tail(&d->node, &seg->dependents);
+	mutex_unlock(&seg->lock);
+	return ret;
+}
+
+void xpmem_segment_del_dependent(struct xpmem_segment *seg, struct xpmem_dependent *d)
+{
+	mutex_lock(&seg->lock);
+	list_del_init(&d->node);
+	mutex_unlock(&seg->lock);
 }
 
 /*
@@ -185,13 +237,15 @@ static void xpmem_access_revoke_all(struct xpmem_access *ap)
  */
 static void xpmem_segment_destroy(struct xpmem_segment *seg)
 {
+	struct xpmem_dependent *d;
 	struct xpmem_access *ap;
 
 	mutex_lock(&seg->lock);
 	seg->removed = true;
 	list_for_each_entry(ap, &seg->accesses, seg_node)
 		xpmem_access_revoke_all(ap);
-	xpmem_export_segment_destroy(seg);	/* other partitions' permits */
+	list_for_each_entry(d, &seg->dependents, node)
+		d->ops->revoke(d);	/* other partitions' permits */
 	mutex_unlock(&seg->lock);
 	xpmem_segment_put(seg);	/* the id's reference */
 }
@@ -305,7 +359,7 @@ static void xpmem_access_free(struct kref *ref)
 {
 	struct xpmem_access *ap = container_of(ref, struct xpmem_access, ref);
 
-	WARN_ON_ONCE(!list_empty(&ap->attachments));
+	WARN_ON_ONCE(!list_empty(&ap->dependents));
 	if (ap->seg)
 		xpmem_segment_put(ap->seg);
 	put_pid(ap->tgid);
@@ -360,87 +414,70 @@ static void xpmem_access_unlink(struct xpmem_access *ap)
 {
 	struct xpmem_segment *seg = ap->seg;
 
-	if (!seg) {
-		xpmem_import_release(ap);
+	if (ap->ops && ap->ops->release)
+		ap->ops->release(ap);
+	if (!seg)
 		return;
-	}
 	mutex_lock(&seg->lock);
 	list_del_init(&ap->seg_node);
 	mutex_unlock(&seg->lock);
 }
 
-int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
-		     xpmem_apid_t *apid)
+/* what a permit on a segment of this partition does (xpmem_local.c sets it) */
+static const struct xpmem_access_ops *xpmem_local_access_ops;
+
+void xpmem_segment_set_local_ops(const struct xpmem_access_ops *ops)
 {
-	struct xpmem_segment *seg = NULL;
-	struct xpmem_user *user;
+	xpmem_local_access_ops = ops;
+}
+
+/*
+ * A new permit of the current thread group, counted against its user:
+ * on @seg (referenced by the caller, handed over) or, with @seg NULL, on
+ * another partition's segment (the caller fills in the remote fields).
+ * Not findable until xpmem_access_publish().  ERR_PTR on failure.
+ */
+struct xpmem_access *xpmem_access_new(const struct xpmem_access_ops *ops,
+				      struct xpmem_segment *seg, xpmem_segid_t segid,
+				      bool writable)
+{
+	struct xpmem_user *user = xpmem_user_charge(XPMEM_OWNS_PERMIT);
 	struct xpmem_access *ap;
-	int peer, ret;
 
-	if (segid <= 0)
-		return -EINVAL;
-	peer = xpmem_id_partition(segid);
-	if (peer < 0) {
-		seg = xpmem_segment_find(segid);
-		if (IS_ERR(seg))
-			return PTR_ERR(seg);
-		ret = xpmem_check_permit(seg, writable);
-		if (ret)
-			goto err_put_seg;
-	} else {
-		/* another partition's id: guessing those is throttled too */
-		ret = xpmem_id_lookup_allowed();
-		if (ret)
-			return ret;
-	}
-
-	user = xpmem_user_charge(XPMEM_OWNS_PERMIT);
-	if (IS_ERR(user)) {
-		ret = PTR_ERR(user);
-		goto err_put_seg;
-	}
-	ret = -ENOMEM;
+	if (IS_ERR(user))
+		return ERR_CAST(user);
 	ap = kzalloc(sizeof(*ap), GFP_KERNEL_ACCOUNT);
 	if (!ap) {
 		xpmem_user_uncharge(user, XPMEM_OWNS_PERMIT);
-		goto err_put_seg;
+		return ERR_PTR(-ENOMEM);
 	}
 	kref_init(&ap->ref);		/* the id's reference */
-	ap->seg = seg;		/* takes over the lookup reference */
+	ap->ops = ops;
+	ap->seg = seg;
+	ap->segid = segid;
+	ap->size = seg ? seg->size : 0;
 	ap->user = user;
 	ap->tgid = get_pid(task_tgid(current));
-	ap->owner = xf;
 	ap->writable = writable;
 	ap->remote_peer = -1;
 	mutex_init(&ap->lock);
-	INIT_LIST_HEAD(&ap->attachments);
+	INIT_LIST_HEAD(&ap->dependents);
 	INIT_LIST_HEAD(&ap->seg_node);
 	INIT_LIST_HEAD(&ap->file_node);
 	xpmem_count(accesses);
+	return ap;
+}
 
-	if (seg) {
-		mutex_lock(&seg->lock);
-		if (seg->removed) {
-			mutex_unlock(&seg->lock);
-			xpmem_access_put(ap);
-			return -ENOENT;
-		}
-		list_add_tail(&ap->seg_node, &seg->accesses);
-		mutex_unlock(&seg->lock);
-	} else {
-		/* the owning partition checks the permit */
-		ret = xpmem_import_get(peer, segid, writable, ap);
-		if (ret) {
-			if (ret == -EKEYREJECTED) {	/* the owner never issued it */
-				xpmem_id_lookup_forged();
-				ret = -ENOENT;
-			}
-			xpmem_access_put(ap);
-			return ret;
-		}
-	}
+/*
+ * Publish @ap, complete: on @xf's list and findable by its new apid, in
+ * one critical section.  On failure @ap is ended (and given back to a
+ * remote owner).
+ */
+int xpmem_access_publish(struct xpmem_file *xf, struct xpmem_access *ap, xpmem_apid_t *apid)
+{
+	int ret;
 
-	/* published complete: on the file's list and findable, at once */
+	ap->owner = xf;
 	mutex_lock(&xf->lock);
 	ret = xpmem_id_publish(&ap->id, XPMEM_ID_PERMIT);
 	if (!ret) {
@@ -453,13 +490,43 @@ int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
 		xpmem_access_put(ap);
 		return ret;
 	}
+	/* from here @ap may already be released and gone: not touched again */
 	xpmem_count(gets);
 	return 0;
+}
 
-err_put_seg:
-	if (seg)
+/* A permit on a segment of this partition (another's: xpmem_import.c). */
+int xpmem_access_get(struct xpmem_file *xf, xpmem_segid_t segid, bool writable,
+		     xpmem_apid_t *apid)
+{
+	struct xpmem_segment *seg;
+	struct xpmem_access *ap;
+	int ret;
+
+	if (segid <= 0)
+		return -EINVAL;
+	seg = xpmem_segment_find(segid);
+	if (IS_ERR(seg))
+		return PTR_ERR(seg);
+	ret = xpmem_check_permit(seg, writable);
+	if (ret) {
 		xpmem_segment_put(seg);
-	return ret;
+		return ret;
+	}
+	ap = xpmem_access_new(xpmem_local_access_ops, seg, segid, writable);
+	if (IS_ERR(ap)) {
+		xpmem_segment_put(seg);
+		return PTR_ERR(ap);
+	}
+	mutex_lock(&seg->lock);
+	if (seg->removed) {
+		mutex_unlock(&seg->lock);
+		xpmem_access_put(ap);	/* drops the segment too */
+		return -ENOENT;
+	}
+	list_add_tail(&ap->seg_node, &seg->accesses);
+	mutex_unlock(&seg->lock);
+	return xpmem_access_publish(xf, ap, apid);
 }
 
 /*
@@ -543,4 +610,47 @@ void xpmem_file_cleanup(struct xpmem_file *xf, bool all)
 		list_del_init(&seg->file_node);
 		xpmem_segment_destroy(seg);
 	}
+}
+
+void xpmem_file_init(struct xpmem_file *xf)
+{
+	mutex_init(&xf->lock);
+	INIT_LIST_HEAD(&xf->segments);
+	INIT_LIST_HEAD(&xf->accesses);
+}
+
+/*
+ * /proc/PID/fdinfo of a /dev/xpmem descriptor: what was made through it,
+ * one line per segment and per permit, each permit followed by its
+ * attachments (their ->show).  Takes xf->lock and each permit's lock.
+ */
+void xpmem_file_show(struct seq_file *m, struct xpmem_file *xf)
+{
+	/* pids as the reader's /proc shows them */
+	struct pid_namespace *ns = proc_pid_ns(file_inode(m->file)->i_sb);
+	struct xpmem_segment *seg;
+	struct xpmem_access *ap;
+	struct xpmem_dependent *d;
+
+	mutex_lock(&xf->lock);
+	list_for_each_entry(seg, &xf->segments, file_node)
+		seq_printf(m, "segment %#llx range %#lx-%#lx mode %04o uid %u pid %d\n",
+			   (unsigned long long)seg->id.id, seg->start, seg->start + seg->size,
+			   seg->mode, from_kuid_munged(seq_user_ns(m), seg->uid),
+			   pid_nr_ns(seg->tgid, ns));
+	list_for_each_entry(ap, &xf->accesses, file_node) {
+		seq_printf(m, "permit %#llx segid %#llx %s size %#lx pid %d",
+			   (unsigned long long)ap->id.id, (unsigned long long)ap->segid,
+			   ap->writable ? "rdwr" : "rdonly", ap->size,
+			   pid_nr_ns(ap->tgid, ns));
+		if (ap->remote_peer >= 0)
+			seq_printf(m, " partition %d", ap->remote_peer);
+		seq_putc(m, '\n');
+		mutex_lock(&ap->lock);
+		list_for_each_entry(d, &ap->dependents, node)
+			if (d->ops->show)
+				d->ops->show(d, m);
+		mutex_unlock(&ap->lock);
+	}
+	mutex_unlock(&xf->lock);
 }

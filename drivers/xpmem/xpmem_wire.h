@@ -11,7 +11,7 @@
  * presence, by construction.  Everything is little-endian with explicit
  * sizes; every structure's size is asserted below.  Everything a partition
  * reads from a peer's region was written by another kernel and is
- * validated before use (xpmem_fabric.c), never trusted.
+ * validated before use (xpmem_ivshmem.c, xpmem_proto.c), never trusted.
  *
  *   offset 0 of partition p's region   struct xpmem_mailbox
  *     slot                p's presence: magic, version, boot nonce,

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "dstate.h"
 #include "tap.h"
 #include "testlib.h"
 #include "xpmem.h"
@@ -794,6 +795,7 @@ static int t_kill9_source_in_tight_loop(void)
 		att[(i * 31) % (16 * LONGS_PER_PAGE)] += 1;
 	kill(p.pid, SIGKILL);
 	FAIL_IF(peer_wait(&p) != 128 + SIGKILL, "source not killed");
+	FAIL_IF(d_state_stuck(), "a task stuck in D state after the kill");
 	/* every page, not just the first: none may still reach the dead mm */
 	for (size_t i = 0; i < 16; i++) {
 		sig = tap_probe(att + i * LONGS_PER_PAGE, 0, &v);
@@ -849,6 +851,7 @@ static int t_kill9_attacher_in_tight_loop(void)
 	}
 	kill(p.pid, SIGKILL);
 	FAIL_IF(peer_wait(&p) != 128 + SIGKILL, "attacher not killed");
+	FAIL_IF(d_state_stuck(), "a task stuck in D state after the kill");
 	/* the killed attacher's writes reached the source's own pages */
 	for (size_t i = 1; i < 16 * LONGS_PER_PAGE; i += 2)
 		odd += buf[i];

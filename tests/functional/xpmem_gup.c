@@ -632,6 +632,55 @@ static int t_fork_after_madv_dofork_keeponfork_is_safe(void)
 	return settle();
 }
 
+/*
+ * A fork child that kept a copy of its parent's attachment (MADV_DOFORK):
+ * registering xpmem's notifiers on its mm would take the copy's mapping
+ * lock while waiting for others (mm_take_all_locks), which deadlocks with
+ * an invalidation zapping that attachment (xpmem_mm_may_register()).  So
+ * its attach fails with EBUSY while the copy is mapped, and works once it
+ * is unmapped.  Found by the fuzzer on 6.1 as a hang.
+ */
+static int t_child_with_inherited_attachment_attaches_after_unmapping_it(void)
+{
+	size_t size = 4 * PG;
+	unsigned char *src = export_pattern(size, 17), *att;
+	pid_t pid;
+	int st;
+
+	FAIL_IF(!src, "mmap, xpmem_make");
+	att = attach_seg(g_seg, XPMEM_RDWR, size);
+	FAIL_IF(!att, "attach");
+	FAIL_IF(madvise(att, size, MADV_DOFORK), "MADV_DOFORK: %s", strerror(errno));
+	pid = fork();
+	if (pid == 0) {
+		xpmem_apid_t apid = xpmem_get(g_seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+		struct xpmem_addr a = { .apid = apid, .offset = 0 };
+		unsigned char *mine;
+
+		if (apid < 0)
+			_exit(10);
+		mine = xpmem_attach(a, size, NULL);
+		if (mine != (void *)-1 || errno != EBUSY)
+			_exit(11);	/* attached (or failed otherwise) with the copy mapped */
+		if (munmap(att, size))
+			_exit(12);
+		mine = xpmem_attach(a, size, NULL);
+		if (mine == (void *)-1)
+			_exit(13);
+		if (bytes_mismatch(mine, size, 17) >= 0)
+			_exit(14);
+		_exit(xpmem_detach(mine) ? 15 : 0);
+	}
+	FAIL_IF(waitpid(pid, &st, 0) != pid, "wait");
+	FAIL_IF(!WIFEXITED(st), "child: status %#x", st);
+	FAIL_IF(WEXITSTATUS(st) == 11, "child attached (or not with EBUSY) while it mapped the copy");
+	FAIL_IF(WEXITSTATUS(st), "child: exit %d (10 get, 12 munmap, 13 attach after unmapping, 14 contents, 15 detach)",
+		WEXITSTATUS(st));
+	FAIL_IF(xpmem_detach(att), "detach");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	return settle();
+}
+
 /* ---- writable attachment over read-only source memory --------------------------------- */
 
 static int t_rdwr_attachment_reads_readonly_source_and_refuses_writes(void)
@@ -719,6 +768,8 @@ static const struct tap_test tests[] = {
 	  t_invalidation_while_pinned_keeps_pinner_valid, 180 },
 	{ "fork_after_madv_dofork_keeponfork_is_safe",
 	  t_fork_after_madv_dofork_keeponfork_is_safe, 60 },
+	{ "child_with_inherited_attachment_attaches_after_unmapping_it",
+	  t_child_with_inherited_attachment_attaches_after_unmapping_it, 60 },
 	{ "rdwr_attachment_reads_readonly_source_and_refuses_writes",
 	  t_rdwr_attachment_reads_readonly_source_and_refuses_writes, 60 },
 	{ "attacher_dontneed_and_smaps_on_attachment",

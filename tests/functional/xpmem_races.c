@@ -482,77 +482,136 @@ static int t_debugger_reads_of_mutually_attached_processes_finish(void)
 
 #define RS_PAGES	64
 
-/* the source: page i holds (i << 32 | generation) in every word, rewritten all the time */
+#define RS_FINAL	0xfffffffULL	/* the generation of the quiesced source */
+#define RS_MARK		0xabcd0000ULL	/* the attacher's writes, word 2 of each page */
+
+/*
+ * The source: page i holds (i << 32 | generation) in every word, rewritten
+ * all the time (each rewrite after a DONTNEED, which invalidates the page)
+ * until told to stop (1); then it writes every page a last time with
+ * RS_FINAL and says so; told to check (2), it answers how many pages do
+ * not hold the attacher's mark in word 2.
+ */
 static int reshaping_source(int in, int out, void *arg)
 {
-	size_t len = RS_PAGES * PG;
+	size_t len = RS_PAGES * PG, words = PG / 8;
 	uint64_t *p = map_anon(len), gen = 0;
+	volatile long *rewrites = arg;	/* shared: generation page j last got, complete */
 	unsigned int seed = 7;
 	xpmem_segid_t s;
+	long v, bad = 0;
 
-	(void)arg;
 	for (size_t i = 0; i < RS_PAGES; i++)
-		for (size_t w = 0; w < PG / 8; w++)
-			p[i * (PG / 8) + w] = (uint64_t)i << 32 | 1;
+		for (size_t w = 0; w < words; w++)
+			p[i * words + w] = (uint64_t)i << 32 | 1;
 	s = xpmem_make(p, len, XPMEM_PERMIT_MODE, (void *)0600);
 	chan_send(out, s);
 	fcntl(in, F_SETFL, O_NONBLOCK);
 	for (;;) {
 		size_t j = (size_t)rand_r(&seed) % RS_PAGES;
-		long v;
 
 		gen++;
-		madvise(p + j * (PG / 8), PG, MADV_DONTNEED);	/* invalidates page j */
-		for (size_t w = 0; w < PG / 8; w++)
-			p[j * (PG / 8) + w] = (uint64_t)j << 32 | (gen + 1);
+		madvise(p + j * words, PG, MADV_DONTNEED);	/* invalidates page j */
+		for (size_t w = 0; w < words; w++)
+			p[j * words + w] = (uint64_t)j << 32 | (gen + 1);
+		__atomic_store_n(&rewrites[j], (long)(gen + 1), __ATOMIC_RELEASE);
 		if (read(in, &v, sizeof(v)) == sizeof(v))
-			return 0;
+			break;
 	}
+	for (size_t i = 0; i < RS_PAGES; i++)
+		for (size_t w = 0; w < words; w++)
+			p[i * words + w] = (uint64_t)i << 32 | RS_FINAL;
+	fcntl(in, F_SETFL, 0);
+	chan_send(out, 1);
+	if (chan_recv(in) != 2)
+		return 1;
+	for (size_t i = 0; i < RS_PAGES; i++)
+		if ((i < 20 || i >= 24) && i < 56 && p[i * words + 2] != ((uint64_t)i << 32 | RS_MARK))
+			bad++;
+	chan_send(out, bad);
+	return 0;
 }
 
 /*
- * Read source page @page through @addr: 0 (between the source's
- * DONTNEED and its rewrite) or (page << 32 | gen) with gen never going
- * back.  Returns 0, or 1 with a diagnostic.
+ * Read source page @page through @addr, after the source said it had
+ * completely written generation @done of it: 0 (a later DONTNEED, before
+ * its rewrite) or (page << 32 | gen) with gen >= @done and never going
+ * back.  An older generation is a page the source no longer maps (a
+ * missed invalidation).  Returns 0, or 1 with a diagnostic; counts the
+ * reads that saw a generation this piece had not shown.
  */
-static int rs_check(const volatile uint64_t *addr, size_t page, uint64_t *last)
+static int rs_check(const volatile uint64_t *addr, size_t page, uint64_t done,
+		    uint64_t *last, long *seen)
 {
 	uint64_t v = addr[PG / 16];
 
 	if (!v)
 		return 0;
-	if (v >> 32 != page || (v & 0xffffffff) < last[page]) {
-		tap_diag("page %zu: read %#llx (page %llu gen %llu, last gen %llu)", page,
-			 (unsigned long long)v, (unsigned long long)(v >> 32),
-			 (unsigned long long)(v & 0xffffffff), (unsigned long long)last[page]);
+	if (v >> 32 != page || (v & 0xffffffff) < last[page] || (v & 0xffffffff) < done) {
+		tap_diag("page %zu: read %#llx (page %llu gen %llu; last gen %llu, source done with %llu)",
+			 page, (unsigned long long)v, (unsigned long long)(v >> 32),
+			 (unsigned long long)(v & 0xffffffff), (unsigned long long)last[page],
+			 (unsigned long long)done);
 		return 1;
 	}
+	if ((v & 0xffffffff) != last[page])
+		seen[page]++;
 	last[page] = v & 0xffffffff;
 	return 0;
+}
+
+static double rs_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* where page @i of the source is mapped after the reshaping, NULL: the hole */
+static volatile uint64_t *rs_piece(char *att, char *moved, size_t i)
+{
+	if (i >= 20 && i < 24)
+		return NULL;
+	return (volatile uint64_t *)(i >= 32 && i < 48 ? moved + (i - 32) * PG : att + i * PG);
 }
 
 /*
  * README: an attacher may split its attachment (mprotect), unmap part of it
  * and move parts with mremap; every piece keeps mapping the same source
- * pages, while the source invalidates them all the time.
+ * pages, while the source invalidates them all the time.  The attachment
+ * is faulted in before it is reshaped, so mremap moves live PTEs; every
+ * piece must see the source's pages change (not stay on one generation),
+ * and once the source is quiet, read its last values and write through to
+ * it.
  */
 static int t_attacher_splits_unmaps_and_moves_attachment_while_source_invalidates(void)
 {
 	uint64_t last[RS_PAGES] = { 0 };
+	long seen[RS_PAGES] = { 0 }, gen0;
+	volatile long *rewrites = mmap(NULL, RS_PAGES * sizeof(long), PROT_READ | PROT_WRITE,
+				       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	double t_end;
+	long total = 0;
+	int rounds = 0;
 	struct peer src;
 	xpmem_segid_t s;
 	xpmem_apid_t a;
 	char *att, *moved, *spare;
 	long v;
 
-	FAIL_IF(peer_start(&src, reshaping_source, NULL), "source");
+	FAIL_IF(rewrites == MAP_FAILED, "shared counters");
+	FAIL_IF(peer_start(&src, reshaping_source, (void *)rewrites), "source");
 	s = peer_recv(&src);
-	a = xpmem_get(s, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	a = xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
 	FAIL_IF(a < 0, "get");
 	att = xpmem_attach((struct xpmem_addr){ .apid = a }, RS_PAGES * PG, NULL);
 	FAIL_IF(att == (void *)-1, "attach");
 	spare = mmap(NULL, 16 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	FAIL_IF(spare == MAP_FAILED, "spare");
+	for (size_t i = 0; i < RS_PAGES; i++)	/* live PTEs before the reshaping */
+		FAIL_IF(rs_check((volatile uint64_t *)(att + i * PG), i, 0, last, seen),
+			"before the reshaping");
 
 	/* split: pages 8..15 inaccessible, the rest still the source's */
 	FAIL_IF(mprotect(att + 8 * PG, 8 * PG, PROT_NONE), "mprotect: %s", strerror(errno));
@@ -560,26 +619,65 @@ static int t_attacher_splits_unmaps_and_moves_attachment_while_source_invalidate
 	/* a hole: pages 20..23 unmapped */
 	FAIL_IF(munmap(att + 20 * PG, 4 * PG), "munmap: %s", strerror(errno));
 	FAIL_IF(tap_probe((volatile long *)(att + 21 * PG), 0, &v) != SIGSEGV, "hole readable");
-	/* moved: pages 32..47 to another address */
+	/* moved, with its PTEs: pages 32..47 to another address */
 	moved = mremap(att + 32 * PG, 16 * PG, 16 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, spare);
 	FAIL_IF(moved == MAP_FAILED, "mremap: %s", strerror(errno));
 	/* shrunk in place: pages 48..63 to 48..55 */
 	FAIL_IF(mremap(att + 48 * PG, 16 * PG, 8 * PG, 0) == MAP_FAILED, "mremap shrink: %s",
 		strerror(errno));
-	FAIL_IF(mprotect(att + 8 * PG, 8 * PG, PROT_READ), "mprotect back");
+	FAIL_IF(mprotect(att + 8 * PG, 8 * PG, PROT_READ | PROT_WRITE), "mprotect back");
 
-	for (int round = 0; round < 300; round++) {
+	/*
+	 * Read every piece, round after round, until the source has finished
+	 * 8 rewrites per page on average (or a minute passed).  Each read must
+	 * show at least the generation the source had finished before it: a
+	 * piece mapping a page the source no longer uses shows an older one.
+	 */
+	for (size_t i = 0; i < RS_PAGES; i++)
+		seen[i] = 0;
+	gen0 = (long)__atomic_load_n(&rewrites[0], __ATOMIC_ACQUIRE);
+	for (size_t i = 1; i < RS_PAGES; i++)
+		gen0 = rewrites[i] > gen0 ? rewrites[i] : gen0;
+	t_end = rs_now() + 60 * tap_time_scale();
+	while (rs_now() < t_end) {
+		long newest = 0;
+
 		for (size_t i = 0; i < 56; i++) {
-			const volatile uint64_t *p;
+			volatile uint64_t *p = rs_piece(att, moved, i);
+			uint64_t done = (uint64_t)__atomic_load_n(&rewrites[i], __ATOMIC_ACQUIRE);
 
-			if (i >= 20 && i < 24)
-				continue;	/* the hole */
-			p = (const volatile uint64_t *)(i >= 32 && i < 48 ? moved + (i - 32) * PG :
-							att + i * PG);
-			FAIL_IF(rs_check(p, i, last), "round %d: wrong page at piece for page %zu", round, i);
+			if (p)
+				FAIL_IF(rs_check(p, i, done, last, seen),
+					"round %d: stale page at piece for page %zu", rounds, i);
 		}
+		rounds++;
+		for (size_t i = 0; i < RS_PAGES; i++)
+			newest = rewrites[i] > newest ? rewrites[i] : newest;
+		if (newest - gen0 >= 8 * RS_PAGES)
+			break;
 	}
-	peer_send(&src, 0);
+	for (size_t i = 0; i < 56; i++)
+		total += seen[i];
+	tap_diag("%d rounds of reads, %ld reads showed a new generation", rounds, total);
+	/* the check had something to check: pieces kept seeing the source's changes */
+	FAIL_IF(total < 56, "only %ld reads saw a new generation", total);
+
+	/* the source stops: every piece reads its last values, then writes through */
+	peer_send(&src, 1);
+	FAIL_IF(peer_recv(&src) != 1, "source did not quiesce");
+	for (size_t i = 0; i < 56; i++) {
+		volatile uint64_t *p = rs_piece(att, moved, i);
+
+		if (!p)
+			continue;
+		FAIL_IF(p[PG / 16] != ((uint64_t)i << 32 | RS_FINAL),
+			"piece for page %zu reads %#llx after the source stopped (stale)", i,
+			(unsigned long long)p[PG / 16]);
+		p[2] = (uint64_t)i << 32 | RS_MARK;
+	}
+	peer_send(&src, 2);
+	v = peer_recv(&src);
+	FAIL_IF(v != 0, "%ld pieces' writes did not reach the source", v);
 	FAIL_IF(peer_wait(&src), "source");
 	/* every piece goes by munmap or by detach */
 	FAIL_IF(xpmem_detach(moved), "detach moved piece: %s", strerror(errno));

@@ -353,8 +353,19 @@ static int nown_segs;
 static struct own_apid own_apids[64];
 static int nown_apids;
 static int scratch_fd = -1;
+/*
+ * Every mapping a worker needs is made before its threads start: a detach
+ * leaves a hole in the slot area until the slot is reserved again (a
+ * MAP_FIXED PROT_NONE), and a mapping placed by the kernel meanwhile (a
+ * thread's stack, a lazily made buffer) lands in the hole and is wiped by
+ * that reserve; the next touch outside a probe killed the worker (seen
+ * once on 6.12-rt: status 0xb at a probed read, the handler already reset
+ * by the first fault).
+ */
+static char *dio_bufs;		/* MAX_THREADS pages: thread t's O_DIRECT buffer at t * PG */
 static __thread char *dio_buf;	/* PG-aligned, one per thread */
 static __thread int thread_no;
+static pthread_barrier_t threads_started;
 
 static void count(enum op op, int ret)
 {
@@ -1094,13 +1105,7 @@ static void op_odirect(void)
 
 	if (scratch_fd < 0)
 		return;
-	if (!dio_buf) {
-		dio_buf = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (dio_buf == MAP_FAILED) {
-			dio_buf = NULL;
-			return;
-		}
-	}
+	dio_buf = dio_bufs + thread_no * PG;
 	i = pick_held_slot(&s);
 	if (i < 0)
 		return;
@@ -1221,6 +1226,7 @@ static void *worker_thread(void *arg)
 
 	thread_no = (int)t;
 	rng = seed_for(me, my_inc, (int)t);
+	pthread_barrier_wait(&threads_started);	/* every stack is mapped */
 	while (!B->stop)
 		random_op();
 	return NULL;
@@ -1261,7 +1267,9 @@ static void worker_setup(void)
 	}
 	slot_base = mmap(NULL, NR_SLOTS * SLOT_SPAN, PROT_NONE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (slot_base == MAP_FAILED)
+	dio_bufs = mmap(NULL, MAX_THREADS * PG, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (slot_base == MAP_FAILED || dio_bufs == MAP_FAILED)
 		exit(3);
 	if (scratch) {
 		scratch_fd = open(scratch, O_RDWR | O_DIRECT);
@@ -1293,6 +1301,7 @@ static int worker_main(int slot, int inc)
 	for (int i = 0; i < NR_SLOTS; i++)
 		B->w[me].att[i].users[my_inc & 1] = 0;
 	worker_setup();
+	pthread_barrier_init(&threads_started, NULL, (unsigned int)nthreads);
 	for (int t = 1; t < nthreads; t++)
 		pthread_create(&th[t], NULL, worker_thread, (void *)(uintptr_t)t);
 	worker_thread((void *)0);

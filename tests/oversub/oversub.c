@@ -28,6 +28,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "dstate.h"
 #include "tap.h"
 #include "testlib.h"
 #include "xpmem.h"
@@ -1156,31 +1157,59 @@ static int t_source_mprotect_mremap_dontneed_while_attached(void)
  * The source forks again and again (each fork makes its pages copy-on-write,
  * each increment of src[0] breaks COW in the source) while two attachers
  * write through their attachments.  An attacher's write must land in the
- * page the source itself uses, never in a copy the source dropped.
- * Checked at every fork, not only at the end: each attacher publishes the
- * last value it wrote (after writing it); the source's own page must hold
- * at least that.  The attachers check the source's counter they read
- * through the attachment never goes back (a stale page) and is never a
- * child's value (-1).  At the end, each attacher's page also holds its
- * last 256 writes in a ring.
+ * page the source itself uses, never in a copy the source dropped, and
+ * every single write is checked: attacher a writes 1, 2, 3, ... into a log
+ * of FORK_LOG words (write v into word v % FORK_LOG) and publishes the
+ * last value it wrote; after every fork the source checks, in its own
+ * pages, every word written since its previous check.  An attacher never
+ * starts a new lap of its log before the source checked the last one, so
+ * no write is overwritten unseen.  The attachers check the source's
+ * counter they read through the attachment never goes back (a stale page)
+ * and is never a child's value (-1).
  */
 #define FORK_MIN	100	/* forks the storm must do, however slow the guest */
-#define FORK_RING	256
+#define FORK_LOG	4096	/* words of each attacher's log: 8 pages */
+#define FORK_LOG_PAGES	(FORK_LOG * 8 / 4096)
 
 struct cow_shared {
-	volatile long last[2];
+	volatile long last[2];		/* the attacher's last write */
+	volatile long checked[2];	/* the source checked every write up to here */
 	volatile int stop, failed;
 };
 
+/* the log of attacher @a in a mapping of the segment */
+static long *fork_log(long *base, int a)
+{
+	return base + (size_t)(1 + a * FORK_LOG_PAGES) * (PG / 8);
+}
+
+/* The source: every write of attacher @a after sh->checked[a] up to its last. */
+static int fork_check(long *src, struct cow_shared *sh, int a, int forks)
+{
+	long last = __atomic_load_n(&sh->last[a], __ATOMIC_ACQUIRE);
+	long *log = fork_log(src, a);
+
+	for (long v = sh->checked[a] + 1; v <= last; v++) {
+		long have = __atomic_load_n(&log[v % FORK_LOG], __ATOMIC_ACQUIRE);
+
+		if (have != v) {
+			tap_diag("fork %d: attacher %d's write %ld is not in the source (it holds %ld)",
+				 forks, a, v, have);
+			return 1;
+		}
+	}
+	__atomic_store_n(&sh->checked[a], last, __ATOMIC_RELEASE);
+	return 0;
+}
+
 static int t_fork_storm_while_attachers_write(void)
 {
-	size_t len = 8 * PG;
+	size_t len = (1 + 2 * FORK_LOG_PAGES) * PG;
 	long *src = map_anon(len, MAP_PRIVATE);
 	struct cow_shared *sh = map_anon(PG, MAP_SHARED);
 	pid_t att[2];
 	double start = now(), end = start + duration / 4.0;
 	double limit = start + (duration / 4.0 + 240) * tap_time_scale();
-	long checks = 0;
 	int forks = 0, st;
 
 	src[0] = 0;
@@ -1189,17 +1218,19 @@ static int t_fork_storm_while_attachers_write(void)
 	for (int a = 0; a < 2; a++) {
 		att[a] = fork();
 		if (att[a] == 0) {
-			long *m = attach(g_seg, XPMEM_RDWR, len, NULL), seen = 0;
-			long *page;
+			long *m = attach(g_seg, XPMEM_RDWR, len, NULL), seen = 0, *log;
 
 			if (!m)
 				_exit(10);
-			page = m + (size_t)(a + 1) * (PG / 8);	/* page a+1 */
+			log = fork_log(m, a);
 			for (long v = 1; !sh->stop; v++) {
 				long c;
 
-				page[1 + v % FORK_RING] = v;
-				page[0] = v;
+				/* a new lap only once the source checked the last one */
+				while (v - FORK_LOG > __atomic_load_n(&sh->checked[a], __ATOMIC_ACQUIRE))
+					if (sh->stop)
+						_exit(0);
+				log[v % FORK_LOG] = v;
 				__atomic_store_n(&sh->last[a], v, __ATOMIC_RELEASE);
 				c = __atomic_load_n(&m[0], __ATOMIC_ACQUIRE);
 				if (c < 0)	/* a child's copy */
@@ -1221,17 +1252,9 @@ static int t_fork_storm_while_attachers_write(void)
 		src[0]++;		/* breaks COW in the source */
 		waitpid(c, &st, 0);
 		forks++;
-		for (int a = 0; a < 2; a++) {
-			long want = __atomic_load_n(&sh->last[a], __ATOMIC_ACQUIRE);
-			long have = __atomic_load_n(&src[(size_t)(a + 1) * (PG / 8)], __ATOMIC_ACQUIRE);
-
-			checks++;
-			if (have < want) {
-				tap_diag("fork %d: attacher %d wrote %ld, the source's page holds %ld",
-					 forks, a, want, have);
+		for (int a = 0; a < 2; a++)
+			if (fork_check(src, sh, a, forks))
 				sh->failed = 1;
-			}
-		}
 	}
 	sh->stop = 1;
 	for (int a = 0; a < 2; a++) {
@@ -1239,19 +1262,14 @@ static int t_fork_storm_while_attachers_write(void)
 		FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "attacher %d: status %#x (11: saw a child's page, 12: a stale one)",
 			a, st);
 	}
-	tap_diag("%d forks in %.1fs while two attachers wrote (%ld and %ld writes), %ld checks",
-		 forks, now() - start, sh->last[0], sh->last[1], checks);
+	tap_diag("%d forks in %.1fs while two attachers wrote (%ld and %ld writes), every write checked in the source",
+		 forks, now() - start, sh->last[0], sh->last[1]);
 	FAIL_IF(sh->failed, "an attacher's write did not reach the source");
 	FAIL_IF(forks < FORK_MIN, "only %d forks (want at least %d)", forks, FORK_MIN);
 	for (int a = 0; a < 2; a++) {
-		long *page = src + (size_t)(a + 1) * (PG / 8), last = sh->last[a];
-
-		FAIL_IF(page[0] != last, "attacher %d's last write %ld lost (source has %ld)",
-			a, last, page[0]);
-		for (long v = last > FORK_RING ? last - FORK_RING + 1 : 1; v <= last; v++)
-			FAIL_IF(page[1 + v % FORK_RING] != v, "attacher %d's write %ld lost (source has %ld)",
-				a, v, page[1 + v % FORK_RING]);
-		FAIL_IF(last < 2 * FORK_MIN, "attacher %d wrote only %ld times", a, last);
+		FAIL_IF(fork_check(src, sh, a, forks), "attacher %d's last writes lost", a);
+		FAIL_IF(sh->checked[a] < 2 * FORK_MIN, "attacher %d wrote only %ld times", a,
+			sh->checked[a]);
 	}
 	/* the children's writes (-1) never reached the parent's page */
 	FAIL_IF(src[0] != forks, "source counter %ld after %d forks", src[0], forks);
@@ -1329,52 +1347,6 @@ static pid_t storm_start(struct storm_shared *sh, int i, unsigned int seed)
 	return pid;
 }
 
-/* tasks in D state now (and their /proc stat lines as diagnostics) */
-static int count_d_state(bool quiet)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	while (d && (e = readdir(d))) {
-		char path[300], buf[512], *p;
-		int fd;
-		ssize_t len;
-
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		buf[len] = 0;
-		p = strrchr(buf, ')');
-		if (p && p[2] == 'D') {
-			if (!quiet)
-				tap_diag("D state: %s", buf);
-			n++;
-		}
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
-
-/* D-state tasks that stay so for a whole second (a brief D is a lock wait) */
-static int count_stuck_d_state(void)
-{
-	for (int look = 0; look < 10; look++) {
-		if (!count_d_state(true))
-			return 0;
-		usleep(100000);
-	}
-	return count_d_state(false);
-}
-
 /* reap @pid within a time limit; false if it is still there */
 static bool reap_within(pid_t pid, double secs)
 {
@@ -1395,8 +1367,10 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 	unsigned int seed = 1;
 	double start = now(), end = start + duration / 4.0;
 	double limit = start + (duration / 4.0 + 240) * tap_time_scale();
+	struct d_watch dw;
 	int kills = 0, mid_op = 0;
 
+	memset(&dw, 0, sizeof(dw));
 	for (int i = 0; i < 16; i++)
 		pids[i] = storm_start(sh, i, (unsigned int)i);
 	while ((now() < end || mid_op < KILL_MIN) && now() < limit) {
@@ -1410,10 +1384,13 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 			char path[64];
 
 			snprintf(path, sizeof(path), "/proc/%d/stack", pids[i]);
-			count_d_state(false);
+			d_state_count(1);
 			FAIL_IF(1, "SIGKILLed %s %d did not exit within 10 s (stack in %s)",
 				i < 8 ? "exporter" : "attacher", pids[i], path);
 		}
+		/* after every kill: no task stuck in D since a few kills ago */
+		FAIL_IF(d_state_watch(&dw, now(), 10 * tap_time_scale()),
+			"a task stayed in D state through the storm");
 		pids[i] = storm_start(sh, i, (unsigned int)(i + kills));
 	}
 	for (int i = 0; i < 16; i++) {
@@ -1422,7 +1399,7 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 	}
 	tap_diag("%d random SIGKILLs in %.1fs, %d of them mid-operation", kills, now() - start, mid_op);
 	FAIL_IF(mid_op < KILL_MIN, "only %d kills mid-operation (want at least %d)", mid_op, KILL_MIN);
-	FAIL_IF(count_stuck_d_state(), "tasks in D state after the storm");
+	FAIL_IF(d_state_stuck(), "tasks in D state after the storm");
 	FAIL_IF(live_counters_settle(), "live counters not back to zero after the storm");
 	return 0;
 }
@@ -1554,6 +1531,7 @@ static int t_oom_killed_exporter_with_attachment(void)
 	tap_diag("victim ended with status %#x (SIGKILL by the OOM killer expected); non-blocking invalidations refused meanwhile: %ld",
 		 st, counter("invalidate_nonblock_busy") - nonblock0);
 	FAIL_IF(!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL, "victim was not OOM-killed");
+	FAIL_IF(d_state_stuck(), "a task stuck in D state after the OOM kill");
 	FAIL_IF(waitpid(busy, &st, 0) != busy || !WIFEXITED(st) || WEXITSTATUS(st),
 		"the busy attacher: status %#x (11: no attach, 12: wrong data before SIGBUS, 13: not SIGBUS)",
 		st);

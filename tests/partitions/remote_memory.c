@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <xpmem.h>
 
+#include "dstate.h"
 #include "partitions/fabric.h"
 
 #define PAGE		4096UL
@@ -221,6 +222,21 @@ static void wait_exports_zero(int tries, long *e, long *a)
 			return;
 		usleep(100000);
 	}
+}
+
+/* the sum of the driver's live-object counters (debugfs "live"), -1 if unreadable */
+static long live_sum(void)
+{
+	FILE *fp = fopen("/sys/kernel/debug/xpmem/live", "r");
+	char n[64];
+	long v, sum = 0;
+
+	if (!fp)
+		return -1;
+	while (fscanf(fp, "%63s %ld", n, &v) == 2)
+		sum += v;
+	fclose(fp);
+	return sum;
 }
 
 static uint64_t pfn_of(void *addr)
@@ -573,6 +589,8 @@ static int run_main(void)
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 		}
+		CHECK(!d_state_stuck(), "no_task_in_d_state_after_remote_attacher_kill",
+		      "a task stayed in D state");
 		for (int i = 0; i < 100; i++) {
 			atts = counter("attachments");
 			if (atts == atts0)
@@ -676,10 +694,22 @@ static int run_main(void)
 		CHECK(!e && !a, "owner_export_counters_zero_after_the_limit_test",
 		      "exports %ld export_atts %ld", e, a);
 	}
+	barrier(29, 0);
+	/* everything of this part is gone, on every partition: every live counter */
+	{
+		long live = -1;
+
+		for (int i = 0; i < 100 && (live = live_sum()) != 0; i++)
+			usleep(100000);
+		if (live)
+			system("sed 's/^/# live: /' /sys/kernel/debug/xpmem/live");
+		CHECK(live == 0, "every_live_counter_zero_after_the_main_part",
+		      "live objects: %ld", live);
+	}
 	printf("# remote faults served here %ld, resolved remotely %ld, invalidations sent %ld acked %ld\n",
 	       counter("export_faults"), counter("import_faults"), counter("export_invals"),
 	       counter("export_acks"));
-	barrier(29, 0);
+	barrier(30, 0);
 	return 0;
 }
 
@@ -795,7 +825,7 @@ static int run_kill(void)
 		/* a partition restarts its driver: a new incarnation, welcome again */
 		xpmem_apid_t a;
 		char *p;
-		int r = system("rmmod xpmem && insmod build/modules/$(uname -r)/xpmem.ko partition=1");
+		int r = system("rmmod xpmem && insmod build/modules-test/$(uname -r)/xpmem.ko partition=1");
 
 		for (int i = 0; i < 100; i++) {
 			if (!system("grep -q '^partition 0 alive' /sys/kernel/debug/xpmem/partitions"))
@@ -838,8 +868,9 @@ static int plan_main(int me, int np)
 	int attacher = 19 + (np < 4);
 
 	if (me == 0)
-		return 7 + 2;		/* + step 10: the log line, counters */
-	return attacher + (me == 1 ? 3 : 0) + 2;	/* + step 10 */
+		return 7 + 2 + 1;	/* + step 10: the log line, counters; + live counters */
+	/* + step 10, + D state in step 8, + live counters */
+	return attacher + (me == 1 ? 3 : 0) + 2 + 1 + 1;
 }
 
 static int plan_kill(int me, int np)
@@ -854,6 +885,14 @@ int main(int argc, char **argv)
 	int ret;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && !strcmp(argv[1], "plan")) {
+		/* for tests/partitions/run's own plan: no fabric needed */
+		int me = atoi(getenv("XPMEM_PARTITION") ? getenv("XPMEM_PARTITION") : "-1");
+		int np = atoi(getenv("XPMEM_PARTITIONS") ? getenv("XPMEM_PARTITIONS") : "0");
+
+		printf("%d\n", !strcmp(argv[2], "main") ? plan_main(me, np) : plan_kill(me, np));
+		return 0;
+	}
 	if (argc != 2 || fabric_open(&f))
 		return 2;
 	if (!strcmp(argv[1], "main")) {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * xpmem_fabric.c - the partition transport: discovery of the fabric, the
- * message channel between partitions, heartbeats and dead-peer detection.
+ * xpmem_ivshmem.c - the transport between partitions of the emulated
+ * machine (xpmem_transport.h): discovery of the fabric, the message
+ * channel, heartbeats and dead-peer detection, over ivshmem devices.
  *
  * The machine (docs/partitions.md): every partition has a mailbox region
  * of its own, which it writes, and sees each peer's mailbox region
@@ -18,14 +19,15 @@
  * (xpmem_wire.h: the producer's region holds the messages and the head,
  * the consumer's region the tail), polled by one kernel thread per
  * partition, which also publishes this partition's heartbeat and watches
- * the peers'.  A peer whose heartbeat stops for xpmem_peer_timeout_ms is
+ * the peers'.  A peer whose heartbeat stops for xpmem_timeout_param_ms is
  * declared dead and stays dead until it restarts (a new boot nonce):
  * nothing waits on it any longer.  Everything read from the mailbox was
  * written by another kernel: a message is copied out of the ring first,
  * then validated; a bad message is counted and dropped, a corrupt ring
  * index resynchronises the ring.  Never trusted, never dereferenced.
- * The memory protocol that rides on the channel (GET, ATTACH, FAULT,
- * INVAL, ...) is in xpmem_remote.c and the files it names.
+ * This file checks a message's header (version, source, destination) and
+ * answers PING itself; every other message goes up to the client, the
+ * memory protocol (xpmem_proto.c), which checks type and length.
  *
  * Locks and sleeping:
  *   xpmem_fabric_lock (mutex): probe/remove and the fabric pointer;
@@ -51,7 +53,8 @@
 #include <linux/spinlock.h>
 #include <linux/uaccess.h>
 
-#include "xpmem_internal.h"
+#include "xpmem_stats.h"
+#include "xpmem_transport.h"
 #include "xpmem_wire.h"
 
 #define XPMEM_IVSHMEM_VENDOR	0x1af4
@@ -66,8 +69,8 @@ static int xpmem_partition = -1;
 module_param_named(partition, xpmem_partition, int, 0444);
 MODULE_PARM_DESC(partition, "this partition's number on the fabric (0-3; -1: no fabric)");
 
-static unsigned int xpmem_peer_timeout_ms = 3000;
-module_param_named(peer_timeout_ms, xpmem_peer_timeout_ms, uint, 0644);
+static unsigned int xpmem_timeout_param_ms = 3000;
+module_param_named(peer_timeout_ms, xpmem_timeout_param_ms, uint, 0644);
 MODULE_PARM_DESC(peer_timeout_ms, "a peer silent this long is declared dead");
 
 enum xpmem_peer_state {
@@ -98,7 +101,7 @@ struct xpmem_peer {
 	spinlock_t tx_lock;		/* producer side of our out[id] */
 	u64 tx_seq;
 	atomic64_t tx, rx, bad;
-	bool fence_request;		/* xpmem_fabric_fence() asked for it */
+	bool fence_request;		/* ->fence asked for it */
 	const char *fence_why;
 };
 
@@ -111,6 +114,9 @@ struct xpmem_fabric {
 	struct task_struct *poller;
 	struct xpmem_peer peer[XPMEM_MAX_PARTITIONS];
 };
+
+/* the protocol above us; set before the PCI driver registers */
+static const struct xpmem_transport_client *xpmem_client;
 
 static DEFINE_MUTEX(xpmem_fabric_lock);
 /* written under xpmem_fabric_lock; senders read it under RCU */
@@ -186,12 +192,6 @@ static int xpmem_fabric_send(struct xpmem_fabric *fab, int dst, u16 type,
 }
 
 /*
- * For the memory protocol (xpmem_remote_*.c).  The fabric is looked up
- * under RCU: xpmem_fabric_stop() waits for a grace period before freeing.
- * Never sleeps; -ENOBUFS when the peer's ring is full, -EHOSTDOWN when
- * it is not alive, -ENODEV when this partition is not on a fabric.
- */
-/*
  * The fabric, if this partition is on one and @p names one of its peers;
  * NULL otherwise.  Caller holds rcu_read_lock().
  */
@@ -205,8 +205,14 @@ static struct xpmem_fabric *xpmem_fabric_of_peer(int p)
 	return fab && p != fab->me ? fab : NULL;
 }
 
-int xpmem_fabric_send_msg(int dst, u16 type, const u64 *payload,
-			  unsigned int npayload)
+/*
+ * ->send.  The fabric is looked up under RCU: xpmem_fabric_stop() waits
+ * for a grace period before freeing.  Never sleeps; -ENOBUFS when the
+ * peer's ring is full, -EHOSTDOWN when it is not alive, -ENODEV when this
+ * partition is not on a fabric.
+ */
+static int xpmem_ivshmem_send(int dst, u16 type, const u64 *payload,
+			      unsigned int npayload)
 {
 	struct xpmem_fabric *fab;
 	int ret = -ENODEV;
@@ -221,40 +227,15 @@ int xpmem_fabric_send_msg(int dst, u16 type, const u64 *payload,
 	return ret;
 }
 
-/*
- * As xpmem_fabric_send_msg(), but wait (sleeping) while the ring is full:
- * a live peer's poll thread never blocks, so it drains its rings.  A peer
- * whose ring stays full for a peer timeout (it beats but does not drain,
- * or its tail is bogus) is fenced, and the wait ends with -EHOSTDOWN;
- * so does a fatal signal (-EINTR).
- */
-int xpmem_fabric_send_wait(int dst, u16 type, const u64 *payload,
-			   unsigned int npayload)
+static unsigned int xpmem_ivshmem_timeout_ms(void)
 {
-	unsigned long limit = jiffies + msecs_to_jiffies(xpmem_fabric_timeout_ms());
-	int ret;
-
-	while ((ret = xpmem_fabric_send_msg(dst, type, payload, npayload)) == -ENOBUFS) {
-		if (fatal_signal_pending(current))
-			return -EINTR;
-		if (time_after(jiffies, limit)) {
-			xpmem_fabric_fence(dst, "its ring stayed full");
-			return -EHOSTDOWN;
-		}
-		usleep_range(50, 200);
-	}
-	return ret;
-}
-
-unsigned int xpmem_fabric_timeout_ms(void)
-{
-	return max(READ_ONCE(xpmem_peer_timeout_ms), 100U);
+	return max(READ_ONCE(xpmem_timeout_param_ms), 100U);
 }
 
 static void xpmem_fabric_bad(struct xpmem_peer *peer, const char *why, u64 val);
 
-/* a reply that passed every check but the requester's (xpmem_import.c) */
-void xpmem_fabric_count_bad(int p, const char *why, u64 val)
+/* ->count_bad: a message that passed every check but the protocol's */
+static void xpmem_ivshmem_count_bad(int p, const char *why, u64 val)
 {
 	struct xpmem_fabric *fab;
 
@@ -265,13 +246,14 @@ void xpmem_fabric_count_bad(int p, const char *why, u64 val)
 	rcu_read_unlock();
 }
 
-int xpmem_fabric_me(void)
+/* this partition's number on the fabric, -1 if none */
+int xpmem_ivshmem_me(void)
 {
 	return xpmem_partition >= 0 && xpmem_partition < XPMEM_MAX_PARTITIONS ?
 	       xpmem_partition : -1;
 }
 
-bool xpmem_fabric_peer_alive(int p)
+static bool xpmem_ivshmem_alive(int p)
 {
 	struct xpmem_fabric *fab;
 	bool alive = false;
@@ -284,8 +266,8 @@ bool xpmem_fabric_peer_alive(int p)
 	return alive;
 }
 
-/* Peer @p's RAM as a physical range of this partition (its window). */
-bool xpmem_fabric_window(int p, phys_addr_t *start, phys_addr_t *len)
+/* ->window: peer @p's RAM as a physical range of this partition */
+static bool xpmem_ivshmem_window(int p, phys_addr_t *start, phys_addr_t *len)
 {
 	if (p < 0 || p >= XPMEM_MAX_PARTITIONS)
 		return false;
@@ -295,11 +277,11 @@ bool xpmem_fabric_window(int p, phys_addr_t *start, phys_addr_t *len)
 }
 
 /*
- * Declare peer @p dead from outside the poll thread (it stopped answering
- * though its heartbeat goes on).  The poll thread carries it out and
- * publishes the fence in our slot, so @p learns it was cut off.
+ * ->fence: declare peer @p dead from outside the poll thread (it stopped
+ * answering though its heartbeat goes on).  The poll thread carries it
+ * out and publishes the fence in our slot, so @p learns it was cut off.
  */
-void xpmem_fabric_fence(int p, const char *why)
+static void xpmem_ivshmem_fence(int p, const char *why)
 {
 	struct xpmem_fabric *fab;
 
@@ -322,20 +304,6 @@ static void xpmem_fabric_bad(struct xpmem_peer *peer, const char *why, u64 val)
 			    peer->id, why, val);
 }
 
-/* payload bytes each message type must carry */
-static const u8 xpmem_msg_len[XPMEM_MSG_TYPES] = {
-	[XPMEM_MSG_PING] = 8,
-	[XPMEM_MSG_PONG] = 8,
-	[XPMEM_MSG_GET] = 40,
-	[XPMEM_MSG_RELEASE] = 16,
-	[XPMEM_MSG_ATTACH] = 40,
-	[XPMEM_MSG_DETACH] = 16,
-	[XPMEM_MSG_FAULT] = 24,
-	[XPMEM_MSG_REPLY] = 40,
-	[XPMEM_MSG_INVAL] = 32,
-	[XPMEM_MSG_ACK] = 8,
-};
-
 /*
  * Validate and act on one message (already copied out of the ring).
  * Returns 0, or -EINVAL with *why and *val saying why it was dropped.
@@ -356,10 +324,11 @@ static int xpmem_fabric_handle(struct xpmem_fabric *fab, struct xpmem_peer *peer
 	} else if (le16_to_cpu(m->dst) != fab->me) {
 		*why = "destination is not us";
 		*val = le16_to_cpu(m->dst);
-	} else if (type == 0 || type >= XPMEM_MSG_TYPES) {
-		*why = "unknown type";
-		*val = type;
-	} else if (le32_to_cpu(m->len) != xpmem_msg_len[type]) {
+	} else if (le32_to_cpu(m->len) > sizeof(m->payload)) {
+		*why = "payload length";
+		*val = le32_to_cpu(m->len);
+	} else if ((type == XPMEM_MSG_PING || type == XPMEM_MSG_PONG) &&
+		   le32_to_cpu(m->len) != sizeof(u64)) {
 		*why = "payload length";
 		*val = le32_to_cpu(m->len);
 	}
@@ -378,7 +347,8 @@ static int xpmem_fabric_handle(struct xpmem_fabric *fab, struct xpmem_peer *peer
 		}
 		return 0;
 	default:
-		return xpmem_remote_rx(peer->id, type, m->payload, why, val);
+		return xpmem_client->rx(peer->id, type, m->payload, le32_to_cpu(m->len),
+					why, val);
 	}
 }
 
@@ -446,10 +416,10 @@ static void xpmem_peer_set_state(struct xpmem_fabric *fab, struct xpmem_peer *pe
 	/*
 	 * Whatever was shared with that incarnation is over: fail its
 	 * requests, complete the acks we waited for, revoke its mappings
-	 * (xpmem_remote_*.c; only non-sleeping work here, the rest queued).
+	 * (the client; only non-sleeping work here, the rest queued).
 	 */
 	if (old == XPMEM_PEER_ALIVE)
-		xpmem_remote_peer_down(peer->id);
+		xpmem_client->peer_down(peer->id);
 }
 
 /*
@@ -547,7 +517,7 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	}
 	if (peer->state == XPMEM_PEER_ALIVE &&
 	    time_after(jiffies, peer->beat_jiffies +
-				msecs_to_jiffies(xpmem_fabric_timeout_ms())))
+				msecs_to_jiffies(xpmem_ivshmem_timeout_ms())))
 		xpmem_peer_set_state(fab, peer, XPMEM_PEER_DEAD);
 }
 
@@ -577,7 +547,7 @@ static int xpmem_fabric_poll(void *arg)
 			next_beat = jiffies + msecs_to_jiffies(XPMEM_HEARTBEAT_MS);
 			for (p = 0; p < XPMEM_MAX_PARTITIONS; p++)
 				if (fab->peer[p].state == XPMEM_PEER_ALIVE)
-					xpmem_remote_tick(p);
+					xpmem_client->tick(p);
 		}
 		for (p = 0; p < XPMEM_MAX_PARTITIONS; p++) {
 			if (p == fab->me)
@@ -898,18 +868,46 @@ static const struct file_operations xpmem_ping_fops = {
 	.llseek = default_llseek,
 };
 
-void xpmem_fabric_debugfs(struct dentry *dir)
+static void xpmem_ivshmem_debugfs(struct dentry *dir)
 {
 	debugfs_create_file("partitions", 0444, dir, NULL, &xpmem_partitions_fops);
 	debugfs_create_file("ping", 0600, dir, NULL, &xpmem_ping_fops);
 }
 
-int xpmem_fabric_init(void)
+static const struct xpmem_transport xpmem_ivshmem_ops = {
+	.name = "ivshmem",
+	.send = xpmem_ivshmem_send,
+	.alive = xpmem_ivshmem_alive,
+	.window = xpmem_ivshmem_window,
+	.fence = xpmem_ivshmem_fence,
+	.count_bad = xpmem_ivshmem_count_bad,
+	.timeout_ms = xpmem_ivshmem_timeout_ms,
+	.debugfs = xpmem_ivshmem_debugfs,
+};
+
+/*
+ * The transport, or NULL if this partition is not on a fabric (module
+ * parameter partition unset): the driver is then purely local.  Its ops
+ * work before xpmem_ivshmem_start() and after xpmem_ivshmem_stop()
+ * (-ENODEV, not alive).
+ */
+const struct xpmem_transport *xpmem_ivshmem_transport(void)
 {
+	return xpmem_ivshmem_me() < 0 ? NULL : &xpmem_ivshmem_ops;
+}
+
+/* Bind the ivshmem devices of the fabric and start talking for @client. */
+int xpmem_ivshmem_start(const struct xpmem_transport_client *client)
+{
+	if (xpmem_ivshmem_me() < 0)
+		return 0;
+	xpmem_client = client;
 	return pci_register_driver(&xpmem_fabric_driver);
 }
 
-void xpmem_fabric_exit(void)
+/* Unbind: every peer goes down for the client, then nothing calls it again. */
+void xpmem_ivshmem_stop(void)
 {
-	pci_unregister_driver(&xpmem_fabric_driver);
+	if (xpmem_ivshmem_me() >= 0)
+		pci_unregister_driver(&xpmem_fabric_driver);
 }

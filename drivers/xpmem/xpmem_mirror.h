@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * xpmem_mirror.h - the reverse map: every secondary mapping of an
+ * exporting mm is a mirror, an mmu_interval_notifier on the source range
+ * it maps (xpmem_mirror.c).  A mirror knows what maps it only as ops: it
+ * knows no attachment and no partition.  Also here: zapping attachment
+ * mappings and looking up a source page, which both kinds of mirror use.
+ */
+#ifndef _XPMEM_MIRROR_H
+#define _XPMEM_MIRROR_H
+
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/mmu_notifier.h>
+#include <linux/spinlock.h>
+
+/* attachment vmas are files of the driver's pseudo filesystem */
+#define XPMEM_FS_MAGIC	0x58504d4d	/* "XPMM" */
+
+static inline bool xpmem_vma_is_attachment(struct vm_area_struct *vma)
+{
+	return vma->vm_file && vma->vm_file->f_inode->i_sb->s_magic == XPMEM_FS_MAGIC;
+}
+
+struct xpmem_mirror;
+
+struct xpmem_mirror_ops {
+	/*
+	 * Take down every translation of source range [start, end) and
+	 * return once none can be used any more.  Called from the exporting
+	 * mm's notifier in blockable context; may sleep, bounded.
+	 */
+	void (*invalidate)(struct xpmem_mirror *m, unsigned long start,
+			   unsigned long end);
+};
+
+struct xpmem_mirror {
+	struct mmu_interval_notifier mni;	/* the source range */
+	const struct xpmem_mirror_ops *ops;
+	spinlock_t lock;	/* publishes the sequence to faults (install) */
+	bool released;		/* the exporting mm went through exit_mmap */
+	bool inserted;
+};
+
+int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *ops,
+			struct mm_struct *mm, unsigned long start, unsigned long size);
+void xpmem_mirror_remove(struct xpmem_mirror *m);
+unsigned long xpmem_mirror_read_begin(struct xpmem_mirror *m);
+bool xpmem_mirror_read_retry(struct xpmem_mirror *m, unsigned long seq);
+
+void xpmem_zap_mapping(struct address_space *mapping, loff_t start, loff_t len);
+void xpmem_zap_mapping_wait(struct address_space *mapping, loff_t start, loff_t len);
+
+int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
+		   struct page **page);
+
+int xpmem_mirror_init(void);
+void xpmem_mirror_exit(void);
+
+#endif /* _XPMEM_MIRROR_H */

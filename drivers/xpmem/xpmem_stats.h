@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * xpmem_stats.h - the bottom layer: what every other file may count,
+ * time and hook (xpmem_stats.c).  It calls nothing of the driver.
+ *
+ *   counters    per CPU, summed when read (debugfs "counters" and "live");
+ *               the fault path pays one this_cpu_inc, no shared cache line
+ *   histograms  log2 buckets of nanoseconds, per CPU: fault latency and
+ *               invalidation (acknowledgment) wait
+ *   test hooks  only with CONFIG_XPMEM_TEST_HOOKS (the test builds): a
+ *               slow acknowledger and an emulated pinning implementation;
+ *               without it they compile to nothing
+ */
+#ifndef _XPMEM_STATS_H
+#define _XPMEM_STATS_H
+
+#include <linux/percpu.h>
+#include <linux/types.h>
+
+struct seq_file;
+
+struct xpmem_counters {
+	/* live objects: must all return to 0 when nothing is in use */
+	long segments;
+	long accesses;
+	long attachments;
+	long mirrors;		/* interval notifiers on exporting mms */
+	long attacher_mms;	/* mms tracked for page lookups (xpmem_local.c) */
+	long exports;		/* permits partitions hold here */
+	long export_atts;	/* their attachments (rmap entries) */
+	/* event counts: only ever grow */
+	long lookups_forged;	/* lookups by ids never issued (guesses) */
+	long lookups_throttled;	/* ... refused: the user kept guessing */
+	long limits_hit;	/* a per-user or per-peer limit said EDQUOT */
+	long gets;		/* successful xpmem_get calls */
+	long attaches;		/* successful xpmem_attach calls */
+	long faults;
+	long fault_retries;	/* sequence changed during a fault */
+	long fault_slow;	/* resolved with the fault lock dropped */
+	long fault_contended;	/* ... but the caller could not drop it */
+	long fault_errors_after_retry;	/* returned by a retried fault */
+	long mkwrite;
+	long invalidations;	/* mirror ->invalidate calls */
+	long invalidate_hits;	/* ... that took translations down */
+	long invalidate_nonblock_busy;	/* ... refused to a non-blockable caller */
+	long acks;		/* local attachments zapped for an invalidation */
+	long ack_wait_slow;	/* zap waits that exceeded the warning time */
+	long revokes;
+	long pages_given;	/* find_special_page answered a page */
+	long pages_withheld;	/* ... answered none (zap, fork, exit) */
+	long amm_bracket_overflows;	/* all bracket slots were taken */
+	long fabric_tx;		/* messages sent */
+	long fabric_rx;		/* messages accepted */
+	long fabric_bad;	/* messages dropped as malformed */
+	long fabric_peers_dead;	/* partitions declared dead */
+	long export_faults;	/* pages resolved for a partition */
+	long export_invals;	/* invalidations sent to partitions */
+	long export_acks;	/* ... and acknowledged by them */
+	long export_fenced_acks;	/* ... ended by the peer's death */
+	long import_faults;	/* remote faults resolved by an owner */
+	long import_invals;	/* invalidations received and done */
+};
+
+DECLARE_PER_CPU(struct xpmem_counters, xpmem_pcpu_counters);
+
+#define xpmem_count(field)	this_cpu_inc(xpmem_pcpu_counters.field)
+#define xpmem_uncount(field)	this_cpu_dec(xpmem_pcpu_counters.field)
+
+/* the sum over every CPU of the counter at @offset in struct xpmem_counters */
+long xpmem_counter_sum(size_t offset);
+#define xpmem_counter_read(field) \
+	xpmem_counter_sum(offsetof(struct xpmem_counters, field))
+
+enum xpmem_hist {
+	XPMEM_HIST_FAULT,		/* a fault of a local attachment */
+	XPMEM_HIST_FAULT_REMOTE,	/* ... of another partition's memory */
+	XPMEM_HIST_INVALIDATE,		/* ->invalidate: until zapped or acknowledged */
+	XPMEM_NR_HIST
+};
+
+void xpmem_hist_record(enum xpmem_hist h, u64 ns);
+void xpmem_hist_show(struct seq_file *m);
+
+#ifdef CONFIG_XPMEM_TEST_HOOKS
+/* debugfs ack_delay_ms: every acknowledgment (local or remote) waits this long */
+extern unsigned int xpmem_ack_delay_ms;
+/* debugfs test_pin_pages: attachments made meanwhile keep a reference on each page */
+extern bool xpmem_test_pin_pages;
+
+void xpmem_test_ack_delay(void);
+static inline bool xpmem_test_pin_enabled(void)
+{
+	return READ_ONCE(xpmem_test_pin_pages);
+}
+#else
+static inline void xpmem_test_ack_delay(void)
+{
+}
+
+static inline bool xpmem_test_pin_enabled(void)
+{
+	return false;
+}
+#endif
+
+#endif /* _XPMEM_STATS_H */
