@@ -57,6 +57,7 @@
 #include <linux/mman.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/pseudo_fs.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
@@ -266,6 +267,83 @@ static int xpmem_install_pte(pte_t *ptep, unsigned long addr, void *data)
 	return 0;
 }
 
+/* pages one fault may map (1: the faulting page only); bench/local compares */
+static unsigned int xpmem_fault_around = XPMEM_FAULT_AROUND;
+module_param_named(fault_around_pages, xpmem_fault_around, uint, 0644);
+MODULE_PARM_DESC(fault_around_pages,
+		 "pages one attachment fault may map, the faulting one included (1-16, default 16)");
+
+struct xpmem_install_run {
+	struct mm_struct *mm;
+	struct xpmem_attachment *att;
+	unsigned long seq, start;
+	const struct xpmem_resolved *r;
+	pgprot_t prot;
+	unsigned int installed;
+	bool stop;
+};
+
+/* The fault-around pages: each PTE under the same check as the faulting one. */
+static int xpmem_install_more_pte(pte_t *ptep, unsigned long addr, void *data)
+{
+	struct xpmem_install_run *run = data;
+	unsigned int i = (addr - run->start) >> PAGE_SHIFT;
+	spinlock_t *lock = run->att->ops->install_lock(run->att);
+	pte_t pte;
+
+	if (run->stop)
+		return 0;
+	pte = pte_mkspecial(pfn_pte(page_to_pfn(run->r->more[i]), run->prot));
+	pte = run->r->writable ? pte_mkdirty(pte_mkyoung(pte)) : pte_mkyoung(pte);
+	spin_lock(lock);
+	run->stop = xpmem_att_changed(run->att, run->seq);
+	if (!run->stop && pte_none(ptep_get(ptep))) {
+		set_pte_at(run->mm, addr, ptep, pte);
+		run->installed++;
+	}
+	spin_unlock(lock);
+	return 0;
+}
+
+/*
+ * Map the pages after the faulting one (@r->more) from @addr on, while
+ * nothing invalidated @att since @seq; drop their references.  Returns
+ * how many PTEs it set.  A failure here costs only later faults.
+ */
+static unsigned int xpmem_install_more(struct vm_area_struct *vma, unsigned long addr,
+				       struct xpmem_resolved *r, struct xpmem_attachment *att,
+				       unsigned long seq)
+{
+	unsigned long flags = r->writable ? vma->vm_flags : vma->vm_flags & ~VM_WRITE;
+	struct xpmem_install_run run = {
+		.mm = vma->vm_mm,
+		.att = att,
+		.seq = seq,
+		.start = addr,
+		.r = r,
+		.prot = vm_get_page_prot(flags),
+	};
+	unsigned int i;
+
+	if (r->nr_more)
+		apply_to_page_range(vma->vm_mm, addr, r->nr_more << PAGE_SHIFT,
+				    xpmem_install_more_pte, &run);
+	for (i = 0; i < r->nr_more; i++)
+		put_page(r->more[i]);	/* no pin outlives the fault */
+	r->nr_more = 0;
+	return run.installed;
+}
+
+/* Drop the references of fault-around pages that will not be mapped. */
+static void xpmem_resolved_put_more(struct xpmem_resolved *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->nr_more; i++)
+		put_page(r->more[i]);
+	r->nr_more = 0;
+}
+
 /*
  * Map @pfn at @addr of @vma (an attachment vma of @att) if nothing
  * invalidated or revoked @att since @seq.  -EAGAIN: resolve again.
@@ -350,6 +428,7 @@ static vm_fault_t xpmem_fault_error_take(struct vm_fault *vmf, struct xpmem_atta
 struct xpmem_fault_stat {
 	u64 t0;
 	unsigned int retries;
+	unsigned int pages;		/* PTEs this fault set */
 	bool slow;
 	bool remote;
 };
@@ -360,8 +439,9 @@ static vm_fault_t xpmem_fault_done(struct vm_fault *vmf, struct xpmem_fault_stat
 	u64 ns = ktime_get_ns() - st->t0;
 
 	xpmem_hist_record(st->remote ? XPMEM_HIST_FAULT_REMOTE : XPMEM_HIST_FAULT, ns);
+	xpmem_count_add(fault_pages, st->pages);
 	trace_xpmem_fault(vmf->address, st->remote, vmf->flags & FAULT_FLAG_WRITE,
-			  st->slow, st->retries, ret == VM_FAULT_NOPAGE,
+			  st->slow, st->retries, st->pages,
 			  (__force unsigned int)ret, ns);
 	return ret;
 }
@@ -376,7 +456,7 @@ static vm_fault_t xpmem_fault_done(struct vm_fault *vmf, struct xpmem_fault_stat
 static vm_fault_t xpmem_fault_unlocked(struct vm_fault *vmf,
 				       struct xpmem_attachment *att,
 				       unsigned long addr, unsigned long src,
-				       bool write, unsigned long seq)
+				       bool write, unsigned long seq, unsigned int *pages)
 {
 	struct mm_struct *mm = vmf->vma->vm_mm;
 	struct xpmem_resolved r = { };
@@ -401,7 +481,7 @@ static vm_fault_t xpmem_fault_unlocked(struct vm_fault *vmf,
 		vma = vma_lookup(mm, addr);
 		if (vma && xpmem_vma_is_attachment(vma) && xpmem_vma_att(vma) == att &&
 		    xpmem_att_src(vma, att, addr) == src)
-			xpmem_install(vma, addr, r.pfn, r.writable, att, seq);
+			*pages = !xpmem_install(vma, addr, r.pfn, r.writable, att, seq);
 		mmap_read_unlock(mm);
 	}
 	if (r.page)
@@ -435,20 +515,27 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 		ret = xpmem_fault_error_take(vmf, att, src, seq);
 		if (ret)
 			return xpmem_fault_done(vmf, &st, ret);
+		r.max_more = min3((unsigned long)clamp(READ_ONCE(xpmem_fault_around), 1U,
+						       (unsigned int)XPMEM_FAULT_AROUND) - 1,
+				  (vma->vm_end - addr - PAGE_SIZE) >> PAGE_SHIFT,
+				  (att->src_start + att->size - src - PAGE_SIZE) >> PAGE_SHIFT);
 		err = att->ops->resolve_nowait(att, src, write, &r);
 		if (err == -EWOULDBLOCK) {
 			st.slow = true;
 			return xpmem_fault_done(vmf, &st,
 						xpmem_fault_unlocked(vmf, att, addr, src,
-								     write, seq));
+								     write, seq, &st.pages));
 		}
 		if (err)
 			return xpmem_fault_done(vmf, &st, xpmem_errno_to_fault(err));
 		err = xpmem_install(vma, addr, r.pfn, r.writable, att, seq);
 		if (r.page)
 			put_page(r.page);	/* no pin outlives the fault */
-		if (!err)
+		if (!err) {
+			st.pages = 1 + xpmem_install_more(vma, addr + PAGE_SIZE, &r, att, seq);
 			return xpmem_fault_done(vmf, &st, VM_FAULT_NOPAGE);
+		}
+		xpmem_resolved_put_more(&r);
 		if (err != -EAGAIN)
 			return xpmem_fault_done(vmf, &st, xpmem_errno_to_fault(err));
 		xpmem_count(fault_retries);

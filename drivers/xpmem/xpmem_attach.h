@@ -23,10 +23,25 @@
 struct xpmem_attachment;
 
 /* a page resolved for a fault: its pfn, and its page if it has one (referenced) */
+/*
+ * Pages one fault may map: the faulting one and, when the kind can give
+ * them without faulting the source (they are present there), those after
+ * it.  First touch of an attachment otherwise costs one fault per page.
+ */
+#define XPMEM_FAULT_AROUND	16
+
 struct xpmem_resolved {
 	unsigned long pfn;
 	struct page *page;
 	bool writable;		/* map it writable */
+	/*
+	 * Set by the core: how many pages after the faulting one the vma
+	 * and the attachment still cover (at most XPMEM_FAULT_AROUND - 1);
+	 * the kind may resolve up to that many, present in the source with
+	 * the same writability, into @more (referenced), and says how many.
+	 */
+	unsigned int max_more, nr_more;
+	struct page *more[XPMEM_FAULT_AROUND - 1];
 };
 
 struct xpmem_att_ops {

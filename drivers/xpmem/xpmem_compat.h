@@ -57,6 +57,20 @@ static inline long xpmem_gup_remote_one(struct mm_struct *mm,
 #endif
 }
 
+/* The same for @nr pages already present (FOLL_NOFAULT): fault-around. */
+static inline long xpmem_gup_remote_present(struct mm_struct *mm,
+					    unsigned long addr, unsigned long nr,
+					    unsigned int gup_flags,
+					    struct page **pages)
+{
+#if XPMEM_KERNEL_OLDER_THAN(6, 5, 0)
+	return get_user_pages_remote(mm, addr, nr, gup_flags | FOLL_NOFAULT, pages,
+				     NULL, NULL);
+#else
+	return get_user_pages_remote(mm, addr, nr, gup_flags | FOLL_NOFAULT, pages, NULL);
+#endif
+}
+
 /*
  * A read-only pin, turned into a plain reference: pinning makes the core
  * unshare an anonymous page that the source shares with a fork child or
@@ -77,6 +91,25 @@ static inline long xpmem_pin_remote_one_read(struct mm_struct *mm,
 	if (n == 1) {
 		get_page(*page);
 		unpin_user_page(*page);
+	}
+	return n;
+}
+
+/* The same for @nr pages already present (FOLL_NOFAULT): fault-around. */
+static inline long xpmem_pin_remote_present_read(struct mm_struct *mm,
+						 unsigned long addr, unsigned long nr,
+						 struct page **pages)
+{
+	long n, i;
+
+#if XPMEM_KERNEL_OLDER_THAN(6, 5, 0)
+	n = pin_user_pages_remote(mm, addr, nr, FOLL_NOFAULT, pages, NULL, NULL);
+#else
+	n = pin_user_pages_remote(mm, addr, nr, FOLL_NOFAULT, pages, NULL);
+#endif
+	for (i = 0; i < n; i++) {
+		get_page(pages[i]);
+		unpin_user_page(pages[i]);
 	}
 	return n;
 }

@@ -50,6 +50,7 @@ static const struct {
 	XPMEM_EVENT(gets),
 	XPMEM_EVENT(attaches),
 	XPMEM_EVENT(faults),
+	XPMEM_EVENT(fault_pages),
 	XPMEM_EVENT(fault_retries),
 	XPMEM_EVENT(fault_slow),
 	XPMEM_EVENT(fault_contended),

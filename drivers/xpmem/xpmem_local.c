@@ -438,6 +438,41 @@ static spinlock_t *xpmem_local_install_lock(struct xpmem_attachment *att)
 /* ---- resolving a page --------------------------------------------------------- */
 
 /*
+ * Fault-around: the pages after @src in the same source vma that are
+ * present there with the writability of the faulting one, up to
+ * @r->max_more.  Nothing is faulted in the source (FOLL_NOFAULT): a page
+ * that is not there, or that would need copy-on-write or unsharing,
+ * ends the run.  The source vma was checked for the faulting page
+ * (xpmem_src_page(): not an attachment, not a pfn mapping).
+ */
+static void xpmem_local_resolve_more(struct xpmem_local_att *la, unsigned long src,
+				     struct xpmem_resolved *r)
+{
+	struct vm_area_struct *vma;
+	unsigned long nr;
+	long got, i;
+
+	if (!r->max_more)
+		return;
+	vma = vma_lookup(la->src_mm, src);
+	if (!vma)
+		return;
+	nr = min_t(unsigned long, r->max_more, (vma->vm_end - src - PAGE_SIZE) >> PAGE_SHIFT);
+	if (!nr)
+		return;
+	if (r->writable)
+		got = xpmem_gup_remote_present(la->src_mm, src + PAGE_SIZE, nr, FOLL_WRITE,
+					       r->more);
+	else
+		got = xpmem_pin_remote_present_read(la->src_mm, src + PAGE_SIZE, nr, r->more);
+	if (got <= 0)
+		return;
+	r->nr_more = got;
+	for (i = 0; i < got; i++)
+		xpmem_test_pin(la, src + (i + 1) * PAGE_SIZE, r->more[i]);
+}
+
+/*
  * The source page for a fault, the source's mmap lock held: for write if
  * the fault writes or the attachment is writable (see the top of this
  * file), except that a read through a ro_source attachment of a page the
@@ -460,6 +495,7 @@ static int xpmem_local_resolve_locked(struct xpmem_local_att *la, unsigned long 
 	}
 	r->pfn = page_to_pfn(r->page);
 	xpmem_test_pin(la, src, r->page);
+	xpmem_local_resolve_more(la, src, r);
 	return 0;
 }
 

@@ -35,6 +35,7 @@ struct xpmem_counters {
 	long gets;		/* successful xpmem_get calls */
 	long attaches;		/* successful xpmem_attach calls */
 	long faults;
+	long fault_pages;	/* PTEs faults set (fault-around: up to 16 each) */
 	long fault_retries;	/* sequence changed during a fault */
 	long fault_slow;	/* resolved with the fault lock dropped */
 	long fault_contended;	/* ... but the caller could not drop it */
@@ -64,6 +65,7 @@ struct xpmem_counters {
 DECLARE_PER_CPU(struct xpmem_counters, xpmem_pcpu_counters);
 
 #define xpmem_count(field)	this_cpu_inc(xpmem_pcpu_counters.field)
+#define xpmem_count_add(field, n)	this_cpu_add(xpmem_pcpu_counters.field, n)
 #define xpmem_uncount(field)	this_cpu_dec(xpmem_pcpu_counters.field)
 
 /* the sum over every CPU of the counter at @offset in struct xpmem_counters */

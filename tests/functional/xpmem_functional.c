@@ -1106,6 +1106,73 @@ static int t_close_of_device_cleans_up(void)
 	return live_counters_settle();
 }
 
+/* is page @p mapped in this process (/proc/self/pagemap bit 63)? -1: cannot tell */
+static int page_present(const void *p)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = pread(fd, &e, sizeof(e), (off_t)((uintptr_t)p / PG * sizeof(e)));
+	close(fd);
+	return n == sizeof(e) ? (int)(e >> 63) : -1;
+}
+
+/*
+ * One fault maps the faulting page and the pages after it that the source
+ * has present (up to 16), never more than the vma, the attachment or the
+ * source vma cover, and never faults pages into the source.
+ */
+static int t_fault_maps_the_present_pages_after_it(void)
+{
+	size_t n = 40;
+	char *src = mmap(NULL, n * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	xpmem_segid_t seg;
+	xpmem_apid_t apid;
+	long f0;
+	char *att;
+
+	FAIL_IF(src == MAP_FAILED, "mmap");
+	madvise(src, n * PG, MADV_NOHUGEPAGE);
+	for (size_t i = 0; i < n; i++)	/* present: 0-9 and 20-39 */
+		if (i < 10 || i >= 20)
+			src[i * PG] = (char)i;
+	seg = xpmem_make(src, n * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	apid = xpmem_get(seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	att = xpmem_attach((struct xpmem_addr){ .apid = apid }, n * PG, NULL);
+	FAIL_IF(seg <= 0 || apid <= 0 || att == (void *)-1, "make/get/attach");
+	f0 = counter("faults");
+	FAIL_IF(att[0] != 0, "data");
+	FAIL_IF(counter("faults") - f0 != 1, "%ld faults for the first read", counter("faults") - f0);
+	for (size_t i = 1; i < 10; i++)
+		FAIL_IF(page_present(att + i * PG) != 1, "page %zu (present in the source) not mapped", i);
+	for (size_t i = 10; i < 20; i++) {
+		FAIL_IF(page_present(att + i * PG) != 0, "page %zu (absent in the source) mapped", i);
+		FAIL_IF(page_present(src + i * PG) != 0, "page %zu faulted into the source", i);
+	}
+	/* from page 20: 16 pages (20-35) in one fault, 36 on faults again */
+	f0 = counter("faults");
+	FAIL_IF(att[20 * PG] != 20, "data");
+	FAIL_IF(counter("faults") - f0 != 1, "%ld faults for the read of page 20",
+		counter("faults") - f0);
+	for (size_t i = 21; i < 36; i++)
+		FAIL_IF(page_present(att + i * PG) != 1, "page %zu not mapped by the fault at 20", i);
+	FAIL_IF(page_present(att + 36 * PG) != 0, "page 36: more than 16 pages in one fault");
+	for (size_t i = 0; i < n; i++)
+		if (i < 10 || i >= 20)
+			FAIL_IF(att[i * PG] != (char)i, "page %zu reads %d", i, att[i * PG]);
+	/* an invalidation takes fault-around pages down like any other */
+	src[25 * PG] = 99;
+	madvise(src + 25 * PG, PG, MADV_DONTNEED);
+	FAIL_IF(page_present(att + 25 * PG) != 0, "page 25 still mapped after the source dropped it");
+	FAIL_IF(att[25 * PG] != 0, "page 25 after the source dropped it");
+	FAIL_IF(xpmem_detach(att) || xpmem_release(apid) || xpmem_remove(seg), "teardown");
+	munmap(src, n * PG);
+	return live_counters_settle();
+}
+
 static int t_counters_return_to_zero(void)
 {
 	return live_counters_settle();
@@ -1119,6 +1186,7 @@ static const struct tap_test tests[] = {
 	TEST(make_whole_address_space),
 	TEST(get_then_release),
 	TEST(attach_then_detach),
+	TEST(fault_maps_the_present_pages_after_it),
 	TEST(attacher_sees_source_writes),
 	TEST(source_sees_attacher_writes),
 	TEST(read_then_write_through_rdwr_attachment),

@@ -130,7 +130,10 @@ static int t_every_tracepoint_fires_with_its_fields(void)
 	}
 	/* the fields carry what they say */
 	FAIL_IF(!find_line(trace, "xpmem_fault:", "local read"), "no local read fault");
-	FAIL_IF(!find_line(trace, "xpmem_fault:", "pages=1"), "no fault that mapped a page");
+	FAIL_IF(!find_line(trace, "xpmem_fault:", "pages=16"),
+		"no fault that mapped 16 pages (the first read: fault-around)");
+	FAIL_IF(!find_line(trace, "xpmem_fault:", "pages=1 "),
+		"no fault that mapped one page (the read after the source's DONTNEED)");
 	FAIL_IF(!find_line(trace, "xpmem_ack:", "peer=-1"), "no local acknowledgment");
 	FAIL_IF(!find_line(trace, "xpmem_invalidate_start:", "blockable=1"),
 		"no blockable invalidation");
@@ -175,6 +178,8 @@ static int t_fdinfo_lists_segments_permits_and_attachments(void)
 
 	FAIL_IF(fd < 0, "no /dev/xpmem descriptor");
 	memset(a, 1, len);
+	/* page 5 absent: fault-around of the first read stops before it */
+	madvise(a + 5 * PG, PG, MADV_DONTNEED);
 	sa = xpmem_make(a, len, XPMEM_PERMIT_MODE, (void *)0640);
 	sb = xpmem_make(b, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600);
 	ap = xpmem_get(sa, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
@@ -266,7 +271,8 @@ static int t_latency_histograms_fill(void)
 	}
 	tap_diag("fault_ns: %ld -> %ld samples, invalidate_wait_ns: %ld -> %ld", faults0,
 		 faults1, inv0, inv1);
-	FAIL_IF(faults1 - faults0 < (long)(len / PG), "fault histogram did not count the faults");
+	/* one fault per page that was not mapped by fault-around: at least one */
+	FAIL_IF(faults1 - faults0 < 1, "fault histogram did not count the faults");
 	FAIL_IF(inv1 <= inv0, "invalidation histogram did not count the invalidation");
 	free(h0);
 	free(h1);
