@@ -95,6 +95,15 @@ static int t_every_tracepoint_fires_with_its_fields(void)
 	xpmem_apid_t apid;
 
 	FAIL_IF(tracing_mounted(), "no tracefs");
+	/*
+	 * No comm/tgid recording: it would hook sched_switch and
+	 * sched_wakeup, whose static keys are then live-patched in the
+	 * scheduler on enable and disable (tests/partitions/run).
+	 */
+	snprintf(path, sizeof(path), "%s/options/record-cmd", tracefs);
+	write_str(path, "0");
+	snprintf(path, sizeof(path), "%s/options/record-tgid", tracefs);
+	write_str(path, "0");
 	snprintf(path, sizeof(path), "%s/events/xpmem/enable", tracefs);
 	FAIL_IF(write_str(path, "1"), "enable events/xpmem (is the module's trace system there?)");
 	snprintf(path, sizeof(path), "%s/trace", tracefs);
