@@ -15,8 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-/* tasks in D state now; with @show, their /proc stat lines on stdout as "# " lines */
-static inline int d_state_count(int show)
+/*
+ * The tasks in D state now: up to @max pids into @pids (may be NULL) and
+ * their /proc stat lines into @lines (each of 512 bytes, may be NULL).
+ * Returns how many there are (also beyond @max).
+ */
+static inline int d_state_scan(int *pids, char (*lines)[512], int max)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *e;
@@ -39,14 +43,27 @@ static inline int d_state_count(int show)
 			continue;
 		buf[len] = 0;
 		p = strrchr(buf, ')');
-		if (p && p[1] == ' ' && p[2] == 'D') {
-			if (show)
-				printf("# D state: %s", buf);
-			n++;
-		}
+		if (!p || p[1] != ' ' || p[2] != 'D')
+			continue;
+		if (n < max && pids)
+			pids[n] = atoi(e->d_name);
+		if (n < max && lines)
+			memcpy(lines[n], buf, (size_t)len + 1);
+		n++;
 	}
 	if (d)
 		closedir(d);
+	return n;
+}
+
+/* tasks in D state now; with @show, their /proc stat lines on stdout as "# " lines */
+static inline int d_state_count(int show)
+{
+	static char lines[64][512];
+	int n = d_state_scan(NULL, show ? lines : NULL, 64);
+
+	for (int i = 0; show && i < n && i < 64; i++)
+		printf("# D state: %s", lines[i]);
 	return n;
 }
 
@@ -74,46 +91,23 @@ struct d_watch {
 
 static inline int d_state_watch(struct d_watch *w, double now, double secs)
 {
+	static char lines[64][512];
 	struct d_watch next;
-	DIR *d = opendir("/proc");
+	int pids[64], n, stuck = 0;
 
 	memset(&next, 0, sizeof(next));
-	struct dirent *e;
-	int n = 0, stuck = 0;
-
-	while (d && (e = readdir(d)) && n < 64) {
-		char path[300], buf[512], *p;
-		ssize_t len;
-		int fd, pid;
-
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (len <= 0)
-			continue;
-		buf[len] = 0;
-		p = strrchr(buf, ')');
-		if (!p || p[1] != ' ' || p[2] != 'D')
-			continue;
-		pid = atoi(e->d_name);
-		next.pid[n] = pid;
-		next.since[n] = now;
+	n = d_state_scan(pids, lines, 64);
+	for (int k = 0; k < n && k < 64; k++) {
+		next.pid[k] = pids[k];
+		next.since[k] = now;
 		for (int i = 0; i < 64 && w->pid[i]; i++)
-			if (w->pid[i] == pid)
-				next.since[n] = w->since[i];
-		if (now - next.since[n] > secs) {
-			printf("# D state for %.0f s: %s", now - next.since[n], buf);
-			stuck = pid;
+			if (w->pid[i] == pids[k])
+				next.since[k] = w->since[i];
+		if (now - next.since[k] > secs) {
+			printf("# D state for %.0f s: %s", now - next.since[k], lines[k]);
+			stuck = pids[k];
 		}
-		n++;
 	}
-	if (d)
-		closedir(d);
 	*w = next;
 	return stuck;
 }
