@@ -1163,6 +1163,26 @@ static int t_fault_maps_the_present_pages_after_it(void)
 	for (size_t i = 0; i < n; i++)
 		if (i < 10 || i >= 20)
 			FAIL_IF(att[i * PG] != (char)i, "page %zu reads %d", i, att[i * PG]);
+#ifdef MADV_POPULATE_READ
+	/* prefault without an API change: MADV_POPULATE_READ goes through the same faults */
+	{
+		xpmem_apid_t apid2 = xpmem_get(seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+		char *att2 = xpmem_attach((struct xpmem_addr){ .apid = apid2 }, n * PG, NULL);
+		long faults;
+
+		FAIL_IF(apid2 <= 0 || att2 == (void *)-1, "second get/attach");
+		f0 = counter("faults");
+		FAIL_IF(madvise(att2, n * PG, MADV_POPULATE_READ), "MADV_POPULATE_READ: %s",
+			strerror(errno));
+		faults = counter("faults") - f0;
+		for (size_t i = 0; i < n; i++)
+			FAIL_IF(page_present(att2 + i * PG) != 1, "page %zu not populated", i);
+		/* 0-9, then 10-19 one by one (absent in the source), 20-35, 36-39 */
+		FAIL_IF(faults > 13, "%ld faults to populate %zu pages", faults, n);
+		FAIL_IF(att2[20 * PG] != 20, "populated data");
+		FAIL_IF(xpmem_detach(att2) || xpmem_release(apid2), "second teardown");
+	}
+#endif
 	/* an invalidation takes fault-around pages down like any other */
 	src[25 * PG] = 99;
 	madvise(src + 25 * PG, PG, MADV_DONTNEED);
