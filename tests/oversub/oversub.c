@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -1472,7 +1474,7 @@ static void sigbus_exit_ok(int sig)
 
 static int t_oom_killed_exporter_with_attachment(void)
 {
-	long ram_kb = meminfo_kb("MemTotal"), nonblock0 = counter("invalidate_nonblock_busy");
+	long nonblock0 = counter("invalidate_nonblock_busy");
 	int st;
 	pid_t victim, busy;
 	int pfd[2];
@@ -1481,31 +1483,44 @@ static int t_oom_killed_exporter_with_attachment(void)
 
 	FAIL_IF(pipe(pfd), "pipe");
 	/*
-	 * While the victim's exit is in progress the OOM killer may take
-	 * more processes (seen: the busy attacher, SIGKILL, status 0x9): the
-	 * test's own are exempt, the victim is first in line.
+	 * The OOM happens in a memory cgroup of its own (memory.max 64 MiB,
+	 * no swap): only the victim is a candidate, so the OOM killer never
+	 * takes a bystander (it once took the busy attacher, once the test's
+	 * shell, while a whole-machine OOM victim was slow to exit on the
+	 * debug kernel), and the OOM reaper still meets the attached exporter.
 	 */
-	write_file("/proc/self/oom_score_adj", "-1000");
+	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK)) {
+		mkdir("/sys/fs/cgroup", 0755);
+		FAIL_IF(mount("none", "/sys/fs/cgroup", "cgroup2", 0, NULL), "mount cgroup2: %s",
+			strerror(errno));
+	}
+	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+	rmdir("/sys/fs/cgroup/xpmem-oom");
+	FAIL_IF(mkdir("/sys/fs/cgroup/xpmem-oom", 0755), "mkdir cgroup: %s", strerror(errno));
+	FAIL_IF(write_file("/sys/fs/cgroup/xpmem-oom/memory.max", "64M"), "memory.max");
+	write_file("/sys/fs/cgroup/xpmem-oom/memory.swap.max", "0");
 	victim = fork();
 	if (victim == 0) {
 		size_t len = 4 << 20;
-		char *m = map_anon(len, MAP_PRIVATE);
+		char *m, pid[32];
 		xpmem_segid_t s;
 
+		snprintf(pid, sizeof(pid), "%d", getpid());
+		if (write_file("/sys/fs/cgroup/xpmem-oom/cgroup.procs", pid))
+			_exit(2);
+		m = map_anon(len, MAP_PRIVATE);
 		fill_pages(m, len, 1, 1);
 		s = export(m, len);
-		write_file("/proc/self/oom_score_adj", "1000");
 		if (write(pfd[1], &s, sizeof(s)) != sizeof(s))
 			_exit(1);
 		usleep(500000);
-		/* grow until the OOM killer takes us: no swap limit applies to mlock */
-		for (size_t mb = 0; mb < (size_t)ram_kb / 1024 * 4; mb += 16) {
-			char *x = map_anon(16 << 20, MAP_PRIVATE);
+		/* grow until the cgroup's OOM killer takes us */
+		for (size_t mb = 0; mb < 1024; mb += 4) {
+			char *x = map_anon(4 << 20, MAP_PRIVATE);
 
 			if (!x)
 				break;
-			mlock(x, 16 << 20);
-			memset(x, 1, 16 << 20);
+			memset(x, 1, 4 << 20);
 		}
 		_exit(0);
 	}
@@ -1546,6 +1561,7 @@ static int t_oom_killed_exporter_with_attachment(void)
 	FAIL_IF(waitpid(victim, &st, 0) != victim, "wait");
 	tap_diag("victim ended with status %#x (SIGKILL by the OOM killer expected); non-blocking invalidations refused meanwhile: %ld",
 		 st, counter("invalidate_nonblock_busy") - nonblock0);
+	rmdir("/sys/fs/cgroup/xpmem-oom");
 	FAIL_IF(!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL, "victim was not OOM-killed");
 	FAIL_IF(d_state_stuck(), "a task stuck in D state after the OOM kill");
 	FAIL_IF(waitpid(busy, &st, 0) != busy || !WIFEXITED(st) || WEXITSTATUS(st),
