@@ -1392,12 +1392,16 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 		mid_op += sh->ops[i] > 0;
 		kill(pids[i], SIGKILL);
 		kills++;
-		if (!reap_within(pids[i], 10)) {
+		/*
+		 * 30 s, times the guest's slowness: on the debug kernel one
+		 * exit (freeing swap, no xpmem wait reported) took over 51 s
+		 */
+		if (!reap_within(pids[i], 30)) {
 			char path[64];
 
 			snprintf(path, sizeof(path), "/proc/%d/stack", pids[i]);
 			d_state_count(1);
-			FAIL_IF(1, "SIGKILLed %s %d did not exit within 10 s (stack in %s)",
+			FAIL_IF(1, "SIGKILLed %s %d did not exit within 30 s (stack in %s)",
 				i < 8 ? "exporter" : "attacher", pids[i], path);
 		}
 		/* after every kill: no task stuck in D since a few kills ago */
@@ -1407,7 +1411,7 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 	}
 	for (int i = 0; i < 16; i++) {
 		kill(pids[i], SIGKILL);
-		FAIL_IF(!reap_within(pids[i], 10), "storm process %d did not exit", pids[i]);
+		FAIL_IF(!reap_within(pids[i], 30), "storm process %d did not exit", pids[i]);
 	}
 	tap_diag("%d random SIGKILLs in %.1fs, %d of them mid-operation", kills, now() - start, mid_op);
 	FAIL_IF(mid_op < KILL_MIN, "only %d kills mid-operation (want at least %d)", mid_op, KILL_MIN);
