@@ -162,11 +162,21 @@ static inline int tap_main(const struct tap_test *tests, size_t n,
 	printf("TAP version 13\n1..%zu\n", n);
 	tap_diag("time limits scaled by %.1f (XPMEM_TIME_SCALE)", tap_time_scale());
 	for (i = 0; i < n; i++) {
-		int r, selected = argc < 2;
+		int r, selected = 1;
 
+		/*
+		 * Arguments select tests by name; "-name" leaves one out.
+		 * With no plain name among them, every test not left out runs.
+		 */
 		for (int a = 1; a < argc; a++)
-			if (!strcmp(argv[a], tests[i].name))
+			if (argv[a][0] != '-')
+				selected = 0;
+		for (int a = 1; a < argc; a++) {
+			if (argv[a][0] == '-' && !strcmp(argv[a] + 1, tests[i].name))
+				selected = 0;
+			else if (!strcmp(argv[a], tests[i].name))
 				selected = 1;
+		}
 		if (!selected) {
 			printf("ok %zu %s # SKIP not selected\n", i + 1,
 			       tests[i].name);

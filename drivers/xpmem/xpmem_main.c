@@ -139,6 +139,15 @@ static long xpmem_ioc_attach(struct xpmem_file *xf, void __user *uarg)
 		return -EFAULT;
 	if (cmd.flags || cmd.pad || !xpmem_reserved_zero(cmd.reserved))
 		return -EINVAL;
+	/*
+	 * A size that is not a page multiple is rounded up to one, as the
+	 * established XPMEM driver does (Open MPI's vader attaches a 2 MiB
+	 * aligned span plus one byte and does not check the result); the
+	 * offset and the address must still be page aligned.
+	 */
+	if (cmd.size > ULONG_MAX - PAGE_SIZE + 1)
+		return -EINVAL;
+	cmd.size = PAGE_ALIGN(cmd.size);
 	vaddr = cmd.vaddr;
 	ap = xpmem_access_lookup(cmd.apid);
 	if (IS_ERR(ap))

@@ -117,7 +117,7 @@ struct xpmem_cmd_release {
 struct xpmem_cmd_attach {
 	__s64 apid;		/* in */
 	__u64 offset;		/* in: page-aligned offset into the segment */
-	__u64 size;		/* in: page-aligned, non-zero */
+	__u64 size;		/* in: non-zero; rounded up to a page */
 	__u64 vaddr;		/* in: 0 = kernel chooses, else fixed */
 				/* out: address of the attachment */
 	__u32 flags;		/* in: must be 0 */

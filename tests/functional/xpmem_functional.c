@@ -314,6 +314,44 @@ static int t_attach_at_fixed_address(void)
 	return xpmem_remove(s);
 }
 
+/*
+ * A size that is not a page multiple is rounded up to one, as the
+ * established driver does: Open MPI's vader attaches "a 2 MiB aligned span
+ * plus one byte" of a whole-address-space segment and uses the result
+ * without checking it.  The attachment covers the whole last page and
+ * nothing more.
+ */
+static int t_attach_size_rounded_up_to_a_page(void)
+{
+	long *buf = map_pages(3), *att, v;
+	char *want = mmap(NULL, 4 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	xpmem_segid_t s = xpmem_make(0, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, (void *)0600);
+	xpmem_apid_t a = xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+
+	FAIL_IF(want == MAP_FAILED || s < 0 || a < 0, "setup: %s", strerror(errno));
+	fill(buf, 3, 9);
+	att = xpmem_attach((struct xpmem_addr){ .apid = a, .offset = (off_t)(uintptr_t)buf },
+			   PG + 1, want);
+	FAIL_IF(att != (long *)want, "attach of PG + 1 bytes: %p (%s)", att, strerror(errno));
+	/* the byte asked for and the rest of its page, from the source */
+	FAIL_IF(bad_long(att, 2, 9) >= 0, "data of the two pages differs");
+	att[LONGS_PER_PAGE + LONGS_PER_PAGE - 1] = 77;
+	FAIL_IF(buf[2 * LONGS_PER_PAGE - 1] != 77, "a write to the last page missed the source");
+	/* and not one page more: the reservation behind it is still PROT_NONE */
+	FAIL_IF(tap_probe((long *)(want + 2 * PG), 0, &v) != SIGSEGV,
+		"the page after the rounded size is accessible");
+	FAIL_IF(xpmem_detach(att), "detach: %s", strerror(errno));
+	FAIL_IF(tap_probe((long *)want, 0, &v) != SIGSEGV, "still mapped after detach");
+	/* a one-byte attachment is one page */
+	att = attach_apid(a, (off_t)(uintptr_t)(buf + 2 * LONGS_PER_PAGE), 1);
+	FAIL_IF(att == (void *)-1, "attach of 1 byte: %s", strerror(errno));
+	FAIL_IF(att[0] != ((9L << 32) | 2), "one-byte attachment shows %#lx", att[0]);
+	FAIL_IF(att[LONGS_PER_PAGE - 1] != ((9L << 32) | 2), "end of the page differs");
+	FAIL_IF(xpmem_detach(att), "detach: %s", strerror(errno));
+	FAIL_IF(xpmem_release(a), "release");
+	return xpmem_remove(s);
+}
+
 static int t_thread_of_same_process_uses_apid(void);
 
 /* ---- permissions ------------------------------------------------------------------ */
@@ -590,7 +628,10 @@ static int t_attach_bad_ranges_give_einval(void)
 
 	FAIL_UNLESS_ERRNO((long)attach_apid(a, 8, PG), EINVAL);		/* misaligned offset */
 	FAIL_UNLESS_ERRNO((long)attach_apid(a, 0, 0), EINVAL);		/* empty */
-	FAIL_UNLESS_ERRNO((long)attach_apid(a, 0, PG + 1), EINVAL);	/* misaligned size */
+	/* a size rounded up to a page must still end inside the segment */
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, PG, 3 * PG + 1), EINVAL);
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, 0, (size_t)-1), EINVAL);
+	FAIL_UNLESS_ERRNO((long)attach_apid(a, 0, (size_t)-PG + 1), EINVAL);
 	FAIL_UNLESS_ERRNO((long)attach_apid(a, 3 * PG, 2 * PG), EINVAL);	/* past the end */
 	FAIL_UNLESS_ERRNO((long)attach_apid(a, 4 * PG, PG), EINVAL);	/* starts at the end */
 	FAIL_UNLESS_ERRNO((long)attach_apid(a, -(off_t)PG, PG), EINVAL);	/* negative */
@@ -1232,6 +1273,7 @@ static const struct tap_test tests[] = {
 	TEST(unknown_flags_and_reserved_give_einval),
 	TEST(make_bad_ranges_give_einval),
 	TEST(attach_bad_ranges_give_einval),
+	TEST(attach_size_rounded_up_to_a_page),
 	TEST(bad_user_pointer_gives_efault),
 	TEST(detach_of_non_attachment_gives_einval),
 	TEST(get_of_removed_segment_gives_enoent),
