@@ -1,18 +1,23 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * testlib.h - helpers shared by the xpmem test programs:
- *   a peer process with two pipes (commands in, answers out), and
- *   "key value" files (/proc/vmstat, the driver's debugfs counters).
+ *   a peer process with two pipes (commands in, answers out),
+ *   "key value" files (/proc/vmstat, the driver's debugfs counters),
+ *   writes to kernel files and a memory cgroup of a test's own.
  * A peer waits for commands without a timeout of its own: every test runs
  * under the alarm() of tap.h, which also kills its helpers.
  */
 #ifndef XPMEM_TESTS_TESTLIB_H
 #define XPMEM_TESTS_TESTLIB_H
 
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -162,6 +167,47 @@ static inline long bytes_mismatch(const unsigned char *p, size_t n,
 		if (p[i] != (unsigned char)(i * 31 + seed + (i >> 12)))
 			return (long)i;
 	return -1;
+}
+
+/* write @val to a kernel file (sysfs, procfs, cgroup): 0 when all of it was taken */
+static inline int write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+/*
+ * A fresh memory cgroup /sys/fs/cgroup/@name (cgroup2 mounted there if it
+ * is not yet) with memory.max @max and no swap, so that whatever a test
+ * puts in it is the only candidate of its OOM killer.  0, or -1 with
+ * errno.  The caller moves processes in (cgroup.procs) and rmdir()s it.
+ */
+static inline int memcg_group(const char *name, const char *max)
+{
+	char path[128];
+
+	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK)) {
+		mkdir("/sys/fs/cgroup", 0755);
+		if (mount("none", "/sys/fs/cgroup", "cgroup2", 0, NULL))
+			return -1;
+	}
+	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s", name);
+	rmdir(path);
+	if (mkdir(path, 0755))
+		return -1;
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/memory.max", name);
+	if (write_file(path, max))
+		return -1;
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/memory.swap.max", name);
+	write_file(path, "0");
+	return 0;
 }
 
 #endif /* XPMEM_TESTS_TESTLIB_H */

@@ -761,6 +761,9 @@ int xpmem_attach_check_range(struct xpmem_access *ap, unsigned long offset,
 		return -EINVAL;
 	if (offset >= ap->size || size > ap->size - offset)
 		return -EINVAL;
+	/* a fixed address must lie in the user address space (not ENOMEM from mmap) */
+	if (vaddr && (size > current->mm->task_size || vaddr > current->mm->task_size - size))
+		return -EINVAL;
 	return 0;
 }
 

@@ -808,6 +808,15 @@ static int xpmem_local_attach(struct xpmem_access *ap, unsigned long offset,
 	ret = xpmem_attach_check_range(ap, offset, size, *vaddr);
 	if (ret)
 		goto err_put_ap;
+	/*
+	 * A fixed address over the very memory it would show (the caller's
+	 * own segment) would replace that memory with a view of itself:
+	 * refused, as the established driver refuses it.
+	 */
+	ret = -EINVAL;
+	if (*vaddr && seg->mm == current->mm &&
+	    *vaddr < seg->start + offset + size && seg->start + offset < *vaddr + size)
+		goto err_put_ap;
 	ret = -ENOMEM;
 	la = kzalloc(sizeof(*la), GFP_KERNEL_ACCOUNT);
 	if (!la)

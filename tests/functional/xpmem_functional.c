@@ -626,6 +626,8 @@ static int t_attach_bad_ranges_give_einval(void)
 	xpmem_apid_t a = xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
 	char *hint = (char *)map_pages(1);
 
+	buf[0] = 42;
+	buf[3 * LONGS_PER_PAGE] = 43;
 	FAIL_UNLESS_ERRNO((long)attach_apid(a, 8, PG), EINVAL);		/* misaligned offset */
 	FAIL_UNLESS_ERRNO((long)attach_apid(a, 0, 0), EINVAL);		/* empty */
 	/* a size rounded up to a page must still end inside the segment */
@@ -636,6 +638,18 @@ static int t_attach_bad_ranges_give_einval(void)
 	FAIL_UNLESS_ERRNO((long)attach_apid(a, 4 * PG, PG), EINVAL);	/* starts at the end */
 	FAIL_UNLESS_ERRNO((long)attach_apid(a, -(off_t)PG, PG), EINVAL);	/* negative */
 	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, 0 }, PG, hint + 8), EINVAL);
+	/* a fixed address beyond the user address space: EINVAL, not mmap's ENOMEM */
+	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, 0 }, PG, (void *)(1UL << 60)),
+			  EINVAL);
+	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, 0 }, 2 * PG, (void *)-PG),
+			  EINVAL);
+	/* a fixed address over the caller's own source range of the segment */
+	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, 0 }, PG, buf), EINVAL);
+	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, PG }, 2 * PG, buf), EINVAL);
+	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, 0 }, 2 * PG,
+					     (char *)buf + 3 * PG), EINVAL);
+	/* and the source memory is still the caller's own */
+	FAIL_IF(buf[0] != 42 || buf[3 * LONGS_PER_PAGE] != 43, "source memory changed");
 	return xpmem_remove(s);
 }
 

@@ -463,18 +463,6 @@ struct container {
 	void *arg;
 };
 
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -1;
-}
-
 static int container_init(int in, int out, void *arg)
 {
 	struct container *c = arg;
@@ -506,12 +494,12 @@ static int container_start(struct peer *p, struct container *c)
 		return -1;
 	snprintf(map, sizeof(map), "0 %ld 65536\n", c->base);
 	snprintf(path, sizeof(path), "/proc/%d/uid_map", p->pid);
-	if (write_str(path, map))
+	if (write_file(path, map))
 		return -1;
 	snprintf(path, sizeof(path), "/proc/%d/setgroups", p->pid);
-	write_str(path, "deny\n");
+	write_file(path, "deny\n");
 	snprintf(path, sizeof(path), "/proc/%d/gid_map", p->pid);
-	if (write_str(path, map))
+	if (write_file(path, map))
 		return -1;
 	return write(p->to, "g", 1) == 1 ? 0 : -1;
 }
@@ -771,19 +759,10 @@ static int t_memory_cgroup_bounds_what_its_processes_make(void)
 	struct peer p;
 	int st;
 
-	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK)) {
-		mkdir("/sys/fs/cgroup", 0755);
-		FAIL_IF(mount("none", "/sys/fs/cgroup", "cgroup2", 0, NULL), "mount cgroup2: %s",
-			strerror(errno));
-	}
-	write_str("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
-	rmdir("/sys/fs/cgroup/xpmem-test");
-	FAIL_IF(mkdir("/sys/fs/cgroup/xpmem-test", 0755), "mkdir cgroup: %s", strerror(errno));
-	FAIL_IF(write_str("/sys/fs/cgroup/xpmem-test/memory.max", "12M\n"), "memory.max");
-	write_str("/sys/fs/cgroup/xpmem-test/memory.swap.max", "0\n");
+	FAIL_IF(memcg_group("xpmem-test", "12M"), "memory cgroup xpmem-test: %s", strerror(errno));
 	FAIL_IF(peer_start(&p, cgroup_hog, NULL), "fork");
 	snprintf(pidbuf, sizeof(pidbuf), "%d\n", p.pid);
-	FAIL_IF(write_str("/sys/fs/cgroup/xpmem-test/cgroup.procs", pidbuf), "cgroup.procs");
+	FAIL_IF(write_file("/sys/fs/cgroup/xpmem-test/cgroup.procs", pidbuf), "cgroup.procs");
 	peer_send(&p, 1);		/* go */
 	err = peer_recv(&p);
 	n = peer_recv(&p);

@@ -117,18 +117,6 @@ static long meminfo_kb(const char *key)
 	return r;
 }
 
-static int write_file(const char *path, const char *val)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	return n == (ssize_t)strlen(val) ? 0 : -1;
-}
-
 /* pages of [p, p+len) resident in memory, per mincore (swap cache counts) */
 static size_t resident_pages(void *p, size_t len)
 {
@@ -1493,16 +1481,7 @@ static int t_oom_killed_exporter_with_attachment(void)
 	 * shell, while a whole-machine OOM victim was slow to exit on the
 	 * debug kernel), and the OOM reaper still meets the attached exporter.
 	 */
-	if (access("/sys/fs/cgroup/cgroup.controllers", F_OK)) {
-		mkdir("/sys/fs/cgroup", 0755);
-		FAIL_IF(mount("none", "/sys/fs/cgroup", "cgroup2", 0, NULL), "mount cgroup2: %s",
-			strerror(errno));
-	}
-	write_file("/sys/fs/cgroup/cgroup.subtree_control", "+memory");
-	rmdir("/sys/fs/cgroup/xpmem-oom");
-	FAIL_IF(mkdir("/sys/fs/cgroup/xpmem-oom", 0755), "mkdir cgroup: %s", strerror(errno));
-	FAIL_IF(write_file("/sys/fs/cgroup/xpmem-oom/memory.max", "64M"), "memory.max");
-	write_file("/sys/fs/cgroup/xpmem-oom/memory.swap.max", "0");
+	FAIL_IF(memcg_group("xpmem-oom", "64M"), "memory cgroup xpmem-oom: %s", strerror(errno));
 	victim = fork();
 	if (victim == 0) {
 		size_t len = 4 << 20;
