@@ -14,7 +14,8 @@
 #   make static       checkpatch --strict, W=1 and sparse on every kernel
 #   make bench        MPI Put/Get benchmark, xpmem vs posix+cma, and the
 #                     cross-partition benchmark (bench/)
-#   make install      PREFIX=/usr/local DESTDIR= (library, header, pkg-config)
+#   make install      PREFIX=/usr/local DESTDIR= (library, header, pkg-config,
+#                     man pages xpmem(7) and xpmem_make(3))
 #
 # KVER selects the kernel release to build the module against (default:
 # the running kernel if its headers exist, else the newest Debian 6.1).
@@ -26,6 +27,7 @@ SONAME    := libxpmem.so.0
 PREFIX    ?= /usr/local
 LIBDIR    ?= $(PREFIX)/lib
 INCLUDEDIR?= $(PREFIX)/include
+MANDIR    ?= $(PREFIX)/share/man
 B         := build
 
 CC        ?= cc
@@ -59,10 +61,16 @@ BENCH_SRCS := $(wildcard bench/partitions/*.c bench/local/*.c)
 BENCH_BINS := $(patsubst %.c,$(B)/%,$(BENCH_SRCS))
 
 # MPI tests and benchmark: built with MPICH's mpicc when it is installed
-# (scripts/deps installs it; the MPI suite reports a failure without it)
-MPICC     ?= mpicc
+# (scripts/deps installs it; the MPI suite reports a failure without it),
+# called by its own name: installing Open MPI switches the plain mpicc
+MPICC     ?= mpicc.mpich
 MPI_SRCS  := $(wildcard tests/mpi/*.c bench/mpi/*.c)
 MPI_BINS  := $(if $(shell command -v $(MPICC)),$(patsubst %.c,$(B)/%,$(MPI_SRCS)))
+# the same MPI tests built with Open MPI's mpicc.openmpi (tests/mpi/run's
+# Open MPI part), into build/tests/mpi-ompi/
+OMPICC    ?= mpicc.openmpi
+OMPI_BINS := $(if $(shell command -v $(OMPICC)),$(patsubst tests/mpi/%.c,$(B)/tests/mpi-ompi/%,$(wildcard tests/mpi/*.c)) \
+	$(patsubst bench/mpi/%.c,$(B)/bench/mpi-ompi/%,$(wildcard bench/mpi/*.c)))
 
 .PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-partitions install deps clean
 all: module module-test lib tests
@@ -108,7 +116,7 @@ $(B)/lib/pkgconfig/%.pc: lib/libxpmem/%.pc.in Makefile
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
 
 # ---- tests --------------------------------------------------------------------
-tests: $(TEST_BINS) $(MPI_BINS) $(BENCH_BINS) $(RDMA_BINS)
+tests: $(TEST_BINS) $(MPI_BINS) $(OMPI_BINS) $(BENCH_BINS) $(RDMA_BINS)
 $(B)/bench/partitions/%: bench/partitions/%.c tests/partitions/fabric.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
@@ -122,6 +130,12 @@ $(B)/tests/mpi/%: tests/mpi/%.c
 $(B)/bench/mpi/%: bench/mpi/%.c
 	@mkdir -p $(@D)
 	$(MPICC) $(MPI_CFLAGS) -o $@ $<
+$(B)/tests/mpi-ompi/%: tests/mpi/%.c
+	@mkdir -p $(@D)
+	$(OMPICC) $(CFLAGS) $(WARN) -o $@ $<
+$(B)/bench/mpi-ompi/%: bench/mpi/%.c
+	@mkdir -p $(@D)
+	$(OMPICC) $(CFLAGS) $(WARN) -o $@ $<
 $(B)/tests/rdma/xpmem_rdma: tests/rdma/xpmem_rdma.c tests/tap.h tests/testlib.h include/uapi/xpmem.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -libverbs -Wl,-rpath,$(CURDIR)/$(B)/lib
@@ -185,6 +199,7 @@ bench: deps
 	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/local/run
 	bench/local/report
 	tests/mpi/build-ucx-xpmem
+	tests/mpi/build-ompi-xpmem
 	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/mpi/run
 	bench/mpi/report
 	$(MAKE) bench-partitions
@@ -219,6 +234,9 @@ install: lib
 		    lib/libxpmem/$$pc.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc; \
 		chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/$$pc.pc; done
 	install -m 644 include/uapi/xpmem.h $(DESTDIR)$(INCLUDEDIR)/xpmem.h
+	install -d $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 docs/man/xpmem.7 $(DESTDIR)$(MANDIR)/man7/
 
 clean:
 	rm -rf $(B)
