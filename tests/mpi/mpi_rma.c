@@ -15,7 +15,7 @@
  * Synchronisation: fence, post/start/complete/wait, lock/unlock exclusive
  * and shared, lock_all + flush, lock_all + flush_local.
  *
- * Usage: mpi_rma [--max-mib N] [--tag SUFFIX] [--no-fetching-rma]
+ * Usage: mpi_rma [--max-mib N] [--tag SUFFIX] [--no-fetching-rma] [--no-cas]
  *   --max-mib  largest Put/Get/Send size in MiB (default 64)
  *   --tag      appended to every test name (the runner tells runs apart)
  */
@@ -37,6 +37,14 @@ static const char *tag = "";	/* --tag: appended to every test name */
  * a segfault in ucp_get_rep_handler on a freed buffer): docs/testing.md.
  */
 static int no_fetch;
+/*
+ * --no-cas: skip only the MPI_Compare_and_swap test, reported as SKIP.
+ * For Open MPI 4.1.4's osc/rdma over btl/vader, whose emulated
+ * compare-and-swap segfaults in mca_btl_vader_send (Debian's own vader
+ * with CMA and no xpmem too): docs/testing.md.  The same test runs under
+ * osc/pt2pt in the same suite.
+ */
+static int no_cas;
 static size_t max_elems = (64u << 20) / 8;	/* largest transfer, u64 elements */
 static int unified;	/* MPI_WIN_UNIFIED: local loads see remote puts after win_sync */
 
@@ -79,13 +87,14 @@ static void check(const char *what, const uint64_t *p, size_t n, int rank, int t
 
 #define SENTINEL 0x5e5e5e5e5e5e5e5eULL
 
-static void skip(const char *name)
+static const char fetch_why[] = "fetching RMA not run (--no-fetching-rma)";
+
+static void skip(const char *name, const char *why)
 {
 	ntests++;
 	nskipped++;
 	if (me == 0) {
-		printf("ok %d %s%s # SKIP fetching RMA not run (--no-fetching-rma)\n", ntests,
-		       name, tag);
+		printf("ok %d %s%s # SKIP %s\n", ntests, name, tag, why);
 		fflush(stdout);
 	}
 }
@@ -341,7 +350,7 @@ static void test_put_get_matrix(void)
 				snprintf(name, sizeof(name), "%s_%s_window_%s_8B_4KiB_1MiB",
 					 get ? "get" : "put", kind_name[k], sync_name[s]);
 				if (get && no_fetch) {
-					skip(name);
+					skip(name, fetch_why);
 					continue;
 				}
 				for (size_t i = 0; i < 3; i++)
@@ -418,7 +427,7 @@ static void test_datatypes(enum win_kind k)
 
 	snprintf(name, sizeof(name), "get_subarray_datatype_%s_window", kind_name[k]);
 	if (no_fetch) {
-		skip(name);
+		skip(name, fetch_why);
 		goto out;
 	}
 	MPI_Type_create_subarray(2, sizes, subs, starts, MPI_ORDER_C, MPI_UINT64_T, &sub);
@@ -760,6 +769,8 @@ int main(int argc, char **argv)
 			tag = argv[++i];
 		else if (!strcmp(argv[i], "--no-fetching-rma"))
 			no_fetch = 1;
+		else if (!strcmp(argv[i], "--no-cas"))
+			no_cas = 1;
 	if (np < 2 || np % 2) {
 		if (me == 0)
 			printf("Bail out! needs an even number of ranks >= 2, got %d\n", np);
@@ -786,13 +797,17 @@ int main(int argc, char **argv)
 	acc_test(W_ALLOCATE, MPI_REPLACE, 0, 0, 1u << 17, 505, "accumulate_replace_int64_fence");
 	acc_test(W_SHARED, MPI_REPLACE, 1, 1, 1, 506, "accumulate_replace_double_8B_lock_shared");
 	if (no_fetch) {
-		skip("get_accumulate_sum_fetches_every_old_value_once_and_no_op_reads");
-		skip("fetch_and_op_hands_out_every_ticket_once");
-		skip("compare_and_swap_lock_protects_counter_and_mismatch_does_not_swap");
+		skip("get_accumulate_sum_fetches_every_old_value_once_and_no_op_reads", fetch_why);
+		skip("fetch_and_op_hands_out_every_ticket_once", fetch_why);
+		skip("compare_and_swap_lock_protects_counter_and_mismatch_does_not_swap", fetch_why);
 	} else {
 		test_get_accumulate();
 		test_fetch_and_op();
-		test_compare_and_swap();
+		if (no_cas)
+			skip("compare_and_swap_lock_protects_counter_and_mismatch_does_not_swap",
+			     "compare-and-swap not run (--no-cas)");
+		else
+			test_compare_and_swap();
 	}
 	test_send_recv();
 
