@@ -646,7 +646,7 @@ static int t_attach_bad_ranges_give_einval(void)
 	/* a fixed address over the caller's own source range of the segment */
 	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, 0 }, PG, buf), EINVAL);
 	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, PG }, 2 * PG, buf), EINVAL);
-	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, 0 }, 2 * PG,
+	FAIL_UNLESS_ERRNO((long)xpmem_attach((struct xpmem_addr){ a, 2 * PG }, 2 * PG,
 					     (char *)buf + 3 * PG), EINVAL);
 	/* and the source memory is still the caller's own */
 	FAIL_IF(buf[0] != 42 || buf[3 * LONGS_PER_PAGE] != 43, "source memory changed");

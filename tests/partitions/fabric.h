@@ -88,11 +88,15 @@ static inline volatile uint64_t *fabric_barrier_word(struct fabric *f, int p)
 
 /*
  * Reach barrier @k and wait until every partition not in @gone (a bit
- * mask) reached it too.  K only grows over a run.  0, or -1 after @secs.
+ * mask) reached it too.  K only grows over a run.  0, or -1 after @secs
+ * times the guest's measured slowness (XPMEM_TIME_SCALE, from the boot's
+ * calibration; at least 1): a partition that is merely slow is waited for.
  */
 static inline int fabric_barrier(struct fabric *f, uint64_t k, unsigned int gone, int secs)
 {
-	time_t end = time(NULL) + secs;
+	const char *scale = getenv("XPMEM_TIME_SCALE");
+	time_t end = time(NULL) +
+		(time_t)(secs * (scale && atof(scale) > 1 ? atof(scale) : 1));
 
 	__sync_synchronize();
 	*fabric_barrier_word(f, f->me) = k;
