@@ -169,10 +169,13 @@ static inline long bytes_mismatch(const unsigned char *p, size_t n,
 	return -1;
 }
 
-/* write @val to a kernel file (sysfs, procfs, cgroup): 0 when all of it was taken */
-static inline int write_file(const char *path, const char *val)
+/*
+ * Write @val to a kernel file (sysfs, procfs, cgroup, tracefs), opened
+ * with O_WRONLY | @oflags: 0 when all of it was taken.
+ */
+static inline int write_file_flags(const char *path, const char *val, int oflags)
 {
-	int fd = open(path, O_WRONLY);
+	int fd = open(path, O_WRONLY | oflags);
 	ssize_t n;
 
 	if (fd < 0)
@@ -180,6 +183,11 @@ static inline int write_file(const char *path, const char *val)
 	n = write(fd, val, strlen(val));
 	close(fd);
 	return n == (ssize_t)strlen(val) ? 0 : -1;
+}
+
+static inline int write_file(const char *path, const char *val)
+{
+	return write_file_flags(path, val, 0);
 }
 
 /*

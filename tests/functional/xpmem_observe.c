@@ -21,16 +21,10 @@
 static size_t PG;
 static const char *tracefs = "/sys/kernel/tracing";
 
+/* tracefs files are written truncating, as a shell's ">" does */
 static int write_str(const char *path, const char *s)
 {
-	int fd = open(path, O_WRONLY | O_TRUNC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -1;
-	n = write(fd, s, strlen(s));
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -1;
+	return write_file_flags(path, s, O_TRUNC);
 }
 
 /* the whole of a (small) file, NUL-terminated, or NULL */
