@@ -159,6 +159,19 @@ static inline int tap_main(const struct tap_test *tests, size_t n,
 	size_t i;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* a misspelt name must not pass as "nothing selected" or "nothing left out" */
+	for (int a = 1; a < argc; a++) {
+		const char *name = argv[a][0] == '-' ? argv[a] + 1 : argv[a];
+		size_t t;
+
+		for (t = 0; t < n && strcmp(name, tests[t].name); t++)
+			;
+		if (t == n) {
+			printf("TAP version 13\n1..1\nnot ok 1 test_selection\n# no test is named %s\n",
+			       name);
+			return 1;
+		}
+	}
 	printf("TAP version 13\n1..%zu\n", n);
 	tap_diag("time limits scaled by %.1f (XPMEM_TIME_SCALE)", tap_time_scale());
 	for (i = 0; i < n; i++) {
