@@ -155,6 +155,7 @@ static inline int tap_main(const struct tap_test *tests, size_t n,
 			   int argc, char **argv)
 {
 	unsigned int pass = 0, fail = 0, skip = 0;
+	int only_named = 0;
 	struct timespec t0, t1;
 	size_t i;
 
@@ -172,18 +173,18 @@ static inline int tap_main(const struct tap_test *tests, size_t n,
 			return 1;
 		}
 	}
+	/*
+	 * Arguments select tests by name; "-name" leaves one out.  With no
+	 * plain name among them, every test not left out runs.
+	 */
+	for (int a = 1; a < argc; a++)
+		if (argv[a][0] != '-')
+			only_named = 1;
 	printf("TAP version 13\n1..%zu\n", n);
 	tap_diag("time limits scaled by %.1f (XPMEM_TIME_SCALE)", tap_time_scale());
 	for (i = 0; i < n; i++) {
-		int r, selected = 1;
+		int r, selected = !only_named;
 
-		/*
-		 * Arguments select tests by name; "-name" leaves one out.
-		 * With no plain name among them, every test not left out runs.
-		 */
-		for (int a = 1; a < argc; a++)
-			if (argv[a][0] != '-')
-				selected = 0;
 		for (int a = 1; a < argc; a++) {
 			if (argv[a][0] == '-' && !strcmp(argv[a] + 1, tests[i].name))
 				selected = 0;

@@ -88,7 +88,6 @@ static unsigned char *export_pattern(size_t size, unsigned int seed)
 	return g_seg < 0 ? NULL : src;
 }
 
-/* "Key: value kB" of /proc/meminfo, in KiB, or -1 */
 /*
  * Release this process's permits, then wait up to 10 s for the driver's
  * live objects to be gone.
