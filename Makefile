@@ -16,6 +16,8 @@
 #                     cross-partition benchmark (bench/)
 #   make install      PREFIX=/usr/local DESTDIR= (library, header, pkg-config,
 #                     man pages xpmem(7) and xpmem_make(3))
+#   make deb          Debian packages xpmem-dkms, libxpmem0, libxpmem-dev in
+#                     build/deb/, checked by lintian (debian/, dkms.conf)
 #
 # KVER selects the kernel release to build the module against (default:
 # the running kernel if its headers exist, else the newest Debian 6.1).
@@ -72,7 +74,7 @@ OMPICC    ?= mpicc.openmpi
 OMPI_BINS := $(if $(shell command -v $(OMPICC)),$(patsubst tests/mpi/%.c,$(B)/tests/mpi-ompi/%,$(wildcard tests/mpi/*.c)) \
 	$(patsubst bench/mpi/%.c,$(B)/bench/mpi-ompi/%,$(wildcard bench/mpi/*.c)))
 
-.PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-partitions install deps clean
+.PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-partitions install deb deps clean
 all: module module-test lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -103,9 +105,9 @@ $(MOD_TEST_OUT)/xpmem.ko: $(MOD_SRC)
 lib: $(LIB_SO) $(LIB_A) $(PCS)
 $(B)/lib/xpmem.o: lib/libxpmem/xpmem.c include/uapi/xpmem.h
 	@mkdir -p $(@D)
-	$(CC) $(LIB_CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(LIB_CFLAGS) -c $< -o $@
 $(LIB_SO): $(B)/lib/xpmem.o lib/libxpmem/libxpmem.map
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libxpmem/libxpmem.map -o $@ $<
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libxpmem/libxpmem.map -o $@ $<
 	ln -sf libxpmem.so.$(VERSION) $(B)/lib/$(SONAME)
 	ln -sf $(SONAME) $(B)/lib/libxpmem.so
 $(LIB_A): $(B)/lib/xpmem.o
@@ -237,6 +239,21 @@ install: lib
 	install -d $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
 	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 docs/man/xpmem.7 $(DESTDIR)$(MANDIR)/man7/
+
+# ---- Debian packages -----------------------------------------------------------
+# build/deb/: xpmem-dkms, libxpmem0, libxpmem-dev (debian/control), built by
+# dpkg-buildpackage in a copy of this tree (it writes its output next to
+# the tree it builds, and its own build files into it), then lintian.
+DEB_DIR := $(B)/deb
+deb: deps
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/xpmem-$(VERSION)
+	tar -c --exclude=./build --exclude=./.git . | tar -x -C $(DEB_DIR)/xpmem-$(VERSION)
+	cd $(DEB_DIR)/xpmem-$(VERSION) && dpkg-buildpackage -b -uc -us >../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	lintian --info --display-info --fail-on error,warning $(DEB_DIR)/xpmem_$(VERSION)_*.changes \
+		>$(DEB_DIR)/lintian.log 2>&1; rc=$$?; cat $(DEB_DIR)/lintian.log; exit $$rc
+	@ls $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf $(B)

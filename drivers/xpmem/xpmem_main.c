@@ -31,6 +31,14 @@
 #include "xpmem_proto.h"
 #include "xpmem_segment.h"
 
+/*
+ * The release: the same as the library's and the packages' (Makefile
+ * VERSION, dkms.conf, debian/changelog; tests/packaging checks that they
+ * agree).  XPMEM_CURRENT_VERSION_STRING in xpmem.h is the interface's
+ * version, which changes only with the ABI.
+ */
+#define XPMEM_MODULE_VERSION	"3.0.0"
+
 /* every argument struct ends in two reserved words that must be zero */
 static bool xpmem_reserved_zero(const __u64 reserved[2])
 {
@@ -283,7 +291,8 @@ static int __init xpmem_init(void)
 	if (ret)
 		goto err_stop;
 	xpmem_debugfs_init();
-	pr_info("xpmem: version %s loaded (/dev/xpmem)\n", XPMEM_CURRENT_VERSION_STRING);
+	pr_info("xpmem: version %s (interface %s) loaded (/dev/xpmem)\n",
+		XPMEM_MODULE_VERSION, XPMEM_CURRENT_VERSION_STRING);
 	return 0;
 
 err_stop:
@@ -319,4 +328,4 @@ module_exit(xpmem_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("Cross-process memory export/attach with sleeping notifiers");
-MODULE_VERSION(XPMEM_CURRENT_VERSION_STRING);
+MODULE_VERSION(XPMEM_MODULE_VERSION);
