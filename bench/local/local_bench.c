@@ -384,6 +384,17 @@ static void bench_inval(int rounds)
 	free(tu);
 }
 
+/* local_bench [ROUNDS [PART...]]: PART is touch, copy, calls or inval (default: all) */
+static int wanted(int argc, char **argv, const char *part)
+{
+	if (argc <= 2)
+		return 1;
+	for (int i = 2; i < argc; i++)
+		if (!strcmp(argv[i], part))
+			return 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 9;
@@ -391,16 +402,28 @@ int main(int argc, char **argv)
 	PG = (size_t)sysconf(_SC_PAGESIZE);
 	if (xpmem_init())
 		die("xpmem_init");
-	fprintf(stderr, "local_bench: %d rounds per figure\ntouch ", rounds);
-	bench_touch(SRC_4K, rounds);
-	bench_touch(SRC_THP, rounds);
-	bench_touch(SRC_HUGETLB, rounds);
-	fprintf(stderr, "\ncopy ");
-	bench_copy(rounds);
-	fprintf(stderr, "\ncalls ");
-	bench_calls(rounds);
-	fprintf(stderr, "\ninval ");
-	bench_inval(rounds);
-	fprintf(stderr, "\n");
+	fprintf(stderr, "local_bench: %d rounds per figure\n", rounds);
+	if (wanted(argc, argv, "touch")) {
+		fprintf(stderr, "touch ");
+		bench_touch(SRC_4K, rounds);
+		bench_touch(SRC_THP, rounds);
+		bench_touch(SRC_HUGETLB, rounds);
+		fprintf(stderr, "\n");
+	}
+	if (wanted(argc, argv, "copy")) {
+		fprintf(stderr, "copy ");
+		bench_copy(rounds);
+		fprintf(stderr, "\n");
+	}
+	if (wanted(argc, argv, "calls")) {
+		fprintf(stderr, "calls ");
+		bench_calls(rounds);
+		fprintf(stderr, "\n");
+	}
+	if (wanted(argc, argv, "inval")) {
+		fprintf(stderr, "inval ");
+		bench_inval(rounds);
+		fprintf(stderr, "\n");
+	}
 	return 0;
 }
