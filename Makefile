@@ -119,7 +119,7 @@ $(B)/lib/pkgconfig/%.pc: lib/libxpmem/%.pc.in Makefile
 
 # ---- tests --------------------------------------------------------------------
 tests: $(TEST_BINS) $(MPI_BINS) $(OMPI_BINS) $(BENCH_BINS) $(RDMA_BINS)
-$(B)/bench/partitions/%: bench/partitions/%.c tests/partitions/fabric.h $(LIB_SO)
+$(B)/bench/partitions/%: bench/partitions/%.c tests/partitions/fabric.h tests/time_scale.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
 $(B)/bench/local/%: bench/local/%.c include/uapi/xpmem.h $(LIB_SO)
@@ -138,11 +138,11 @@ $(B)/tests/mpi-ompi/%: tests/mpi/%.c
 $(B)/bench/mpi-ompi/%: bench/mpi/%.c
 	@mkdir -p $(@D)
 	$(OMPICC) $(CFLAGS) $(WARN) -o $@ $<
-$(B)/tests/rdma/xpmem_rdma: tests/rdma/xpmem_rdma.c tests/tap.h tests/testlib.h include/uapi/xpmem.h $(LIB_SO)
+$(B)/tests/rdma/xpmem_rdma: tests/rdma/xpmem_rdma.c tests/tap.h tests/testlib.h tests/time_scale.h include/uapi/xpmem.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -libverbs -Wl,-rpath,$(CURDIR)/$(B)/lib
 
-$(B)/tests/%: tests/%.c tests/tap.h tests/oversub/pattern.h tests/partitions/fabric.h include/uapi/xpmem.h $(LIB_SO)
+$(B)/tests/%: tests/%.c tests/tap.h tests/testlib.h tests/time_scale.h tests/oversub/pattern.h tests/partitions/fabric.h include/uapi/xpmem.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
 

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "time_scale.h"
+
 #define TAP_SKIP 77
 
 struct tap_test {
@@ -107,17 +109,10 @@ static inline int tap_probe(volatile long *addr, int write, long *val)
 
 /* ---- running the table --------------------------------------------------- */
 
-/*
- * How many times slower than the reference this guest is (XPMEM_TIME_SCALE,
- * measured at boot by tests/harness/calibrate); every time limit of a test
- * is multiplied by it, so no verdict depends on the host's speed.
- */
+/* every time limit of a test is multiplied by the guest's slowness */
 static inline double tap_time_scale(void)
 {
-	const char *s = getenv("XPMEM_TIME_SCALE");
-	double v = s ? atof(s) : 1.0;
-
-	return v >= 1.0 ? v : 1.0;
+	return xpmem_time_scale();
 }
 
 static inline int tap_run_one(const struct tap_test *t)

@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "time_scale.h"
+
 struct peer {
 	pid_t pid;
 	int to, from;
@@ -133,8 +135,7 @@ static inline long live_objects(void)
  */
 static inline int live_counters_settle(void)
 {
-	const char *s = getenv("XPMEM_TIME_SCALE");
-	int tries = (int)(100 * (s && atof(s) > 1 ? atof(s) : 1));
+	int tries = (int)(100 * xpmem_time_scale());
 	FILE *f;
 	char line[128];
 

@@ -1322,9 +1322,7 @@ static double now(void)
 
 static double time_scale(void)
 {
-	const char *s = getenv("XPMEM_TIME_SCALE");
-
-	return s && atof(s) > 1 ? atof(s) : 1;
+	return xpmem_time_scale();
 }
 
 static pid_t spawn(int slot)

@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "time_scale.h"
+
 #define FABRIC_SCRATCH		(512 * 1024)
 #define FABRIC_BARRIER_OFFSET	(FABRIC_SCRATCH + 65536)
 #define FABRIC_BOARD_OFFSET	(FABRIC_SCRATCH + 131072)
@@ -94,9 +96,7 @@ static inline volatile uint64_t *fabric_barrier_word(struct fabric *f, int p)
  */
 static inline int fabric_barrier(struct fabric *f, uint64_t k, unsigned int gone, int secs)
 {
-	const char *scale = getenv("XPMEM_TIME_SCALE");
-	time_t end = time(NULL) +
-		(time_t)(secs * (scale && atof(scale) > 1 ? atof(scale) : 1));
+	time_t end = time(NULL) + (time_t)(secs * xpmem_time_scale());
 
 	__sync_synchronize();
 	*fabric_barrier_word(f, f->me) = k;
