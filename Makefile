@@ -245,7 +245,8 @@ install: lib
 # dpkg-buildpackage in a copy of this tree (it writes its output next to
 # the tree it builds, and its own build files into it), then lintian.
 DEB_DIR := $(B)/deb
-deb: deps
+deb:
+	scripts/deps --deb
 	rm -rf $(DEB_DIR)
 	mkdir -p $(DEB_DIR)/xpmem-$(VERSION)
 	tar -c --exclude=./build --exclude=./.git . | tar -x -C $(DEB_DIR)/xpmem-$(VERSION)
