@@ -1394,8 +1394,8 @@ static void skip_ops(const char *list)
 int main(int argc, char **argv)
 {
 	uint64_t last_progress[MAX_PROCS] = { 0 };
-	double last_change[MAX_PROCS], start, end, limit;
-	uint64_t total = 0, kills = 0, mreleases = 0;
+	double last_change[MAX_PROCS], start, end, limit, last_report;
+	uint64_t total = 0, kills = 0, mreleases = 0, reported = 0;
 	int failures = 0, st;
 
 	PG = (size_t)sysconf(_SC_PAGESIZE);
@@ -1446,6 +1446,7 @@ int main(int argc, char **argv)
 		last_change[w] = now();
 	}
 	start = now();
+	last_report = start;
 	end = start + duration;
 	limit = end + 300 * time_scale();
 	while (now() < end || (total < min_ops && now() < limit)) {
@@ -1456,6 +1457,14 @@ int main(int argc, char **argv)
 		total = 0;
 		for (int op = 0; op < NR_OPS; op++)
 			total += B->ops[op];
+		/* long runs: the rate as it goes (a rate that decays is a finding) */
+		if (duration >= 300 && now() - last_report >= 60) {
+			printf("# %5.0f s: %" PRIu64 " operations, %.0f/s over the last %.0f s, %" PRIu64 " kills\n",
+			       now() - start, total, (total - reported) / (now() - last_report),
+			       now() - last_report, kills);
+			reported = total;
+			last_report = now();
+		}
 		/* a worker that stopped making progress is stuck somewhere */
 		for (int i = 0; i < nprocs; i++) {
 			if (B->w[i].progress != last_progress[i]) {
