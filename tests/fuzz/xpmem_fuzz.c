@@ -1320,11 +1320,6 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static double time_scale(void)
-{
-	return xpmem_time_scale();
-}
-
 static pid_t spawn(int slot)
 {
 	int inc = ++B->w[slot].inc;
@@ -1341,7 +1336,7 @@ static pid_t spawn(int slot)
 /* wait for @pid to be gone, for at most @secs (scaled); false: it is stuck */
 static bool reap(pid_t pid, double secs, int *status)
 {
-	double limit = now() + secs * time_scale();
+	double limit = now() + secs * xpmem_time_scale();
 
 	do {
 		if (waitpid(pid, status, WNOHANG) == pid)
@@ -1448,7 +1443,7 @@ int main(int argc, char **argv)
 	start = now();
 	last_report = start;
 	end = start + duration;
-	limit = end + 300 * time_scale();
+	limit = end + 300 * xpmem_time_scale();
 	while (now() < end || (total < min_ops && now() < limit)) {
 		int w = (int)rnd_below(nprocs);
 		pid_t pid = B->w[w].pid;
@@ -1459,18 +1454,19 @@ int main(int argc, char **argv)
 			total += B->ops[op];
 		/* long runs: the rate as it goes (a rate that decays is a finding) */
 		if (duration >= 300 && now() - last_report >= 60) {
+			double t = now();
+
 			printf("# %5.0f s: %" PRIu64 " operations, %.0f/s over the last %.0f s, %" PRIu64 " kills\n",
-			       now() - start, total, (total - reported) / (now() - last_report),
-			       now() - last_report, kills);
+			       t - start, total, (total - reported) / (t - last_report), t - last_report, kills);
 			reported = total;
-			last_report = now();
+			last_report = t;
 		}
 		/* a worker that stopped making progress is stuck somewhere */
 		for (int i = 0; i < nprocs; i++) {
 			if (B->w[i].progress != last_progress[i]) {
 				last_progress[i] = B->w[i].progress;
 				last_change[i] = now();
-			} else if (now() - last_change[i] > 60 * time_scale()) {
+			} else if (now() - last_change[i] > 60 * xpmem_time_scale()) {
 				note_failure("worker %d (pid %d) made no progress for 60 s", i, B->w[i].pid);
 				dump_stacks(B->w[i].pid);
 				failures++;

@@ -246,6 +246,28 @@ static void pressure_evict(size_t len)
 }
 
 /*
+ * Paged-out pages of [src, src + len) stay in the swap cache until memory
+ * is needed; pressure makes reclaim free them, unless someone holds a
+ * reference.  Reclaim does not always take them first (it has left half
+ * or two thirds of them in the swap cache and swapped the pressure out
+ * instead): up to three rounds, until fewer than half are resident (a
+ * pinned page survives any number).  Returns the pages still resident.
+ */
+static size_t press_out(void *src, size_t len)
+{
+	size_t n = len / PG, resident = n;
+
+	for (int round = 0; round < 3; round++) {
+		pressure_evict(len);
+		resident = resident_pages(src, len);
+		if (resident < n / 2)
+			break;
+		tap_diag("pressure round %d left %zu of %zu pages resident", round + 1, resident, n);
+	}
+	return resident;
+}
+
+/*
  * A generic attacher: attaches g_seg (g_len bytes) and then serves
  * commands: 1 = verify all pages are (g_writer, i, arg gen) -> returns bad
  * page or -1; 2 = write all pages as writer 2 with gen from next command;
@@ -602,7 +624,7 @@ static int t_oversub_8x_with_swap(void)
 
 static int t_swap_round_trip_attacher_sees_data(void)
 {
-	size_t len = 64UL << 20, n = len / PG, moved = 0, out = 0;
+	size_t len = 64UL << 20, n = len / PG, moved = 0, out;
 	char *src = map_src(len);
 	uint64_t *pfn = calloc(n, 8);
 	long swapin0;
@@ -619,21 +641,13 @@ static int t_swap_round_trip_attacher_sees_data(void)
 	FAIL_IF(moved < n / 2, "only %zu of %zu pages were swapped out", moved, n);
 	moved = 0;
 	/*
-	 * Push them out of the swap cache too, so swap-in really reads swap.
-	 * Reclaim does not always take these pages first (a warm CI run once
-	 * left two thirds of them in the swap cache after one round):
-	 * mincore() counts a swap-cache page as resident, so press up to
-	 * three times until most are out of memory, and expect swap-ins for
-	 * at least half of those (each needs one; half leaves room for the
-	 * counter's bookkeeping, none for a test that read no swap).
+	 * Push them out of the swap cache too, so swap-in really reads swap
+	 * (mincore() counts a swap-cache page as resident), and expect
+	 * swap-ins for at least half of the pages out of memory (each needs
+	 * one; half leaves room for the counter's bookkeeping, none for a
+	 * test that read no swap).
 	 */
-	for (int round = 0; round < 3; round++) {
-		pressure_evict(len);
-		out = n - resident_pages(src, len);
-		if (out >= n / 2)
-			break;
-		tap_diag("pressure round %d left %zu of %zu pages in memory", round + 1, n - out, n);
-	}
+	out = n - press_out(src, len);
 	FAIL_IF(out < n / 4, "only %zu of %zu pages left memory under pressure", out, n);
 	swapin0 = vmstat("pswpin");
 	/* the attacher faults them back in (in the source) and must see the data */
@@ -677,22 +691,7 @@ static int no_pinning_check(int *freed_ok)
 	swap0 = meminfo_kb("SwapTotal") - meminfo_kb("SwapFree");
 	rss0 = (long)resident_pages(src, len);
 	FAIL_IF(madvise(src, len, MADV_PAGEOUT), "MADV_PAGEOUT: %s", strerror(errno));
-	/*
-	 * Paged-out pages stay in the swap cache until memory is needed;
-	 * pressure makes reclaim free them, unless someone holds a reference.
-	 */
-	/*
-	 * Reclaim does not always take the written pages first (once it
-	 * left half of them in the swap cache and swapped the pressure out
-	 * instead): up to three rounds.  A pinned page survives any number.
-	 */
-	for (int round = 0; round < 3; round++) {
-		pressure_evict(len);
-		res_after = resident_pages(src, len);
-		if (res_after < n / 2)
-			break;
-		tap_diag("pressure round %d left %zu of %zu pages resident", round + 1, res_after, n);
-	}
+	res_after = press_out(src, len);
 	rss1 = (long)res_after;
 	swap1 = meminfo_kb("SwapTotal") - meminfo_kb("SwapFree");
 	tap_diag("resident pages %ld -> %ld of %zu, swap used %ld -> %ld KiB",
