@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * testlib.h - helpers shared by the xpmem test programs:
- *   a peer process with two pipes (commands in, answers out),
+ *   a peer process with two pipes (commands in, answers out), reaping a
+ *   child within a (scaled) time,
  *   "key value" files (/proc/vmstat, the driver's debugfs counters),
  *   writes to kernel files and a memory cgroup of a test's own.
  * A peer waits for commands without a timeout of its own: every test runs
@@ -13,12 +14,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "time_scale.h"
@@ -88,6 +91,22 @@ static inline int peer_wait(struct peer *p)
 	if (waitpid(p->pid, &st, 0) < 0)
 		return -1;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* reap @pid if it exits within @secs times the guest's slowness; false: it did not */
+static inline bool reap_within(pid_t pid, double secs)
+{
+	struct timespec t0, t;
+	double limit = secs * xpmem_time_scale();
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return true;
+		usleep(2000);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) * 1e-9 < limit);
+	return false;
 }
 
 /* value of `key` in a file of "key value" lines, or -1 */

@@ -14,7 +14,8 @@
  *          xpmem_get + xpmem_release, vs mmap + munmap of the same size
  *   inval  madvise(MADV_DONTNEED) of one source page that one attachment
  *          maps vs one that none maps, with 1 to 10,000 attachments of the
- *          source alive
+ *          source alive; and of a page an attachment covers but its
+ *          attacher never touched (nothing to zap)
  *
  * Output: "ROW key=value ..." lines on stdout (bench/local/report makes
  * the table and the plot), progress on stderr.
@@ -322,20 +323,23 @@ static void bench_calls(int rounds)
 /* ---- invalidation ------------------------------------------------------------------ */
 
 /*
- * Source of @n + 2 pages; attachment i maps page i (one page each), page 0
+ * Source of @n + 3 pages; attachment i maps page i (one page each), page 0
  * is the covered one (its attachment faulted in), page n + 1 is covered by
- * none.  Times madvise(DONTNEED) of one page, refilled between samples.
+ * none, page n + 2 by one more attachment that is never touched.  Times
+ * madvise(DONTNEED) of one page, refilled between samples.
  */
 static void bench_inval(int rounds)
 {
 	int counts[] = { 1, 10, 100, 1000, 10000 };
-	size_t maxn = 10000, len = (maxn + 2) * PG;
+	size_t maxn = 10000, len = (maxn + 3) * PG;
 	char *src = map_at(0, len, MAP_PRIVATE);
 	char **att = calloc(maxn, sizeof(char *));
 	double *tc = calloc(rounds, sizeof(double)), *tu = calloc(rounds, sizeof(double));
+	double *ti = calloc(rounds, sizeof(double));
 	xpmem_segid_t seg;
 	xpmem_apid_t apid;
 	size_t have = 0;
+	char *idle;
 
 	madvise(src, len, MADV_NOHUGEPAGE);
 	memset(src, 3, len);
@@ -343,8 +347,13 @@ static void bench_inval(int rounds)
 	apid = xpmem_get(seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
 	if (seg <= 0 || apid <= 0)
 		die("make/get");
+	idle = xpmem_attach((struct xpmem_addr){ .apid = apid, .offset = (maxn + 2) * PG },
+			    PG, NULL);
+	if (idle == (void *)-1)
+		die("xpmem_attach (idle)");
 	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
 		char *covered = src, *uncovered = src + (maxn + 1) * PG;
+		char *untouched = src + (maxn + 2) * PG;
 
 		while (have < (size_t)counts[c]) {
 			/* attachments in slot 1's GiB and beyond, the kernel places them */
@@ -360,6 +369,7 @@ static void bench_inval(int rounds)
 
 			covered[0] = 3;
 			uncovered[0] = 3;
+			untouched[0] = 3;
 			(void)*(volatile char *)att[0];	/* the covered page is mapped */
 			t0 = now();
 			madvise(covered, PG, MADV_DONTNEED);
@@ -367,21 +377,28 @@ static void bench_inval(int rounds)
 			t0 = now();
 			madvise(uncovered, PG, MADV_DONTNEED);
 			tu[r] = now() - t0;
+			t0 = now();
+			madvise(untouched, PG, MADV_DONTNEED);
+			ti[r] = now() - t0;
 		}
-		printf("ROW inval attachments=%d covered_us=%.2f uncovered_us=%.2f ratio=%.3f\n",
+		printf("ROW inval attachments=%d covered_us=%.2f uncovered_us=%.2f ratio=%.3f"
+		       " untouched_us=%.2f untouched_ratio=%.3f\n",
 		       counts[c], median(tc, rounds) * 1e6, median(tu, rounds) * 1e6,
-		       median(tc, rounds) / median(tu, rounds));
+		       median(tc, rounds) / median(tu, rounds), median(ti, rounds) * 1e6,
+		       median(ti, rounds) / median(tu, rounds));
 		fflush(stdout);
 		fprintf(stderr, ".");
 	}
 	for (size_t i = 0; i < have; i++)
 		xpmem_detach(att[i]);
+	xpmem_detach(idle);
 	xpmem_release(apid);
 	xpmem_remove(seg);
 	munmap(src, len);
 	free(att);
 	free(tc);
 	free(tu);
+	free(ti);
 }
 
 /* local_bench [ROUNDS [PART...]]: PART is touch, copy, calls or inval (default: all) */

@@ -241,7 +241,7 @@ static unsigned long xpmem_att_src(struct vm_area_struct *vma,
 struct xpmem_install {
 	struct mm_struct *mm;
 	struct xpmem_attachment *att;
-	unsigned long seq;
+	unsigned long seq, src;		/* src: the source address the PTE maps */
 	pte_t pte;
 	bool retry;
 };
@@ -261,8 +261,10 @@ static int xpmem_install_pte(pte_t *ptep, unsigned long addr, void *data)
 	spin_lock(lock);
 	in->retry = xpmem_att_changed(in->att, in->seq);
 	/* another thread's fault may have won: its PTE is just as current */
-	if (!in->retry && pte_none(ptep_get(ptep)))
+	if (!in->retry && pte_none(ptep_get(ptep))) {
 		set_pte_at(in->mm, addr, ptep, in->pte);
+		in->att->ops->installed(in->att, in->src, PAGE_SIZE);
+	}
 	spin_unlock(lock);
 	return 0;
 }
@@ -276,7 +278,7 @@ MODULE_PARM_DESC(fault_around_pages,
 struct xpmem_install_run {
 	struct mm_struct *mm;
 	struct xpmem_attachment *att;
-	unsigned long seq, start;
+	unsigned long seq, start, src;	/* src: the source address start maps */
 	const struct xpmem_resolved *r;
 	pgprot_t prot;
 	unsigned int installed;
@@ -299,6 +301,8 @@ static int xpmem_install_more_pte(pte_t *ptep, unsigned long addr, void *data)
 	run->stop = xpmem_att_changed(run->att, run->seq);
 	if (!run->stop && pte_none(ptep_get(ptep))) {
 		set_pte_at(run->mm, addr, ptep, pte);
+		run->att->ops->installed(run->att, run->src + ((unsigned long)i << PAGE_SHIFT),
+					 PAGE_SIZE);
 		run->installed++;
 	}
 	spin_unlock(lock);
@@ -320,6 +324,7 @@ static unsigned int xpmem_install_more(struct vm_area_struct *vma, unsigned long
 		.att = att,
 		.seq = seq,
 		.start = addr,
+		.src = xpmem_att_src(vma, att, addr),
 		.r = r,
 		.prot = vm_get_page_prot(flags),
 	};
@@ -357,6 +362,7 @@ static int xpmem_install(struct vm_area_struct *vma, unsigned long addr,
 		.mm = vma->vm_mm,
 		.att = att,
 		.seq = seq,
+		.src = xpmem_att_src(vma, att, addr),
 	};
 	pte_t pte = pte_mkspecial(pfn_pte(pfn, vm_get_page_prot(flags)));
 	int ret;
@@ -627,10 +633,14 @@ static struct page *xpmem_att_find_special_page(struct vm_area_struct *vma,
  * task holds the attachment's lock and waits for that reverse-map lock,
  * neither ends (found by the fuzzer on 6.1: a fork child attaching).
  *
- * An mm that maps only its own attachments has its tracker registered
- * (xpmem_local.c), so xpmem registers nothing new there that takes all
- * locks.  Only an mm that maps another mm's attachment, a fork child's
- * copy kept with MADV_DOFORK, could: xpmem registers nothing on such an mm
+ * An mm that maps only its own attachments has its tracker and its
+ * interval tree registered (xpmem_amm_get(): both before its first
+ * attachment is mapped), so xpmem registers nothing new there that takes
+ * all locks: neither the tracker again nor, when the mm is first
+ * attached from, the tree (mmu_interval_notifier_insert() registers only
+ * if there is none; mm_has_notifiers() alone does not say there is one).
+ * Only an mm that maps another mm's attachment, a fork child's copy kept
+ * with MADV_DOFORK, could: xpmem registers nothing on such an mm
  * (-EBUSY, until it unmaps them).  Copies are counted so that the usual
  * case, no copy anywhere, costs nothing.  (Another driver registering on
  * an mm that maps attachments, KVM or RDMA ODP, is the same cycle;

@@ -55,6 +55,8 @@ struct xpmem_att_ops {
 	bool (*read_retry)(struct xpmem_attachment *att, unsigned long seq);
 	/* the install lock: invalidation and revoke publish under it */
 	spinlock_t *(*install_lock)(struct xpmem_attachment *att);
+	/* with the install lock held: a PTE now maps source [src, src + len) */
+	void (*installed)(struct xpmem_attachment *att, unsigned long src, unsigned long len);
 	/*
 	 * Resolve the page at source address @src with the attacher's fault
 	 * lock held: must not wait for another mm or a peer; -EWOULDBLOCK

@@ -59,6 +59,8 @@ static const struct {
 	XPMEM_EVENT(invalidations),
 	XPMEM_EVENT(invalidate_hits),
 	XPMEM_EVENT(invalidate_nonblock_busy),
+	XPMEM_EVENT(invalidate_unmapped),
+	XPMEM_EVENT(invalidate_nonblock_unmapped),
 	XPMEM_EVENT(acks),
 	XPMEM_EVENT(ack_wait_slow),
 	XPMEM_EVENT(revokes),

@@ -329,7 +329,7 @@ static void xpmem_export_att_zap(struct xpmem_export_att *att, unsigned long sta
 	p[2] = start - att->src_start;
 	p[3] = end - att->src_start;
 	xpmem_count(export_invals);
-	if (xpmem_peer_send_wait(peer, XPMEM_MSG_INVAL, p, 4)) {
+	if (xpmem_peer_send_wait(peer, XPMEM_MSG_INVAL, p, 4, false)) {
 		/* not alive any more; peer_down may have completed it already */
 		u64 sent_ns;
 
@@ -437,7 +437,7 @@ static void xpmem_export_reply(int peer, u64 req, int err, u64 a, u64 b)
 {
 	u64 p[XPMEM_PAYLOAD_WORDS] = { req, (u64)(s64)err, a, b, 0 };
 
-	xpmem_peer_send_wait(peer, XPMEM_MSG_REPLY, p, XPMEM_PAYLOAD_WORDS);
+	xpmem_peer_send_wait(peer, XPMEM_MSG_REPLY, p, XPMEM_PAYLOAD_WORDS, false);
 }
 
 /* GET: req, segid, writable, euid, egid */
@@ -611,19 +611,23 @@ static void xpmem_export_detach(int peer, u64 gen, const u64 *p)
 }
 
 /*
- * Publish the page of a FAULT to the peer: put the REPLY in the ring under
- * the mirror's lock, only if no invalidation began since @seq (and the
- * attachment is not revoked).  -EAGAIN: resolve again; -ENOBUFS: the ring
- * is full.
+ * Publish the page at @src of a FAULT to the peer: put the REPLY in the
+ * ring under the mirror's lock, only if no invalidation began since @seq
+ * (and the attachment is not revoked), and count it in the mirror's
+ * mapped range: an invalidation outside that range sends no INVAL.
+ * -EAGAIN: resolve again; -ENOBUFS: the ring is full.
  */
 static int xpmem_export_publish(struct xpmem_export_att *att, unsigned long seq,
-				int peer, const u64 *reply)
+				int peer, unsigned long src, const u64 *reply)
 {
 	int err = -EAGAIN;
 
 	spin_lock(&att->mirror.lock);
-	if (!att->revoked && !xpmem_mirror_read_retry(&att->mirror, seq))
+	if (!att->revoked && !xpmem_mirror_read_retry(&att->mirror, seq)) {
 		err = xpmem_peer_send(peer, XPMEM_MSG_REPLY, reply, XPMEM_PAYLOAD_WORDS);
+		if (!err)
+			xpmem_mirror_mapped(&att->mirror, src, PAGE_SIZE);
+	}
 	spin_unlock(&att->mirror.lock);
 	return err;
 }
@@ -667,7 +671,7 @@ static void xpmem_export_fault(int peer, u64 gen, const u64 *p)
 			break;
 		reply[2] = PFN_PHYS(page_to_pfn(page));
 		put_page(page);		/* nothing stays pinned */
-		err = xpmem_export_publish(att, seq, peer, reply);
+		err = xpmem_export_publish(att, seq, peer, att->src_start + off, reply);
 		if (!err) {
 			xpmem_count(export_faults);
 			xpmem_export_att_put(att);

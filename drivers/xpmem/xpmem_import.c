@@ -170,6 +170,16 @@ static spinlock_t *xpmem_remote_install_lock(struct xpmem_attachment *att)
 	return &to_remote(att)->lock;
 }
 
+/*
+ * Nothing to record: what the owner may make us zap is what it published
+ * to us, and the owner keeps that range (xpmem_export.c), so an INVAL
+ * only comes for a range we may have mapped.
+ */
+static void xpmem_remote_installed(struct xpmem_attachment *att, unsigned long src,
+				   unsigned long len)
+{
+}
+
 /* Asking the owner is a wait: never with the fault lock held. */
 static int xpmem_remote_resolve_nowait(struct xpmem_attachment *att, unsigned long src,
 				       bool write, struct xpmem_resolved *r)
@@ -240,6 +250,7 @@ static const struct xpmem_att_ops xpmem_remote_att_ops = {
 	.read_begin = xpmem_remote_read_begin,
 	.read_retry = xpmem_remote_read_retry,
 	.install_lock = xpmem_remote_install_lock,
+	.installed = xpmem_remote_installed,
 	.resolve_nowait = xpmem_remote_resolve_nowait,
 	.resolve = xpmem_remote_resolve,
 	.teardown = xpmem_remote_teardown,
@@ -348,7 +359,7 @@ static void xpmem_import_inval(int peer, u64 gen, const u64 *p)
 	}
 	/* unknown cookie: already detached, nothing here maps it */
 	xpmem_count(import_invals);
-	xpmem_peer_send_wait(peer, XPMEM_MSG_ACK, p, 1);
+	xpmem_peer_send_wait(peer, XPMEM_MSG_ACK, p, 1, false);
 	trace_xpmem_ack(peer, p[0], ktime_get_ns() - t0);
 }
 

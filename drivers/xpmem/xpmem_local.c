@@ -103,6 +103,8 @@ struct xpmem_amm {
 	 */
 	bool lost;
 	bool dead;			/* ->release ran: exit_mmap */
+	/* under the mm's mmap lock: the mm's interval tree is not set up yet */
+	bool needs_itree;
 };
 
 struct xpmem_local_att {
@@ -241,6 +243,7 @@ static struct mmu_notifier *xpmem_amm_alloc(struct mm_struct *mm)
 		return ERR_PTR(-ENOMEM);
 	spin_lock_init(&amm->lock);
 	INIT_LIST_HEAD(&amm->more);
+	amm->needs_itree = true;
 	__module_get(THIS_MODULE);	/* callbacks are module text */
 	xpmem_count(attacher_mms);
 	return &amm->mn;
@@ -273,13 +276,42 @@ static const struct mmu_notifier_ops xpmem_amm_ops = {
 	.free_notifier = xpmem_amm_free,
 };
 
-/* Find or create the tracker of @mm.  Takes @mm's mmap lock for writing. */
+/*
+ * Find or create the tracker of @mm.  Takes @mm's mmap lock for writing.
+ *
+ * A new tracker comes with the mm's interval tree (the one an exporting
+ * mm's mirrors live in), registered in the same mmap-lock section.  Both
+ * registrations take every reverse-map lock of the mm (see
+ * xpmem_mm_may_register()), which must never happen while the mm maps an
+ * attachment: its i_mmap_rwsem would be held, for writing, by a task
+ * that then waits for another file's, held by an invalidation that waits
+ * for the zap of that very attachment (found by make check's fuzzer on
+ * 6.12: an mm that had attached before it was first attached from got
+ * its interval tree in mmu_interval_notifier_insert() then).  No local
+ * attachment can be mapped here before its tracker exists, and no caller
+ * gets the tracker before the tree is there: a failed registration
+ * leaves needs_itree set for the next caller to try again.
+ */
 static struct xpmem_amm *xpmem_amm_get(struct mm_struct *mm)
 {
-	struct mmu_notifier *mn = mmu_notifier_get(&xpmem_amm_ops, mm);
+	struct mmu_notifier *mn;
+	int ret = 0;
 
+	if (mmap_write_lock_killable(mm))
+		return ERR_PTR(-EINTR);
+	mn = mmu_notifier_get_locked(&xpmem_amm_ops, mm);
+	if (!IS_ERR(mn) && to_amm(mn)->needs_itree) {
+		ret = __mmu_notifier_register(NULL, mm);
+		if (!ret)
+			to_amm(mn)->needs_itree = false;
+	}
+	mmap_write_unlock(mm);
 	if (IS_ERR(mn))
 		return ERR_CAST(mn);
+	if (ret) {
+		mmu_notifier_put(mn);
+		return ERR_PTR(ret);
+	}
 	return to_amm(mn);
 }
 
@@ -433,6 +465,12 @@ static bool xpmem_local_read_retry(struct xpmem_attachment *att, unsigned long s
 static spinlock_t *xpmem_local_install_lock(struct xpmem_attachment *att)
 {
 	return &to_local(att)->mirror.lock;
+}
+
+static void xpmem_local_installed(struct xpmem_attachment *att, unsigned long src,
+				  unsigned long len)
+{
+	xpmem_mirror_mapped(&to_local(att)->mirror, src, len);
 }
 
 /* ---- resolving a page --------------------------------------------------------- */
@@ -736,6 +774,7 @@ static const struct xpmem_att_ops xpmem_local_att_ops = {
 	.read_begin = xpmem_local_read_begin,
 	.read_retry = xpmem_local_read_retry,
 	.install_lock = xpmem_local_install_lock,
+	.installed = xpmem_local_installed,
 	.resolve_nowait = xpmem_local_resolve_nowait,
 	.resolve = xpmem_local_resolve,
 	.access = xpmem_local_access,

@@ -21,6 +21,13 @@
  * sequence and retries, or its translation was installed before the
  * sequence moved and the invalidation that follows removes it.
  *
+ * Mapped range: a mirror remembers the span of source addresses it gave
+ * translations of (xpmem_mirror_mapped(), at install or publication,
+ * under mirror->lock after the sequence check); an invalidation outside
+ * it has nothing to take down and returns at once, blockable or not.
+ * That is what most invalidations of a large attachment are: its
+ * attacher touched a part of it.
+ *
  * The non-blockable contract (OOM reaper, process_mrelease): ->invalidate
  * returns false when it would have to sleep, and the core then ends the
  * invalidation period itself and hands -EAGAIN to the caller, which must
@@ -180,6 +187,19 @@ static inline struct xpmem_mirror *to_mirror(struct mmu_interval_notifier *mni)
 	return container_of(mni, struct xpmem_mirror, mni);
 }
 
+/* With m->lock held: a translation of [start, start + len) was given out. */
+void xpmem_mirror_mapped(struct xpmem_mirror *m, unsigned long start, unsigned long len)
+{
+	lockdep_assert_held(&m->lock);
+	if (m->mapped_start >= m->mapped_end) {
+		m->mapped_start = start;
+		m->mapped_end = start + len;
+		return;
+	}
+	m->mapped_start = min(m->mapped_start, start);
+	m->mapped_end = max(m->mapped_end, start + len);
+}
+
 static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 				    const struct mmu_notifier_range *range,
 				    unsigned long cur_seq)
@@ -187,6 +207,7 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 	struct xpmem_mirror *m = to_mirror(mni);
 	unsigned long start = max(range->start, mni->interval_tree.start);
 	unsigned long end = min(range->end, mni->interval_tree.last + 1);
+	bool mapped;
 	u64 t0;
 
 	xpmem_count(invalidations);
@@ -197,22 +218,47 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 		spin_unlock(&m->lock);
 		return true;
 	}
-	if (!mmu_notifier_range_blockable(range)) {
-		/* the core ends the period and tells the caller -EAGAIN */
-		trace_xpmem_invalidate_start(start, end, range->event, false);
-		xpmem_count(invalidate_nonblock_busy);
-		return false;
-	}
+	/*
+	 * From here until the invalidation ends no fault installs and no
+	 * reply is published for this mirror (their sequence check fails),
+	 * so the mapped range cannot grow while we look at it or take it
+	 * down.  A fault that installed before this saw the old sequence,
+	 * and widened the range under this lock before we took it.
+	 */
 	spin_lock(&m->lock);
 	mmu_interval_set_seq(mni, cur_seq);
 	if (range->event == MMU_NOTIFY_RELEASE)
 		m->released = true;	/* exit_mmap: no fault may resolve again */
+	mapped = start < m->mapped_end && m->mapped_start < end;
 	spin_unlock(&m->lock);
+	if (!mapped) {
+		xpmem_count(invalidate_unmapped);
+		if (!mmu_notifier_range_blockable(range))
+			xpmem_count(invalidate_nonblock_unmapped);
+		return true;
+	}
+	if (!mmu_notifier_range_blockable(range)) {
+		/*
+		 * The core ends the period and tells the caller -EAGAIN.  The
+		 * sequence moved for nothing: a fault sampled before it
+		 * resolves once more.
+		 */
+		trace_xpmem_invalidate_start(start, end, range->event, false);
+		xpmem_count(invalidate_nonblock_busy);
+		return false;
+	}
 	xpmem_count(invalidate_hits);
 	trace_xpmem_invalidate_start(start, end, range->event, true);
 	t0 = ktime_get_ns();
 	m->ops->invalidate(m, start, end);
 	t0 = ktime_get_ns() - t0;
+	/* what was mapped at either end of the range is gone */
+	spin_lock(&m->lock);
+	if (start <= m->mapped_start)
+		m->mapped_start = max(m->mapped_start, end);
+	if (end >= m->mapped_end)
+		m->mapped_end = min(m->mapped_end, start);
+	spin_unlock(&m->lock);
 	xpmem_hist_record(XPMEM_HIST_INVALIDATE, t0);
 	trace_xpmem_invalidate_end(start, end, t0);
 	return true;
@@ -235,6 +281,8 @@ int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *o
 
 	spin_lock_init(&m->lock);
 	m->ops = ops;
+	m->mapped_start = 0;
+	m->mapped_end = 0;
 	m->released = false;
 	ret = mmu_interval_notifier_insert(&m->mni, mm, start, size, &xpmem_mirror_ni_ops);
 	if (ret)

@@ -38,6 +38,15 @@ struct xpmem_mirror {
 	struct mmu_interval_notifier mni;	/* the source range */
 	const struct xpmem_mirror_ops *ops;
 	spinlock_t lock;	/* publishes the sequence to faults (install) */
+	/*
+	 * [mapped_start, mapped_end): the source addresses of which this
+	 * mirror may have given out a translation (empty: start >= end).
+	 * Under ->lock: widened by every install or publication after its
+	 * sequence check (xpmem_mirror_mapped()), narrowed by an invalidation
+	 * at the end it took down.  An invalidation outside it has nothing
+	 * to take down: no ->invalidate, no sleep, even for the OOM reaper.
+	 */
+	unsigned long mapped_start, mapped_end;
 	bool released;		/* the exporting mm went through exit_mmap */
 	bool inserted;
 };
@@ -47,6 +56,7 @@ int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *o
 void xpmem_mirror_remove(struct xpmem_mirror *m);
 unsigned long xpmem_mirror_read_begin(struct xpmem_mirror *m);
 bool xpmem_mirror_read_retry(struct xpmem_mirror *m, unsigned long seq);
+void xpmem_mirror_mapped(struct xpmem_mirror *m, unsigned long start, unsigned long len);
 
 void xpmem_zap_mapping(struct address_space *mapping, loff_t start, loff_t len);
 void xpmem_zap_mapping_wait(struct address_space *mapping, loff_t start, loff_t len);

@@ -156,16 +156,20 @@ int xpmem_peer_send(int dst, u16 type, const u64 *payload, unsigned int npayload
  * As xpmem_peer_send(), but wait (sleeping) while the ring is full: a
  * live peer's receiver never blocks, so it drains its rings.  A peer whose
  * ring stays full for a peer timeout (it beats but does not drain, or its
- * tail is bogus) is fenced, and the wait ends with -EHOSTDOWN; so does a
- * fatal signal (-EINTR).
+ * tail is bogus) is fenced, and the wait ends with -EHOSTDOWN.  @killable:
+ * a fatal signal ends it too (-EINTR), for a request a caller may give
+ * up; never for a message that must arrive or the peer be fenced, such as
+ * the INVAL of an invalidation, which the killed task's exit may be
+ * waiting on (the page is freed when it returns).
  */
-int xpmem_peer_send_wait(int dst, u16 type, const u64 *payload, unsigned int npayload)
+int xpmem_peer_send_wait(int dst, u16 type, const u64 *payload, unsigned int npayload,
+			 bool killable)
 {
 	unsigned long limit = jiffies + msecs_to_jiffies(xpmem_peer_timeout_ms());
 	int ret;
 
 	while ((ret = xpmem_peer_send(dst, type, payload, npayload)) == -ENOBUFS) {
-		if (fatal_signal_pending(current))
+		if (killable && fatal_signal_pending(current))
 			return -EINTR;
 		if (time_after(jiffies, limit)) {
 			xpmem_peer_fence(dst, "its ring stayed full");
@@ -242,7 +246,7 @@ static int xpmem_rpc_once(int dst, u16 type, u64 *req, unsigned int nreq,
 	if (ret)
 		return ret;
 	req[0] = rpc.id;
-	ret = xpmem_peer_send_wait(dst, type, req, nreq);
+	ret = xpmem_peer_send_wait(dst, type, req, nreq, true);
 	deadline = jiffies + msecs_to_jiffies(XPMEM_RPC_TIMEOUT_FACTOR *
 					      xpmem_peer_timeout_ms());
 	while (!ret && !wait_for_completion_timeout(&rpc.done, HZ / 10)) {

@@ -60,7 +60,8 @@ void xpmem_peer_fence(int peer, const char *why);
 void xpmem_peer_count_bad(int peer, const char *why, u64 val);
 unsigned int xpmem_peer_timeout_ms(void);
 int xpmem_peer_send(int dst, u16 type, const u64 *payload, unsigned int npayload);
-int xpmem_peer_send_wait(int dst, u16 type, const u64 *payload, unsigned int npayload);
+int xpmem_peer_send_wait(int dst, u16 type, const u64 *payload, unsigned int npayload,
+			 bool killable);
 int xpmem_rpc_call(int dst, u16 type, u64 *req, unsigned int nreq,
 		   u64 *reply, bool killable);
 

@@ -44,6 +44,8 @@ struct xpmem_counters {
 	long invalidations;	/* mirror ->invalidate calls */
 	long invalidate_hits;	/* ... that took translations down */
 	long invalidate_nonblock_busy;	/* ... refused to a non-blockable caller */
+	long invalidate_unmapped;	/* ... with nothing mapped in the range */
+	long invalidate_nonblock_unmapped;	/* ... of those, non-blockable ones */
 	long acks;		/* local attachments zapped for an invalidation */
 	long ack_wait_slow;	/* zap waits that exceeded the warning time */
 	long revokes;

@@ -1252,6 +1252,71 @@ static int t_fault_maps_the_present_pages_after_it(void)
 	return live_counters_settle();
 }
 
+/*
+ * An invalidation zaps an attachment only where its attacher may have PTEs
+ * (what it touched, with fault-around): elsewhere it is counted as
+ * invalidate_unmapped and costs no zap.  The mapped range shrinks by what
+ * a zap took down at its ends and grows again with new faults: a page
+ * mapped after a shrink is still taken down when the source drops it.
+ */
+static int t_invalidation_zaps_only_where_the_attacher_mapped(void)
+{
+	size_t n = 64;
+	char *src = mmap(NULL, n * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	long acks, unmapped;
+	xpmem_segid_t seg;
+	xpmem_apid_t apid;
+	char *att;
+
+	FAIL_IF(src == MAP_FAILED, "mmap");
+	madvise(src, n * PG, MADV_NOHUGEPAGE);
+	for (size_t i = 0; i < n; i++)
+		src[i * PG] = (char)i;
+	seg = xpmem_make(src, n * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	apid = xpmem_get(seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	att = xpmem_attach((struct xpmem_addr){ .apid = apid }, n * PG, NULL);
+	FAIL_IF(seg <= 0 || apid <= 0 || att == (void *)-1, "make/get/attach");
+#define INVAL(first, pages, want_acks, want_unmapped) do {				\
+	acks = counter("acks");								\
+	unmapped = counter("invalidate_unmapped");					\
+	FAIL_IF(madvise(src + (first) * PG, (pages) * PG, MADV_DONTNEED), "madvise");	\
+	FAIL_IF(counter("acks") - acks != (want_acks) ||				\
+		counter("invalidate_unmapped") - unmapped != (want_unmapped),		\
+		"DONTNEED of pages %d-%d: %ld zaps, %ld without one, want %d and %d",	\
+		(first), (first) + (pages) - 1, counter("acks") - acks,			\
+		counter("invalidate_unmapped") - unmapped, (want_acks), (want_unmapped));	\
+} while (0)
+	/* nothing touched yet: nothing to zap */
+	INVAL(50, 1, 0, 1);
+	/* page 10 and fault-around: 10-25 mapped */
+	FAIL_IF(att[10 * PG] != 10, "data of page 10");
+	FAIL_IF(page_present(att + 25 * PG) != 1, "page 25 not mapped by the fault at 10");
+	INVAL(40, 1, 0, 1);
+	FAIL_IF(page_present(att + 10 * PG) != 1, "page 10 lost by an invalidation elsewhere");
+	/* fault-around pages count: inside (20), at the high end (25, then 24) */
+	INVAL(20, 1, 1, 0);
+	INVAL(25, 1, 1, 0);
+	INVAL(24, 1, 1, 0);
+	FAIL_IF(page_present(att + 24 * PG) != 0, "page 24 still mapped after the source dropped it");
+	/* across the low end: zapped; the mapped range now starts at 13 */
+	INVAL(8, 5, 1, 0);
+	FAIL_IF(page_present(att + 11 * PG) != 0, "page 11 mapped after the source dropped it");
+	FAIL_IF(page_present(att + 13 * PG) != 1, "page 13 lost");
+	/* a fault below it widens it again (2-7: the source dropped 8 on) */
+	FAIL_IF(att[3 * PG] != 3, "data of page 3");
+	FAIL_IF(page_present(att + 7 * PG) != 1, "page 7 not mapped by the fault at 3");
+	INVAL(3, 1, 1, 0);
+	FAIL_IF(page_present(att + 3 * PG) != 0, "page 3 still mapped after the source dropped it");
+	FAIL_IF(att[3 * PG] != 0, "page 3 reads %d after the source dropped it", att[3 * PG]);
+	/* all of it: zapped once; then nothing is mapped */
+	INVAL(0, (int)n, 1, 0);
+	INVAL(20, 1, 0, 1);
+#undef INVAL
+	FAIL_IF(xpmem_detach(att) || xpmem_release(apid) || xpmem_remove(seg), "teardown");
+	munmap(src, n * PG);
+	return live_counters_settle();
+}
+
 static int t_counters_return_to_zero(void)
 {
 	return live_counters_settle();
@@ -1266,6 +1331,7 @@ static const struct tap_test tests[] = {
 	TEST(get_then_release),
 	TEST(attach_then_detach),
 	TEST(fault_maps_the_present_pages_after_it),
+	TEST(invalidation_zaps_only_where_the_attacher_mapped),
 	TEST(attacher_sees_source_writes),
 	TEST(source_sees_attacher_writes),
 	TEST(read_then_write_through_rdwr_attachment),

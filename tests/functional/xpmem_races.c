@@ -286,6 +286,171 @@ static int t_process_mrelease_of_exporter_with_touched_attachment(void)
 	return live_counters_settle();
 }
 
+/*
+ * The same with an attachment its attacher never touched: the attachment
+ * has nothing to take down, so the non-blocking invalidation must not
+ * refuse (it did, for every attachment of the range: process_mrelease
+ * said EAGAIN and the OOM reaper gave up on memory nobody had mapped).
+ * The attacher touches it after the exporter died: SIGBUS.
+ */
+static int idle_attacher(int in, int out, void *arg)
+{
+	xpmem_segid_t s = *(xpmem_segid_t *)arg;
+	xpmem_apid_t a = xpmem_get(s, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	struct xpmem_addr addr = { .apid = a };
+	volatile char *p = a > 0 ? xpmem_attach(addr, 4 << 20, NULL) : (void *)-1;
+	long v;
+
+	if (p == (void *)-1)
+		return 10;
+	chan_send(out, 1);	/* attached, nothing touched */
+	if (chan_recv(in) != 2)
+		return 11;
+	return tap_probe((volatile long *)(p + (1 << 20)), 0, &v) == SIGBUS ? 0 : 12;
+}
+
+static int t_process_mrelease_of_exporter_with_untouched_attachment_reaps_it(void)
+{
+	long nonblock0 = counter("invalidate_nonblock_busy");
+	long unmapped0 = counter("invalidate_nonblock_unmapped");
+	int rounds = 20, released = 0, gone = 0;
+
+	for (int r = 0; r < rounds; r++) {
+		struct peer ex, at;
+		xpmem_segid_t s;
+		int pfd, rc;
+
+		FAIL_IF(peer_start(&ex, exporter, NULL), "exporter");
+		s = peer_recv(&ex);
+		FAIL_IF(s <= 0, "make");
+		FAIL_IF(peer_start(&at, idle_attacher, &s), "attacher");
+		FAIL_IF(peer_recv(&at) != 1, "attacher did not attach");
+		pfd = (int)syscall(SYS_pidfd_open, ex.pid, 0);
+		FAIL_IF(pfd < 0, "pidfd_open: %s", strerror(errno));
+		kill(ex.pid, SIGKILL);
+		rc = (int)syscall(SYS_process_mrelease, pfd, 0);
+		/* ESRCH: exit_mmap was done already */
+		FAIL_IF(rc && errno != ESRCH, "process_mrelease: %s (round %d)", strerror(errno), r);
+		released += rc == 0;
+		gone += rc != 0;
+		close(pfd);
+		FAIL_IF(peer_wait(&ex) != 128 + SIGKILL, "exporter not killed");
+		peer_send(&at, 2);
+		rc = peer_wait(&at);
+		FAIL_IF(rc, "attacher: %s", rc == 12 ? "no SIGBUS after the exporter died" : "setup");
+	}
+	tap_diag("process_mrelease: %d returned 0, %d ESRCH; non-blocking invalidations with nothing mapped %ld, refused %ld",
+		 released, gone, counter("invalidate_nonblock_unmapped") - unmapped0,
+		 counter("invalidate_nonblock_busy") - nonblock0);
+	/* 0 also when exit_mmap was done first: the counter says the reaper ran */
+	FAIL_IF(counter("invalidate_nonblock_unmapped") == unmapped0,
+		"the non-blocking path never met the attachment (exit_mmap always first)");
+	FAIL_IF(counter("invalidate_nonblock_busy") != nonblock0,
+		"the non-blocking path refused an attachment with nothing mapped");
+	return live_counters_settle();
+}
+
+/* ---- registering on an mm while a file it maps is truncated ----------------------- */
+
+/*
+ * Registering the first notifier of an mm takes every reverse-map lock of
+ * it, an attachment's i_mmap_rwsem among them, one after the other.  A
+ * truncate holds the file's i_mmap_rwsem while the mirror of an
+ * attachment of that file waits for its zap, which needs the
+ * attachment's.  The driver registered an mm's interval tree when the
+ * mm was first attached from; an mm that had attached before (so it
+ * mapped an attachment) then had its locks taken while the truncate ran,
+ * and the three waited for each other for good (make check's fuzzer on
+ * 6.12).  Here: B exports its mapping of a memfd, A maps the memfd above
+ * its attachment of B's range and exports some memory of its own; the
+ * memfd is truncated while the zap of A's attachment is held back
+ * (debugfs ack_delay_ms), and meanwhile D makes the first attachment of
+ * A's memory.  Both must finish.
+ */
+struct trunc_arg {
+	int memfd;
+	size_t len;
+	xpmem_segid_t seg;
+};
+
+static int memfd_exporter(int in, int out, void *arg)
+{
+	struct trunc_arg *t = arg;
+	char *m = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
+
+	if (m == MAP_FAILED)
+		return 10;
+	memset(m, 0x3c, t->len);
+	chan_send(out, xpmem_make(m, t->len, XPMEM_PERMIT_MODE, (void *)0600));
+	chan_recv(in);
+	return 0;
+}
+
+static int memfd_attacher(int in, int out, void *arg)
+{
+	struct trunc_arg *t = arg;
+	/* first the memfd (top-down: higher), then the attachment below it */
+	char *m = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
+	xpmem_apid_t a = xpmem_get(t->seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	volatile char *p = a > 0 ? xpmem_attach((struct xpmem_addr){ .apid = a }, t->len, NULL)
+				 : (void *)-1;
+	char *mine = map_anon(t->len);
+
+	if (m == MAP_FAILED || p == (void *)-1 || !mine)
+		return 10;
+	if (p[0] != 0x3c)	/* mapped: its zap has work to do */
+		return 11;
+	if ((uintptr_t)p > (uintptr_t)m)
+		return 12;	/* the lock order below needs the attachment first */
+	memset(mine, 0x4d, t->len);
+	chan_send(out, xpmem_make(mine, t->len, XPMEM_PERMIT_MODE, (void *)0600));
+	chan_recv(in);
+	return 0;
+}
+
+static int t_first_attach_from_an_attacher_while_a_file_it_maps_is_truncated(void)
+{
+	struct trunc_arg t = { .len = 16 * PG };
+	double scale = tap_time_scale();
+	char delay[32];
+	struct peer b, a;
+	pid_t trunc, d;
+	int st;
+
+	t.memfd = (int)syscall(SYS_memfd_create, "xpmem-truncate", 0);
+	FAIL_IF(t.memfd < 0 || ftruncate(t.memfd, (off_t)t.len), "memfd");
+	FAIL_IF(peer_start(&b, memfd_exporter, &t), "exporter");
+	t.seg = peer_recv(&b);
+	FAIL_IF(t.seg <= 0, "exporter's make");
+	FAIL_IF(peer_start(&a, memfd_attacher, &t), "attacher");
+	t.seg = peer_recv(&a);
+	FAIL_IF(t.seg <= 0, "attacher's make (status %d)", t.seg == -999 ? peer_wait(&a) : 0);
+	snprintf(delay, sizeof(delay), "%d", (int)(2000 * scale));
+	FAIL_IF(write_file("/sys/kernel/debug/xpmem/ack_delay_ms", delay), "ack delay hook");
+	trunc = fork();
+	if (trunc == 0)
+		_exit(ftruncate(t.memfd, 0) ? 1 : 0);
+	usleep((useconds_t)(300000 * scale));	/* the truncate waits in the zap's delay */
+	d = fork();
+	if (d == 0) {
+		xpmem_apid_t ap = xpmem_get(t.seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+		volatile char *p = ap > 0 ? xpmem_attach((struct xpmem_addr){ .apid = ap }, t.len,
+							 NULL) : (void *)-1;
+
+		_exit(p != (void *)-1 && p[0] == 0x4d ? 0 : 1);
+	}
+	st = reap_within(d, 30) ? 0 : -1;
+	write_file("/sys/kernel/debug/xpmem/ack_delay_ms", "0");
+	FAIL_IF(st, "the first attachment of the attacher's memory did not finish within 30 s "
+		"(a truncate of a file it maps was waiting for a zap)");
+	FAIL_IF(!reap_within(trunc, 30), "the truncate did not finish within 30 s");
+	peer_send(&a, 1);
+	peer_send(&b, 1);
+	FAIL_IF(peer_wait(&a) || peer_wait(&b), "attacher or exporter failed");
+	close(t.memfd);
+	return live_counters_settle();
+}
+
 /* ---- faults against a contended source lock ------------------------------------- */
 
 /*
@@ -696,6 +861,8 @@ int main(int argc, char **argv)
 		TEST(get_release_race_close_dup_of_the_descriptor, 120),
 		TEST(remove_race_remove_and_flush_of_one_segment, 120),
 		TEST(process_mrelease_of_exporter_with_touched_attachment, 120),
+		TEST(process_mrelease_of_exporter_with_untouched_attachment_reaps_it, 120),
+		TEST(first_attach_from_an_attacher_while_a_file_it_maps_is_truncated, 120),
 		TEST(faults_of_many_threads_progress_while_source_lock_contended, 120),
 		TEST(debugger_reads_of_mutually_attached_processes_finish, 120),
 		TEST(attacher_splits_unmaps_and_moves_attachment_while_source_invalidates, 120),

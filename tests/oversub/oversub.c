@@ -1363,19 +1363,6 @@ static pid_t storm_start(struct storm_shared *sh, int i, unsigned int seed)
 	return pid;
 }
 
-/* reap @pid within a time limit; false if it is still there */
-static bool reap_within(pid_t pid, double secs)
-{
-	double limit = now() + secs * tap_time_scale();
-
-	do {
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return true;
-		usleep(2000);
-	} while (now() < limit);
-	return false;
-}
-
 static int t_kill9_storm_leaves_nothing_behind(void)
 {
 	struct storm_shared *sh = map_anon(PG, MAP_SHARED);

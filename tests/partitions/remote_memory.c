@@ -9,7 +9,8 @@
  *   remote_memory main    data both ways, permits, owner munmap / remap /
  *                         page migration (THP collapse) / swap-out under
  *                         remote writers / exit, a remote attacher
- *                         killed, counters back to zero
+ *                         killed, no INVAL where a partition got no
+ *                         page, counters back to zero
  *   remote_memory kill    partition 0 exports a segment the last partition
  *                         maps; the last one delays its acks, keeps
  *                         faulting and is killed by the host (its whole
@@ -40,7 +41,7 @@
 #define WAIT		120			/* seconds at a barrier */
 
 enum { KEY_RW = 1, KEY_RO, KEY_NONE, KEY_P1, KEY_EXIT, KEY_KILL, KEY_STAY, KEY_VICTIM,
-       KEY_LIMIT, KEY_SWAP_DONE = 20 };
+       KEY_LIMIT, KEY_IDLE, KEY_SWAP_DONE = 20 };
 
 #define PEER_LIMIT	3	/* max_objects_per_peer for step 10 */
 
@@ -695,6 +696,73 @@ static int run_main(void)
 		      "exports %ld export_atts %ld", e, a);
 	}
 	barrier(29, 0);
+
+	/*
+	 * 11. the owner tells a partition about an invalidation only where it
+	 * gave that partition a page: attached but untouched, no INVAL;
+	 * touched, an INVAL, and the partition then sees the new data
+	 */
+	{
+		unsigned long pages = SMALL_BYTES / PAGE;
+		char *idle = NULL;
+		xpmem_apid_t ia = -1;
+		char *ip = NULL;
+
+		if (me == 0) {
+			idle = alloc_aligned(SMALL_BYTES);
+			madvise(idle, SMALL_BYTES, MADV_NOHUGEPAGE);
+			fill(idle, pages, 10);
+			fabric_put(&f, KEY_IDLE,
+				   xpmem_make(idle, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0600));
+		}
+		barrier(30, 0);
+		if (me != 0) {
+			ip = attach_all(fabric_get(&f, 0, KEY_IDLE), XPMEM_RDONLY, SMALL_BYTES, &ia);
+			CHECK(ip, "remote_attach_of_idle_segment", "errno %d", errno);
+		}
+		barrier(31, 0);
+		if (me == 0) {
+			long inv0 = counter("export_invals"), um0 = counter("invalidate_unmapped");
+
+			madvise(idle, SMALL_BYTES, MADV_DONTNEED);
+			CHECK(counter("export_invals") == inv0 &&
+			      counter("invalidate_unmapped") - um0 >= np - 1,
+			      "owner_invalidation_of_untouched_range_sends_no_inval",
+			      "%ld INVALs sent, %ld invalidations with nothing mapped (want 0 and %d)",
+			      counter("export_invals") - inv0, counter("invalidate_unmapped") - um0,
+			      np - 1);
+			fill(idle, pages, 11);
+		}
+		barrier(32, 0);
+		if (me != 0) {
+			bad = ip ? check(ip, 0, pages, 11) : 0;
+			CHECK(bad < 0, "remote_reads_idle_segment_after_owner_refill", "page %ld", bad);
+		}
+		barrier(33, 0);
+		if (me == 0) {
+			long inv0 = counter("export_invals");
+
+			madvise(idle, SMALL_BYTES, MADV_DONTNEED);
+			CHECK(counter("export_invals") - inv0 >= np - 1,
+			      "owner_invalidation_of_touched_range_sends_inval",
+			      "%ld INVALs sent for %d partitions", counter("export_invals") - inv0,
+			      np - 1);
+			fill(idle, pages, 12);
+		}
+		barrier(34, 0);
+		if (me != 0) {
+			bad = ip ? check(ip, 0, pages, 12) : 0;
+			CHECK(bad < 0, "remote_sees_owner_data_after_inval", "page %ld", bad);
+			if (ip) {
+				xpmem_detach(ip);
+				xpmem_release(ia);
+			}
+		}
+		barrier(35, 0);
+		if (me == 0)
+			xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_IDLE));
+	}
+	barrier(36, 0);
 	/* everything of this part is gone, on every partition: every live counter */
 	{
 		long live = -1;
@@ -709,7 +777,7 @@ static int run_main(void)
 	printf("# remote faults served here %ld, resolved remotely %ld, invalidations sent %ld acked %ld\n",
 	       counter("export_faults"), counter("import_faults"), counter("export_invals"),
 	       counter("export_acks"));
-	barrier(30, 0);
+	barrier(37, 0);
 	return 0;
 }
 
@@ -867,10 +935,10 @@ static int plan_main(int me, int np)
 {
 	int attacher = 19 + (np < 4);
 
-	if (me == 0)
-		return 7 + 2 + 1;	/* + step 10: the log line, counters; + live counters */
-	/* + step 10, + D state in step 8, + live counters */
-	return attacher + (me == 1 ? 3 : 0) + 2 + 1 + 1;
+	if (me == 0)	/* + step 10: the log line, counters; + step 11; + live counters */
+		return 7 + 2 + 2 + 1;
+	/* + step 10, + D state in step 8, + step 11, + live counters */
+	return attacher + (me == 1 ? 3 : 0) + 2 + 1 + 3 + 1;
 }
 
 static int plan_kill(int me, int np)
