@@ -93,15 +93,18 @@ static inline int peer_wait(struct peer *p)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* reap @pid if it exits within @secs times the guest's slowness; false: it did not */
-static inline bool reap_within(pid_t pid, double secs)
+/*
+ * Reap @pid if it exits within @secs times the guest's slowness, its wait
+ * status in *@status (may be NULL); false: it did not.
+ */
+static inline bool reap_within(pid_t pid, double secs, int *status)
 {
 	struct timespec t0, t;
 	double limit = secs * xpmem_time_scale();
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do {
-		if (waitpid(pid, NULL, WNOHANG) == pid)
+		if (waitpid(pid, status, WNOHANG) == pid)
 			return true;
 		usleep(2000);
 		clock_gettime(CLOCK_MONOTONIC, &t);

@@ -554,7 +554,7 @@ static void xpmem_export_attach(int peer, u64 gen, const u64 *p)
 		goto fail;
 	}
 	/* the first notifier of an mm takes all its locks (xpmem_mm_may_register) */
-	err = mm_has_notifiers(att->mm) ? 0 : xpmem_mm_may_register(att->mm);
+	err = xpmem_mm_may_register(att->mm);
 	if (!err)
 		err = xpmem_mirror_insert(&att->mirror, &xpmem_export_mirror_ops, att->mm,
 					  att->src_start, size);

@@ -828,7 +828,7 @@ static int xpmem_local_mirror_source(struct xpmem_local_att *la)
 					   att->src_start + att->size);
 	att->write_notify = la->ro_source;
 	/* the first notifier of an mm takes all its locks (xpmem_mm_may_register) */
-	ret = mm_has_notifiers(la->src_mm) ? 0 : xpmem_mm_may_register(la->src_mm);
+	ret = xpmem_mm_may_register(la->src_mm);
 	if (!ret)
 		ret = xpmem_mirror_insert(&la->mirror, &xpmem_local_mirror_ops,
 					  la->src_mm, att->src_start, att->size);

@@ -272,7 +272,7 @@ static const struct mmu_interval_notifier_ops xpmem_mirror_ni_ops = {
  * Make @m a mirror of [start, start + size) of @mm.  The caller holds an
  * mm_users reference (the first interval of an mm registers the mm's
  * notifier subscriptions, which needs a live mm).  Takes @mm's mmap lock
- * for writing the first time an mm gets a mirror.
+ * for writing.
  */
 int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *ops,
 			struct mm_struct *mm, unsigned long start, unsigned long size)
@@ -284,7 +284,19 @@ int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *o
 	m->mapped_start = 0;
 	m->mapped_end = 0;
 	m->released = false;
-	ret = mmu_interval_notifier_insert(&m->mni, mm, start, size, &xpmem_mirror_ni_ops);
+	/*
+	 * Under the mmap lock: the core's unlocked insert reads "no interval
+	 * tree yet" outside it and registers one later, by when the mm may
+	 * have got its tracker and an attachment (xpmem_local.c), and the
+	 * registration would take that attachment's lock (the lock cycle of
+	 * docs/design.md, "Why each attachment has its own inode").  Locked,
+	 * the check and the registration are one section with the tracker's.
+	 */
+	if (mmap_write_lock_killable(mm))
+		return -EINTR;
+	ret = mmu_interval_notifier_insert_locked(&m->mni, mm, start, size,
+						  &xpmem_mirror_ni_ops);
+	mmap_write_unlock(mm);
 	if (ret)
 		return ret;
 	m->inserted = true;

@@ -415,6 +415,7 @@ static int t_first_attach_from_an_attacher_while_a_file_it_maps_is_truncated(voi
 	char delay[32];
 	struct peer b, a;
 	pid_t trunc, d;
+	bool during;
 	int st;
 
 	t.memfd = (int)syscall(SYS_memfd_create, "xpmem-truncate", 0);
@@ -431,6 +432,8 @@ static int t_first_attach_from_an_attacher_while_a_file_it_maps_is_truncated(voi
 	if (trunc == 0)
 		_exit(ftruncate(t.memfd, 0) ? 1 : 0);
 	usleep((useconds_t)(300000 * scale));	/* the truncate waits in the zap's delay */
+	FAIL_IF(waitpid(trunc, &st, WNOHANG) != 0,
+		"the truncate did not wait for the zap: the scenario did not happen");
 	d = fork();
 	if (d == 0) {
 		xpmem_apid_t ap = xpmem_get(t.seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
@@ -439,11 +442,19 @@ static int t_first_attach_from_an_attacher_while_a_file_it_maps_is_truncated(voi
 
 		_exit(p != (void *)-1 && p[0] == 0x4d ? 0 : 1);
 	}
-	st = reap_within(d, 30) ? 0 : -1;
+	if (!reap_within(d, 30, &st)) {
+		write_file("/sys/kernel/debug/xpmem/ack_delay_ms", "0");
+		FAIL_IF(1, "the first attachment of the attacher's memory did not finish within 30 s "
+			"(a truncate of a file it maps was waiting for a zap)");
+	}
+	/* it ran while the truncate held the file's lock, waiting for the zap */
+	during = waitpid(trunc, NULL, WNOHANG) == 0;
 	write_file("/sys/kernel/debug/xpmem/ack_delay_ms", "0");
-	FAIL_IF(st, "the first attachment of the attacher's memory did not finish within 30 s "
-		"(a truncate of a file it maps was waiting for a zap)");
-	FAIL_IF(!reap_within(trunc, 30), "the truncate did not finish within 30 s");
+	FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "the attach failed or read wrong data (status %#x)",
+		st);
+	FAIL_IF(!during, "the truncate ended before the attach did: the scenario did not happen");
+	FAIL_IF(!reap_within(trunc, 30, &st), "the truncate did not finish within 30 s");
+	FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "the truncate failed (status %#x)", st);
 	peer_send(&a, 1);
 	peer_send(&b, 1);
 	FAIL_IF(peer_wait(&a) || peer_wait(&b), "attacher or exporter failed");

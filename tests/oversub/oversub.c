@@ -1387,7 +1387,7 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 		 * 30 s, times the guest's slowness: on the debug kernel one
 		 * exit (freeing swap, no xpmem wait reported) took over 51 s
 		 */
-		if (!reap_within(pids[i], 30)) {
+		if (!reap_within(pids[i], 30, NULL)) {
 			char path[64];
 
 			snprintf(path, sizeof(path), "/proc/%d/stack", pids[i]);
@@ -1402,7 +1402,7 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 	}
 	for (int i = 0; i < 16; i++) {
 		kill(pids[i], SIGKILL);
-		FAIL_IF(!reap_within(pids[i], 30), "storm process %d did not exit", pids[i]);
+		FAIL_IF(!reap_within(pids[i], 30, NULL), "storm process %d did not exit", pids[i]);
 	}
 	tap_diag("%d random SIGKILLs in %.1fs, %d of them mid-operation", kills, now() - start, mid_op);
 	FAIL_IF(mid_op < KILL_MIN, "only %d kills mid-operation (want at least %d)", mid_op, KILL_MIN);
