@@ -222,6 +222,10 @@ static int exporter(int in, int out, void *arg)
 	return 0;
 }
 
+/*
+ * The attachers below tell the test they are ready with 1, and exit 0 if
+ * what they saw after the exporter died was right.
+ */
 static int toucher(int in, int out, void *arg)
 {
 	xpmem_segid_t s = *(xpmem_segid_t *)arg;
@@ -233,7 +237,7 @@ static int toucher(int in, int out, void *arg)
 	(void)in;
 	if (p == (void *)-1)
 		return 10;
-	chan_send(out, p[0]);	/* attached and touched */
+	chan_send(out, p[0] == 0x5a);	/* attached and touched */
 	for (size_t i = 0;; i = (i + 4096) % (4 << 20)) {
 		int sig = tap_probe((volatile long *)(p + (i & ~7UL)), 0, &v);
 
@@ -244,54 +248,12 @@ static int toucher(int in, int out, void *arg)
 	}
 }
 
-static int t_process_mrelease_of_exporter_with_touched_attachment(void)
-{
-	long nonblock0 = counter("invalidate_nonblock_busy");
-	int rounds = 20, released = 0, again = 0;
-
-	for (int r = 0; r < rounds; r++) {
-		struct peer ex, at;
-		xpmem_segid_t s;
-		int pfd;
-
-		FAIL_IF(peer_start(&ex, exporter, NULL), "exporter");
-		s = peer_recv(&ex);
-		FAIL_IF(s <= 0, "make");
-		FAIL_IF(peer_start(&at, toucher, &s), "attacher");
-		FAIL_IF(peer_recv(&at) != 0x5a, "attacher did not read the data");
-		pfd = (int)syscall(SYS_pidfd_open, ex.pid, 0);
-		FAIL_IF(pfd < 0, "pidfd_open: %s", strerror(errno));
-		kill(ex.pid, SIGKILL);
-		/*
-		 * EAGAIN: the reap could not drop everything without blocking
-		 * (the attached range: its attacher's PTEs must go first, which
-		 * needs sleeping); exit_mmap does the rest.  ESRCH: exit_mmap
-		 * was done already.
-		 */
-		if (syscall(SYS_process_mrelease, pfd, 0) == 0) {
-			released++;
-		} else {
-			FAIL_IF(errno != EAGAIN && errno != ESRCH, "process_mrelease: %s",
-				strerror(errno));
-			again += errno == EAGAIN;
-		}
-		close(pfd);
-		FAIL_IF(peer_wait(&ex) != 128 + SIGKILL, "exporter not killed");
-		FAIL_IF(peer_wait(&at) != 0, "attacher: wrong data or signal after the exporter died");
-	}
-	tap_diag("process_mrelease: %d reaped all, %d EAGAIN; the non-blocking path refused %ld times",
-		 released, again, counter("invalidate_nonblock_busy") - nonblock0);
-	FAIL_IF(counter("invalidate_nonblock_busy") == nonblock0,
-		"the non-blocking invalidation path was never taken");
-	return live_counters_settle();
-}
-
 /*
  * The same with an attachment its attacher never touched: the attachment
  * has nothing to take down, so the non-blocking invalidation must not
  * refuse (it did, for every attachment of the range: process_mrelease
  * said EAGAIN and the OOM reaper gave up on memory nobody had mapped).
- * The attacher touches it after the exporter died: SIGBUS.
+ * The attacher touches it once the exporter is reaped: SIGBUS.
  */
 static int idle_attacher(int in, int out, void *arg)
 {
@@ -309,12 +271,23 @@ static int idle_attacher(int in, int out, void *arg)
 	return tap_probe((volatile long *)(p + (1 << 20)), 0, &v) == SIGBUS ? 0 : 12;
 }
 
-static int t_process_mrelease_of_exporter_with_untouched_attachment_reaps_it(void)
-{
-	long nonblock0 = counter("invalidate_nonblock_busy");
-	long unmapped0 = counter("invalidate_nonblock_unmapped");
-	int rounds = 20, released = 0, gone = 0;
+/* what process_mrelease() said over the rounds */
+struct mrelease_rounds {
+	int reaped;	/* 0: it dropped the whole mm */
+	int again;	/* EAGAIN: something could not go without blocking */
+	int gone;	/* ESRCH: exit_mmap was done already */
+};
 
+/*
+ * Each round: an exporter, an attacher of its segment (@attacher), a
+ * SIGKILL of the exporter and at once process_mrelease() of it; then the
+ * attacher is told (2) and must exit 0.  EAGAIN is an error unless
+ * @may_refuse.
+ */
+static int mrelease_rounds(int rounds, int (*attacher)(int, int, void *), bool may_refuse,
+			   struct mrelease_rounds *said)
+{
+	*said = (struct mrelease_rounds){ 0 };
 	for (int r = 0; r < rounds; r++) {
 		struct peer ex, at;
 		xpmem_segid_t s;
@@ -323,24 +296,58 @@ static int t_process_mrelease_of_exporter_with_untouched_attachment_reaps_it(voi
 		FAIL_IF(peer_start(&ex, exporter, NULL), "exporter");
 		s = peer_recv(&ex);
 		FAIL_IF(s <= 0, "make");
-		FAIL_IF(peer_start(&at, idle_attacher, &s), "attacher");
-		FAIL_IF(peer_recv(&at) != 1, "attacher did not attach");
+		FAIL_IF(peer_start(&at, attacher, &s), "attacher");
+		FAIL_IF(peer_recv(&at) != 1, "attacher did not attach (or read wrong data)");
 		pfd = (int)syscall(SYS_pidfd_open, ex.pid, 0);
 		FAIL_IF(pfd < 0, "pidfd_open: %s", strerror(errno));
 		kill(ex.pid, SIGKILL);
 		rc = (int)syscall(SYS_process_mrelease, pfd, 0);
-		/* ESRCH: exit_mmap was done already */
-		FAIL_IF(rc && errno != ESRCH, "process_mrelease: %s (round %d)", strerror(errno), r);
-		released += rc == 0;
-		gone += rc != 0;
+		FAIL_IF(rc && errno != ESRCH && !(errno == EAGAIN && may_refuse),
+			"process_mrelease: %s (round %d)", strerror(errno), r);
+		said->reaped += rc == 0;
+		said->again += rc && errno == EAGAIN;
+		said->gone += rc && errno == ESRCH;
 		close(pfd);
 		FAIL_IF(peer_wait(&ex) != 128 + SIGKILL, "exporter not killed");
 		peer_send(&at, 2);
 		rc = peer_wait(&at);
-		FAIL_IF(rc, "attacher: %s", rc == 12 ? "no SIGBUS after the exporter died" : "setup");
+		FAIL_IF(rc, "attacher exit %d: %s", rc,
+			rc == 11 ? "wrong data or signal" :
+			rc == 12 ? "no SIGBUS after the exporter died" : "setup");
 	}
+	return 0;
+}
+
+static int t_process_mrelease_of_exporter_with_touched_attachment(void)
+{
+	long nonblock0 = counter("invalidate_nonblock_busy");
+	struct mrelease_rounds said;
+
+	/*
+	 * EAGAIN: the reap could not drop everything without blocking (the
+	 * attached range: its attacher's PTEs must go first, which needs
+	 * sleeping); exit_mmap does the rest.
+	 */
+	if (mrelease_rounds(20, toucher, true, &said))
+		return 1;
+	tap_diag("process_mrelease: %d reaped all, %d EAGAIN, %d ESRCH; the non-blocking path refused %ld times",
+		 said.reaped, said.again, said.gone,
+		 counter("invalidate_nonblock_busy") - nonblock0);
+	FAIL_IF(counter("invalidate_nonblock_busy") == nonblock0,
+		"the non-blocking invalidation path was never taken");
+	return live_counters_settle();
+}
+
+static int t_process_mrelease_of_exporter_with_untouched_attachment_reaps_it(void)
+{
+	long nonblock0 = counter("invalidate_nonblock_busy");
+	long unmapped0 = counter("invalidate_nonblock_unmapped");
+	struct mrelease_rounds said;
+
+	if (mrelease_rounds(20, idle_attacher, false, &said))
+		return 1;
 	tap_diag("process_mrelease: %d returned 0, %d ESRCH; non-blocking invalidations with nothing mapped %ld, refused %ld",
-		 released, gone, counter("invalidate_nonblock_unmapped") - unmapped0,
+		 said.reaped, said.gone, counter("invalidate_nonblock_unmapped") - unmapped0,
 		 counter("invalidate_nonblock_busy") - nonblock0);
 	/* 0 also when exit_mmap was done first: the counter says the reaper ran */
 	FAIL_IF(counter("invalidate_nonblock_unmapped") == unmapped0,
