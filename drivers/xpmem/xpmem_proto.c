@@ -246,7 +246,12 @@ static int xpmem_rpc_once(int dst, u16 type, u64 *req, unsigned int nreq,
 	if (ret)
 		return ret;
 	req[0] = rpc.id;
-	ret = xpmem_peer_send_wait(dst, type, req, nreq, true);
+	/*
+	 * A caller that may not give up (RELEASE, DETACH: the owner keeps
+	 * what they free otherwise) is often an exiting task with SIGKILL
+	 * pending: it must not give up on a full ring either.
+	 */
+	ret = xpmem_peer_send_wait(dst, type, req, nreq, killable);
 	deadline = jiffies + msecs_to_jiffies(XPMEM_RPC_TIMEOUT_FACTOR *
 					      xpmem_peer_timeout_ms());
 	while (!ret && !wait_for_completion_timeout(&rpc.done, HZ / 10)) {
