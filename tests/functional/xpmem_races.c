@@ -267,7 +267,7 @@ static int idle_attacher(int in, int out, void *arg)
 		return 10;
 	chan_send(out, 1);	/* attached, nothing touched */
 	if (chan_recv(in) != 2)
-		return 11;
+		return 13;
 	return tap_probe((volatile long *)(p + (1 << 20)), 0, &v) == SIGBUS ? 0 : 12;
 }
 
@@ -313,7 +313,8 @@ static int mrelease_rounds(int rounds, int (*attacher)(int, int, void *), bool m
 		rc = peer_wait(&at);
 		FAIL_IF(rc, "attacher exit %d: %s", rc,
 			rc == 11 ? "wrong data or signal" :
-			rc == 12 ? "no SIGBUS after the exporter died" : "setup");
+			rc == 12 ? "no SIGBUS after the exporter died" :
+			rc == 13 ? "no go-ahead from the test" : "setup");
 	}
 	return 0;
 }
@@ -422,7 +423,7 @@ static int t_first_attach_from_an_attacher_while_a_file_it_maps_is_truncated(voi
 	char delay[32];
 	struct peer b, a;
 	pid_t trunc, d;
-	bool during;
+	bool attached, during;
 	int st;
 
 	t.memfd = (int)syscall(SYS_memfd_create, "xpmem-truncate", 0);
@@ -449,14 +450,12 @@ static int t_first_attach_from_an_attacher_while_a_file_it_maps_is_truncated(voi
 
 		_exit(p != (void *)-1 && p[0] == 0x4d ? 0 : 1);
 	}
-	if (!reap_within(d, 30, &st)) {
-		write_file("/sys/kernel/debug/xpmem/ack_delay_ms", "0");
-		FAIL_IF(1, "the first attachment of the attacher's memory did not finish within 30 s "
-			"(a truncate of a file it maps was waiting for a zap)");
-	}
+	attached = reap_within(d, 30, &st);
 	/* it ran while the truncate held the file's lock, waiting for the zap */
 	during = waitpid(trunc, NULL, WNOHANG) == 0;
 	write_file("/sys/kernel/debug/xpmem/ack_delay_ms", "0");
+	FAIL_IF(!attached, "the first attachment of the attacher's memory did not finish within 30 s "
+		"(a truncate of a file it maps was waiting for a zap)");
 	FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "the attach failed or read wrong data (status %#x)",
 		st);
 	FAIL_IF(!during, "the truncate ended before the attach did: the scenario did not happen");
