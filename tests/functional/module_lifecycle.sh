@@ -24,7 +24,7 @@ exec 9<&-
 holder=$(dirname "$0")/../../build/tests/functional/xpmem_hold_attachment
 rm -f /tmp/xpmem-holding
 "$holder" & hpid=$!
-for _ in $(seq 100); do [ -e /tmp/xpmem-holding ] && break; sleep 0.1; done
+wait_until 10 test -e /tmp/xpmem-holding
 if [ ! -e /tmp/xpmem-holding ]; then
 	nok unload_refused_while_attachment_mapped "the holder never got its attachment"
 elif rmmod xpmem 2>/dev/null; then
@@ -39,10 +39,7 @@ rm -f /tmp/xpmem-holding
 
 # 3: clean unload once nothing uses it
 ok_unload=0
-for _ in $(seq 50); do
-	if rmmod xpmem 2>/dev/null; then ok_unload=1; break; fi
-	sleep 0.1
-done
+wait_until 5 rmmod xpmem 2>/dev/null && ok_unload=1
 if [ $ok_unload = 1 ] && [ ! -e /dev/xpmem ]; then
 	ok unload_clean_after_last_user
 else
