@@ -660,6 +660,40 @@ static bool xpmem_local_pte(struct vm_area_struct *vma, unsigned long addr, pte_
 }
 
 /*
+ * Is the source's anonymous @page exclusive to the source (not shared with
+ * a fork child or KSM), read the way get_user_pages itself reads it
+ * (gup_must_unshare) for the mapping the source has?  The kernel keeps
+ * the flag where the mapping level puts it: on every page of a small or a
+ * PTE-mapped large folio, but only on the head page of a hugetlb folio and
+ * of a PMD-mapped THP (a split hands it to every page).  Reading a tail's
+ * own bit there withheld 511 of every 512 pages of a THP-backed export
+ * from get_user_pages, and on 6.1 asks PageAnonExclusive() about a
+ * hugetlb tail, which it forbids (VM_BUG_ON_PGFLAGS).
+ *
+ * A large folio is PMD-mapped while its entire mapcount is raised; a PMD
+ * mapping with an exclusive head is the folio's only mapping.  A split
+ * running at the same time can at worst make this answer false for a
+ * moment (the caller then withholds the page, get_user_pages fails for
+ * that page once); it cannot make a shared page look exclusive: sharing
+ * it (fork, KSM) first invalidates the source range, which zaps the
+ * attachment PTE this page was found through, under the PTE lock our
+ * caller holds.
+ */
+static bool xpmem_anon_exclusive(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+	struct page *head = &folio->page;
+
+	if (!folio_test_large(folio))
+		return PageAnonExclusive(page);
+	if (folio_test_hugetlb(folio))
+		return PageAnonExclusive(head);
+	if (PageAnonExclusive(page))
+		return true;
+	return folio_entire_mapcount(folio) > 0 && PageAnonExclusive(head);
+}
+
+/*
  * vm_normal_page() of a PTE of a local attachment: the source page it
  * maps, so that get_user_pages() (futexes, O_DIRECT, process_vm_*, RDMA)
  * works on attached memory; a page reference or pin it takes is its own.
@@ -677,8 +711,10 @@ static bool xpmem_local_pte(struct vm_area_struct *vma, unsigned long addr, pte_
  *    so the page is the one the source writes to); with a page it would
  *    treat it as a page cache page and dirty-account it;
  *  - an anonymous page that is not exclusive to the source (shared with a
- *    fork child, or KSM): get_user_pages would then ask for the page to
- *    be unshared, which a shared mapping cannot do, and would loop;
+ *    fork child, or KSM; xpmem_anon_exclusive() reads the flag where the
+ *    kernel keeps it for huge pages): get_user_pages would then ask for
+ *    the page to be unshared, which a shared mapping cannot do, and would
+ *    loop;
  *  - the zero page (the core handles it itself).
  */
 static struct page *xpmem_local_find_special_page(struct xpmem_attachment *att,
@@ -700,7 +736,7 @@ static struct page *xpmem_local_find_special_page(struct xpmem_attachment *att,
 	if (is_zero_pfn(pfn) || !pfn_valid(pfn))
 		goto withhold;
 	page = pfn_to_page(pfn);
-	if (PageAnon(page) && !PageAnonExclusive(page))
+	if (PageAnon(page) && !xpmem_anon_exclusive(page))
 		goto withhold;
 	xpmem_count(pages_given);
 	return page;

@@ -20,6 +20,8 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
+#include <linux/futex.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -778,6 +780,422 @@ static int t_attacher_dontneed_and_smaps_on_attachment(void)
 	return settle();
 }
 
+/* ---- huge-page exports ------------------------------------------------------------- */
+
+/*
+ * Exports backed by huge pages, 4 MiB (two 2 MiB pages): get_user_pages
+ * through an attachment must get every 4 KiB page of them, head or tail,
+ * whatever level the source maps them at.  The kinds:
+ *   thp             anonymous THP, PMD-mapped in the source
+ *   thp_pte_mapped  the same after an mprotect round trip split the PMDs
+ *                   (the folios stay large, now mapped by PTEs)
+ *   hugetlb         anonymous MAP_HUGETLB, 2 MiB pages
+ * On a kernel without THP (Debian's PREEMPT_RT) the THP kinds skip.
+ */
+#define HUGE_SZ		(2UL << 20)
+#define HUGE_LEN	(2 * HUGE_SZ)
+
+enum huge_kind { HK_THP, HK_THP_PTE, HK_HUGETLB };
+
+static long smaps_kb(const void *addr, const char *field)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	unsigned long lo, hi;
+	char line[256];
+	long r = -1;
+	int in = 0;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+			continue;
+		}
+		if (in && !strncmp(line, field, strlen(field)))
+			r = atol(line + strlen(field) + 1);
+	}
+	if (f)
+		fclose(f);
+	return r;
+}
+
+/*
+ * HUGE_LEN bytes of @kind filled with fill_bytes(@seed) and exported as
+ * g_seg; NULL with *why set if this kernel cannot back it (a skip) or
+ * with *why NULL on a failure.
+ */
+static unsigned char *huge_export(enum huge_kind kind, unsigned int seed, const char **why)
+{
+	unsigned char *src, *raw;
+	long kb;
+
+	*why = NULL;
+	if (kind == HK_HUGETLB) {
+		char nr[32];
+		FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r");
+		long have = 0;
+
+		if (f) {
+			if (fscanf(f, "%ld", &have) != 1)
+				have = 0;
+			fclose(f);
+		}
+		if (have < 4) {
+			snprintf(nr, sizeof(nr), "%d", 4);
+			write_file("/proc/sys/vm/nr_hugepages", nr);
+		}
+		src = mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+		if (src == MAP_FAILED) {
+			tap_diag("MAP_HUGETLB: %s", strerror(errno));
+			return NULL;
+		}
+	} else {
+		if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK)) {
+			*why = "this kernel has no THP";
+			return NULL;
+		}
+		raw = map_anon(HUGE_LEN + HUGE_SZ);
+		if (!raw)
+			return NULL;
+		src = (unsigned char *)(((uintptr_t)raw + HUGE_SZ - 1) & ~(HUGE_SZ - 1));
+		madvise(src, HUGE_LEN, MADV_HUGEPAGE);
+	}
+	/*
+	 * The attachers are this process's fork children: without this the
+	 * fork would share the huge pages with them, and the attachment's
+	 * write faults would break that copy-on-write by splitting them
+	 */
+	madvise(src, HUGE_LEN, MADV_DONTFORK);
+	fill_bytes(src, HUGE_LEN, seed);
+	if (kind != HK_HUGETLB) {
+		kb = smaps_kb(src, "AnonHugePages");
+		if (kb < (long)(HUGE_LEN >> 10)) {
+			tap_diag("AnonHugePages %ld kB of %lu: the source is not THP-backed", kb,
+				 HUGE_LEN >> 10);
+			return NULL;
+		}
+	}
+	if (kind == HK_THP_PTE) {
+		/* split both PMDs: the folios stay large, mapped by PTEs */
+		for (size_t off = 0; off < HUGE_LEN; off += HUGE_SZ)
+			if (mprotect(src + off + PG, PG, PROT_READ) ||
+			    mprotect(src + off + PG, PG, PROT_READ | PROT_WRITE))
+				return NULL;
+		kb = smaps_kb(src, "AnonHugePages");
+		if (kb != 0) {
+			tap_diag("AnonHugePages %ld kB after the mprotect round trip: not split", kb);
+			return NULL;
+		}
+	}
+	g_seg = xpmem_make(src, HUGE_LEN, XPMEM_PERMIT_MODE, (void *)0600);
+	return g_seg < 0 ? NULL : src;
+}
+
+/* the source still THP-backed after the test (THP kinds): nothing split it */
+static int huge_still(const unsigned char *src, enum huge_kind kind)
+{
+	long kb = kind == HK_THP ? smaps_kb(src, "AnonHugePages") : 0;
+
+	if (kind == HK_THP && kb < (long)(HUGE_LEN >> 10)) {
+		tap_diag("the source's AnonHugePages went down to %ld kB", kb);
+		return 1;
+	}
+	return 0;
+}
+
+#define HUGE_EXPORT(src, kind, seed)						\
+	do {									\
+		const char *why_;						\
+		(src) = huge_export((kind), (seed), &why_);			\
+		if (!(src) && why_) {						\
+			tap_diag("%s", why_);					\
+			return TAP_SKIP;					\
+		}								\
+		FAIL_IF(!(src), "huge-page export");				\
+	} while (0)
+
+static int huge_holder(int in, int out, void *arg)
+{
+	unsigned char *att = attach_seg(g_seg, XPMEM_RDWR, HUGE_LEN);
+
+	(void)arg;
+	if (!att)
+		return 10;
+	for (size_t off = 0; off < HUGE_LEN; off += PG)	/* mapped, as a user's would be */
+		(void)*(volatile unsigned char *)(att + off);
+	chan_send(out, (long)att);
+	chan_recv(in);		/* hold it until told */
+	return 0;
+}
+
+/* a third process reads and writes all of it through the attacher */
+static int huge_pvm(enum huge_kind kind)
+{
+	unsigned char *src, *buf = map_anon(HUGE_LEN);
+	struct iovec local, remote;
+	struct peer att;
+	long addr, bad;
+	pid_t pid;
+	int st;
+
+	HUGE_EXPORT(src, kind, 61);
+	FAIL_IF(!buf, "mmap");
+	FAIL_IF(peer_start(&att, huge_holder, NULL), "fork");
+	addr = peer_recv(&att);
+	FAIL_IF(addr <= 0, "attacher failed");
+	pid = fork();
+	if (pid == 0) {
+		ssize_t n;
+
+		local = (struct iovec){ buf, HUGE_LEN };
+		remote = (struct iovec){ (void *)addr, HUGE_LEN };
+		n = process_vm_readv(att.pid, &local, 1, &remote, 1, 0);
+		if (n != (ssize_t)HUGE_LEN) {
+			printf("# process_vm_readv: %zd of %lu bytes (%s)\n", n, HUGE_LEN,
+			       n < 0 ? strerror(errno) : "short");
+			_exit(1);
+		}
+		if (bytes_mismatch(buf, HUGE_LEN, 61) >= 0)
+			_exit(2);
+		fill_bytes(buf, HUGE_LEN, 62);
+		n = process_vm_writev(att.pid, &local, 1, &remote, 1, 0);
+		if (n != (ssize_t)HUGE_LEN) {
+			printf("# process_vm_writev: %zd of %lu bytes (%s)\n", n, HUGE_LEN,
+			       n < 0 ? strerror(errno) : "short");
+			_exit(3);
+		}
+		_exit(0);
+	}
+	FAIL_IF(waitpid(pid, &st, 0) != pid, "wait");
+	FAIL_IF(!WIFEXITED(st) || WEXITSTATUS(st), "third process: step %d failed",
+		WEXITSTATUS(st));
+	bad = bytes_mismatch(src, HUGE_LEN, 62);
+	FAIL_IF(bad >= 0, "process_vm_writev did not land in the source (byte %ld)", bad);
+	peer_send(&att, 0);
+	FAIL_IF(peer_wait(&att), "attacher status");
+	FAIL_IF(huge_still(src, kind), "huge pages split");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	return settle();
+}
+
+/* the attacher vmsplices every page of its attachment into a pipe */
+static int huge_vmsplicer(int in, int out, void *arg)
+{
+	unsigned char *att = attach_seg(g_seg, XPMEM_RDWR, HUGE_LEN);
+	const size_t chunk = 64 * 1024;
+	static unsigned char back[64 * 1024];
+	int fds[2];
+
+	(void)in;
+	(void)out;
+	(void)arg;
+	if (!att || pipe(fds))
+		return 10;
+	for (size_t off = 0; off < HUGE_LEN; off += chunk) {
+		struct iovec iov = { att + off, chunk };
+		size_t got = 0;
+		ssize_t n = vmsplice(fds[1], &iov, 1, 0);
+
+		if (n != (ssize_t)chunk) {
+			printf("# vmsplice at offset %#zx: %zd (%s)\n", off, n,
+			       n < 0 ? strerror(errno) : "short");
+			return 11;
+		}
+		while (got < chunk) {
+			n = read(fds[0], back + got, chunk - got);
+			if (n <= 0)
+				return 12;
+			got += n;
+		}
+		if (memcmp(back, att + off, chunk))
+			return 13;
+	}
+	return 0;
+}
+
+static int huge_vmsplice(enum huge_kind kind)
+{
+	unsigned char *src;
+	struct peer p;
+	int rc;
+
+	HUGE_EXPORT(src, kind, 63);
+	FAIL_IF(peer_start(&p, huge_vmsplicer, NULL), "fork");
+	rc = peer_wait(&p);
+	FAIL_IF(rc, "attacher: step %d failed", rc);
+	FAIL_IF(bytes_mismatch(src, HUGE_LEN, 63) >= 0, "source changed");
+	FAIL_IF(huge_still(src, kind), "huge pages split");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	return settle();
+}
+
+/* O_DIRECT of all of it, both ways, at 4 MiB and 8 MiB into the scratch disk */
+static int huge_dio_attacher(int in, int out, void *arg)
+{
+	unsigned char *att = attach_seg(g_seg, XPMEM_RDWR, HUGE_LEN);
+	int fd = open_scratch_disk();
+	ssize_t n;
+
+	(void)arg;
+	if (!att || fd < 0)
+		return 10;
+	n = pwrite(fd, att, HUGE_LEN, HUGE_LEN);
+	if (n != (ssize_t)HUGE_LEN) {
+		printf("# O_DIRECT write from the attachment: %zd (%s)\n", n,
+		       n < 0 ? strerror(errno) : "short");
+		return 11;
+	}
+	chan_send(out, 1);
+	if (chan_recv(in) != 2)
+		return 12;
+	n = pread(fd, att, HUGE_LEN, 2 * HUGE_LEN);
+	if (n != (ssize_t)HUGE_LEN) {
+		printf("# O_DIRECT read into the attachment: %zd (%s)\n", n,
+		       n < 0 ? strerror(errno) : "short");
+		return 13;
+	}
+	chan_send(out, 3);
+	return 0;
+}
+
+static int huge_odirect(enum huge_kind kind)
+{
+	unsigned char *src, *buf;
+	int fd = open_scratch_disk();
+	struct peer p;
+	long bad;
+
+	FAIL_IF(fd < 0, "no scratch disk (serial xpmem-scratch): %s", strerror(errno));
+	HUGE_EXPORT(src, kind, 64);
+	FAIL_IF(posix_memalign((void **)&buf, 4096, HUGE_LEN), "memalign");
+	FAIL_IF(peer_start(&p, huge_dio_attacher, NULL), "fork");
+	FAIL_IF(peer_recv(&p) != 1, "attacher's O_DIRECT write failed (status %d)", peer_wait(&p));
+	FAIL_IF(pread(fd, buf, HUGE_LEN, HUGE_LEN) != (ssize_t)HUGE_LEN, "read back: %s",
+		strerror(errno));
+	bad = bytes_mismatch(buf, HUGE_LEN, 64);
+	FAIL_IF(bad >= 0, "disk differs from the source at byte %ld", bad);
+	fill_bytes(buf, HUGE_LEN, 65);
+	FAIL_IF(pwrite(fd, buf, HUGE_LEN, 2 * HUGE_LEN) != (ssize_t)HUGE_LEN, "write: %s",
+		strerror(errno));
+	peer_send(&p, 2);
+	FAIL_IF(peer_recv(&p) != 3, "attacher's O_DIRECT read failed (status %d)", peer_wait(&p));
+	bad = bytes_mismatch(src, HUGE_LEN, 65);
+	FAIL_IF(bad >= 0, "source differs from the disk at byte %ld", bad);
+	FAIL_IF(peer_wait(&p), "attacher status");
+	FAIL_IF(huge_still(src, kind), "huge pages split");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	close(fd);
+	return settle();
+}
+
+/*
+ * Shared (not FUTEX_PRIVATE) futexes look their word's page up with
+ * get_user_pages: a wake and a wait with a stale value on every page, then
+ * a real wait woken by another thread on a tail page of the second huge
+ * page.  On anonymous memory the key is (mm, address): waiter and waker
+ * are threads of the attacher.
+ */
+struct huge_futex {
+	uint32_t *word;
+	volatile int woken;
+	long rc;
+};
+
+static void *huge_futex_waiter(void *arg)
+{
+	struct huge_futex *f = arg;
+
+	f->rc = syscall(SYS_futex, f->word, FUTEX_WAIT, 0, NULL, NULL, 0);
+	if (f->rc)
+		f->rc = -errno;
+	f->woken = 1;
+	return NULL;
+}
+
+static int huge_futex_attacher(int in, int out, void *arg)
+{
+	unsigned char *att = attach_seg(g_seg, XPMEM_RDWR, HUGE_LEN);
+	struct huge_futex f = { 0 };
+	pthread_t th;
+	long r;
+
+	(void)in;
+	(void)out;
+	(void)arg;
+	if (!att)
+		return 10;
+	for (size_t off = 0; off < HUGE_LEN; off += PG) {
+		uint32_t *w = (uint32_t *)(att + off + 64);
+
+		r = syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
+		if (r < 0) {
+			printf("# FUTEX_WAKE on page %zu: %s\n", off / PG, strerror(errno));
+			return 11;
+		}
+		r = syscall(SYS_futex, w, FUTEX_WAIT, *w + 1, NULL, NULL, 0);
+		if (r != -1 || errno != EAGAIN) {
+			printf("# FUTEX_WAIT with a stale value on page %zu: %ld (%s), want EAGAIN\n",
+			       off / PG, r, strerror(errno));
+			return 12;
+		}
+	}
+	f.word = (uint32_t *)(att + HUGE_SZ + 5 * PG + 128);
+	*f.word = 0;
+	if (pthread_create(&th, NULL, huge_futex_waiter, &f))
+		return 13;
+	/* wake until the waiter is gone: it may not be waiting yet */
+	for (int i = 0; i < 100000 && !f.woken; i++) {
+		r = syscall(SYS_futex, f.word, FUTEX_WAKE, 1, NULL, NULL, 0);
+		if (r < 0)
+			return 14;
+		usleep(1000);
+	}
+	pthread_join(th, NULL);
+	if (f.rc && f.rc != -EAGAIN && f.rc != -EINTR) {
+		printf("# FUTEX_WAIT on a tail page: %s\n", strerror((int)-f.rc));
+		return 15;
+	}
+	return f.woken ? 0 : 16;
+}
+
+static int huge_futex(enum huge_kind kind)
+{
+	unsigned char *src;
+	struct peer p;
+	int rc;
+
+	HUGE_EXPORT(src, kind, 66);
+	FAIL_IF(peer_start(&p, huge_futex_attacher, NULL), "fork");
+	rc = peer_wait(&p);
+	FAIL_IF(rc, "attacher: step %d failed", rc);
+	FAIL_IF(huge_still(src, kind), "huge pages split");
+	FAIL_IF(xpmem_remove(g_seg), "remove");
+	return settle();
+}
+
+#define HUGE_TESTS(kind, name)								\
+	static int t_##name##_export_process_vm_readv_writev_every_page(void)	\
+	{ return huge_pvm(kind); }							\
+	static int t_##name##_export_vmsplice_every_page(void)			\
+	{ return huge_vmsplice(kind); }						\
+	static int t_##name##_export_odirect_both_ways(void)				\
+	{ return huge_odirect(kind); }						\
+	static int t_##name##_export_shared_futexes_on_every_page(void)		\
+	{ return huge_futex(kind); }
+HUGE_TESTS(HK_THP, thp)
+HUGE_TESTS(HK_THP_PTE, thp_pte_mapped)
+HUGE_TESTS(HK_HUGETLB, hugetlb)
+
+#define HUGE_ENTRIES(name)								\
+	{ #name "_export_process_vm_readv_writev_every_page",			\
+	  t_##name##_export_process_vm_readv_writev_every_page, 120 },		\
+	{ #name "_export_vmsplice_every_page",					\
+	  t_##name##_export_vmsplice_every_page, 120 },				\
+	{ #name "_export_odirect_both_ways",					\
+	  t_##name##_export_odirect_both_ways, 120 },				\
+	{ #name "_export_shared_futexes_on_every_page",				\
+	  t_##name##_export_shared_futexes_on_every_page, 120 }
+
 static const struct tap_test tests[] = {
 	{ "futex_pshared_mutex_and_condvar_through_attachments",
 	  t_futex_pshared_mutex_and_condvar_through_attachments, 120 },
@@ -801,6 +1219,9 @@ static const struct tap_test tests[] = {
 	  t_rdwr_attachment_reads_readonly_source_and_refuses_writes, 60 },
 	{ "attacher_dontneed_and_smaps_on_attachment",
 	  t_attacher_dontneed_and_smaps_on_attachment, 60 },
+	HUGE_ENTRIES(thp),
+	HUGE_ENTRIES(thp_pte_mapped),
+	HUGE_ENTRIES(hugetlb),
 };
 
 int main(int argc, char **argv)
