@@ -46,7 +46,9 @@
 #include <linux/sched.h>
 #include <linux/pid_namespace.h>
 #include <linux/proc_fs.h>
+#include <linux/sched/coredump.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/user_namespace.h>
@@ -363,6 +365,8 @@ static void xpmem_access_free(struct kref *ref)
 	if (ap->seg)
 		xpmem_segment_put(ap->seg);
 	put_pid(ap->tgid);
+	if (ap->mm)
+		mmdrop(ap->mm);
 	xpmem_user_uncharge(ap->user, XPMEM_OWNS_PERMIT);
 	kfree_rcu(ap, rcu);	/* a lookup by id may still be looking at it */
 	xpmem_uncount(accesses);
@@ -458,6 +462,10 @@ struct xpmem_access *xpmem_access_new(const struct xpmem_access_ops *ops,
 	ap->size = seg ? seg->size : 0;
 	ap->user = user;
 	ap->tgid = get_pid(task_tgid(current));
+	if (current->mm) {
+		mmgrab(current->mm);
+		ap->mm = current->mm;
+	}
 	ap->writable = writable;
 	ap->remote_peer = -1;
 	mutex_init(&ap->lock);
@@ -620,25 +628,95 @@ void xpmem_file_init(struct xpmem_file *xf)
 }
 
 /*
- * /proc/PID/fdinfo of a /dev/xpmem descriptor: what was made through it,
- * one line per segment and per permit, each permit followed by its
- * attachments (their ->show).  Takes xf->lock and each permit's lock.
+ * May the reader of an fdinfo listing (current) see an object that thread
+ * group @maker made while its address space was @mm (pinned by the
+ * object, so the pointer cannot name another mm meanwhile)?  The ids are
+ * secrets (for a 0666 segment the only one) and the listing goes to
+ * whoever holds the descriptor (SCM_RIGHTS, fork, exec): so an object is
+ * listed only to a reader who could read its ids out of the maker's
+ * memory anyway:
+ *  - a reader in @mm itself (the maker, its threads, a CLONE_VM child);
+ *  - while a thread of @maker still runs in @mm (it has not exec'd or
+ *    exited: after that its ids are in no memory anyone can read), a
+ *    reader with ptrace read access to that thread
+ *    (PTRACE_MODE_READ_FSCREDS, what /proc/PID/environ asks): the
+ *    reader's fsuid and fsgid are the thread's real, effective and saved
+ *    ids and @mm is dumpable, or the reader has CAP_SYS_PTRACE over the
+ *    thread's credentials and, @mm not dumpable, over @mm's user namespace.
+ * This is __ptrace_may_access() without the LSM hook, which modules
+ * cannot call (ptrace_may_access is not exported).  It takes only RCU:
+ * no sleep and no lock, so it may run under xf->lock.
+ */
+static bool xpmem_reader_may_see(struct pid *maker, struct mm_struct *mm)
+{
+	const struct cred *cred = current_cred(), *tcred;
+	struct task_struct *leader, *t;
+	bool ok = false;
+
+	if (!mm)
+		return false;
+	if (current->mm == mm)
+		return true;
+	rcu_read_lock();
+	leader = pid_task(maker, PIDTYPE_TGID);
+	if (leader) {
+		for_each_thread(leader, t) {
+			if (READ_ONCE(t->mm) != mm)
+				continue;
+			tcred = __task_cred(t);
+			ok = (uid_eq(cred->fsuid, tcred->euid) &&
+			      uid_eq(cred->fsuid, tcred->suid) &&
+			      uid_eq(cred->fsuid, tcred->uid) &&
+			      gid_eq(cred->fsgid, tcred->egid) &&
+			      gid_eq(cred->fsgid, tcred->sgid) &&
+			      gid_eq(cred->fsgid, tcred->gid)) ||
+			     ns_capable_noaudit(tcred->user_ns, CAP_SYS_PTRACE);
+			break;
+		}
+	}
+	rcu_read_unlock();
+	if (!ok)	/* not the reader's, or exited or exec'd: in no memory now */
+		return false;
+	/* dumpability after the credentials, as in __ptrace_may_access (commit_creds) */
+	smp_rmb();
+	return get_dumpable(mm) == SUID_DUMP_USER ||
+	       ns_capable_noaudit(mm->user_ns, CAP_SYS_PTRACE);
+}
+
+/*
+ * /proc/PID/fdinfo of a /dev/xpmem descriptor: what was made through it
+ * and is the reader's to see (xpmem_reader_may_see), one line per segment
+ * and per permit, each permit followed by its attachments (their ->show;
+ * they are in the permit's thread group's memory, shown with it); then,
+ * if any were left out, "hidden segments N permits N", so that the
+ * reader knows the listing is partial.  Takes xf->lock and each permit's
+ * lock.
  */
 void xpmem_file_show(struct seq_file *m, struct xpmem_file *xf)
 {
 	/* pids as the reader's /proc shows them */
 	struct pid_namespace *ns = proc_pid_ns(file_inode(m->file)->i_sb);
+	unsigned int hidden_segs = 0, hidden_aps = 0;
 	struct xpmem_segment *seg;
 	struct xpmem_access *ap;
 	struct xpmem_dependent *d;
 
 	mutex_lock(&xf->lock);
-	list_for_each_entry(seg, &xf->segments, file_node)
+	list_for_each_entry(seg, &xf->segments, file_node) {
+		if (!xpmem_reader_may_see(seg->tgid, seg->mm)) {
+			hidden_segs++;
+			continue;
+		}
 		seq_printf(m, "segment %#llx range %#lx-%#lx mode %04o uid %u pid %d\n",
 			   (unsigned long long)seg->id.id, seg->start, seg->start + seg->size,
 			   seg->mode, from_kuid_munged(seq_user_ns(m), seg->uid),
 			   pid_nr_ns(seg->tgid, ns));
+	}
 	list_for_each_entry(ap, &xf->accesses, file_node) {
+		if (!xpmem_reader_may_see(ap->tgid, ap->mm)) {
+			hidden_aps++;
+			continue;
+		}
 		seq_printf(m, "permit %#llx segid %#llx %s size %#lx pid %d",
 			   (unsigned long long)ap->id.id, (unsigned long long)ap->segid,
 			   ap->writable ? "rdwr" : "rdonly", ap->size,
@@ -653,4 +731,6 @@ void xpmem_file_show(struct seq_file *m, struct xpmem_file *xf)
 		mutex_unlock(&ap->lock);
 	}
 	mutex_unlock(&xf->lock);
+	if (hidden_segs || hidden_aps)
+		seq_printf(m, "hidden segments %u permits %u\n", hidden_segs, hidden_aps);
 }

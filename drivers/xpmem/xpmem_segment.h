@@ -85,6 +85,7 @@ struct xpmem_access {
 	const struct xpmem_access_ops *ops;
 	struct xpmem_id id;		/* id.id is the apid */
 	struct pid *tgid;		/* the only thread group that may use it */
+	struct mm_struct *mm;		/* where it was got (mm_count): fdinfo */
 	struct xpmem_user *user;	/* counted against */
 	struct xpmem_file *owner;
 	struct list_head file_node;	/* in owner->accesses while live */

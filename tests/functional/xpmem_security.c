@@ -2,10 +2,12 @@
 /*
  * A node shared by many users and containers (docs/security.md): ids that
  * cannot be guessed, permits that are exact and stay with the thread group
- * that got them, containers that share only what their modes allow,
- * per-user limits and memory-cgroup accounting.  Runs as root in the guest
- * and becomes other users (65534, 65533, ...) and containers (user and pid
- * namespaces with their own uid maps) as each test needs.
+ * that got them, an fdinfo listing that shows a reader only the objects
+ * whose maker's memory it could read, containers that share only what
+ * their modes allow, per-user limits and memory-cgroup accounting.  Runs
+ * as root in the guest and becomes other users (65534, 65533, ...) and
+ * containers (user and pid namespaces with their own uid maps) as each
+ * test needs.
  */
 #define _GNU_SOURCE
 #include <sched.h>
@@ -14,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -455,6 +458,312 @@ static int t_clone_files_child_has_no_permits(void)
 	return live_counters_settle();
 }
 
+/* ---- fdinfo: a reader sees only what is its to see ------------------------------- */
+
+/* /proc/@pid/fdinfo/@fd (@pid 0: self) into @buf, NUL-terminated: 0, or -1 */
+static int read_fdinfo(pid_t pid, int fd, char *buf, size_t size)
+{
+	char path[64];
+	size_t len = 0;
+	ssize_t n;
+	int f;
+
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY);
+	if (f < 0)
+		return -1;
+	while (len < size - 1 && (n = read(f, buf + len, size - 1 - len)) > 0)
+		len += n;
+	close(f);
+	buf[len] = '\0';
+	return 0;
+}
+
+#define SHOWS_SEGMENT	1
+#define SHOWS_PERMIT	2
+#define SHOWS_ATTACH	4
+#define SHOWS_HIDDEN	8	/* "hidden segments 1 permits 1": the listing is partial */
+#define SHOWS_ALL	(SHOWS_SEGMENT | SHOWS_PERMIT | SHOWS_ATTACH)
+
+/*
+ * Which of the objects (a segid, an apid, an attachment's address) the
+ * fdinfo of @fd shows its reader, as SHOWS_* bits; -1: unreadable.
+ */
+static long fdinfo_shows(pid_t pid, int fd, xpmem_segid_t seg, xpmem_apid_t ap,
+			 unsigned long addr)
+{
+	static char info[16384];
+	char s[64];
+	long r = 0;
+
+	if (read_fdinfo(pid, fd, info, sizeof(info)))
+		return -1;
+	snprintf(s, sizeof(s), "%#llx", (long long)seg);
+	if (strstr(info, s))
+		r |= SHOWS_SEGMENT;
+	snprintf(s, sizeof(s), "%#llx", (long long)ap);
+	if (strstr(info, s))
+		r |= SHOWS_PERMIT;
+	snprintf(s, sizeof(s), "addr %#lx", addr);
+	if (strstr(info, s))
+		r |= SHOWS_ATTACH;
+	if (strstr(info, "\nhidden segments 1 permits 1\n"))
+		r |= SHOWS_HIDDEN;
+	return r;
+}
+
+/*
+ * Make a 0666 segment of a page, a permit on it and an attachment
+ * through @fd: 0, or -1.
+ */
+static int make_objects(int fd, xpmem_segid_t *seg, xpmem_apid_t *ap, unsigned long *addr)
+{
+	char *buf = map_anon(PG);
+	struct xpmem_cmd_make mk = { .vaddr = (uintptr_t)buf, .size = PG,
+				     .permit_type = XPMEM_PERMIT_MODE, .permit_value = 0666 };
+	struct xpmem_cmd_get gt = { .flags = XPMEM_RDWR, .permit_type = XPMEM_PERMIT_MODE };
+	struct xpmem_cmd_attach at = { .size = PG };
+
+	if (!buf || ioctl(fd, XPMEM_CMD_MAKE, &mk))
+		return -1;
+	gt.segid = mk.segid;
+	if (ioctl(fd, XPMEM_CMD_GET, &gt))
+		return -1;
+	at.apid = gt.apid;
+	if (ioctl(fd, XPMEM_CMD_ATTACH, &at))
+		return -1;
+	*seg = mk.segid;
+	*ap = gt.apid;
+	*addr = at.vaddr;
+	return 0;
+}
+
+struct fd_peer {
+	int sock;
+	uid_t uid;
+};
+
+enum { SENDER_SHOW = 1, SENDER_UNDUMPABLE };
+
+/*
+ * As @uid (dumpable, as a process that did not change uid is), makes its
+ * objects, reports them and what its own fdinfo shows of them, passes the
+ * descriptor, then answers commands until its pipe closes.
+ */
+static int fd_sender(int in, int out, void *arg)
+{
+	struct fd_peer *fp = arg;
+	xpmem_segid_t seg;
+	xpmem_apid_t ap;
+	unsigned long addr;
+	long cmd;
+	int fd;
+
+	if (become(fp->uid) || prctl(PR_SET_DUMPABLE, 1))
+		return 10;
+	fd = open(XPMEM_DEV_PATH, O_RDWR);
+	if (fd < 0 || make_objects(fd, &seg, &ap, &addr))
+		return 11;
+	chan_send(out, seg);
+	chan_send(out, ap);
+	chan_send(out, (long)addr);
+	chan_send(out, fdinfo_shows(0, fd, seg, ap, addr));
+	if (send_fd(fp->sock, fd))
+		return 12;
+	while ((cmd = chan_recv(in)) > 0) {
+		if (cmd == SENDER_UNDUMPABLE)
+			chan_send(out, prctl(PR_SET_DUMPABLE, 0) ? errno : 0);
+		else
+			chan_send(out, fdinfo_shows(0, fd, seg, ap, addr));
+	}
+	return 0;
+}
+
+/*
+ * As @uid, receives the descriptor and the sender's ids, reports the
+ * descriptor's number, then what its own fdinfo shows of the sender's
+ * objects once per command, until its pipe closes.
+ */
+static int fd_reader(int in, int out, void *arg)
+{
+	struct fd_peer *fp = arg;
+	xpmem_segid_t seg;
+	xpmem_apid_t ap;
+	unsigned long addr;
+	int fd;
+
+	if (become(fp->uid))
+		return 10;
+	fd = recv_fd(fp->sock);
+	if (fd < 0)
+		return 11;
+	seg = chan_recv(in);
+	ap = chan_recv(in);
+	addr = (unsigned long)chan_recv(in);
+	chan_send(out, fd);
+	while (chan_recv(in) > 0)
+		chan_send(out, fdinfo_shows(0, fd, seg, ap, addr));
+	close(fd);
+	return 0;
+}
+
+/*
+ * A sender of uid @suid makes its objects and passes the descriptor to a
+ * reader of uid @ruid; both started, the ids in @ids, the reader's
+ * descriptor number in *@rfd.  0, or 1 after a diagnostic.
+ */
+static int start_sender_and_reader(struct peer *s, struct peer *r, uid_t suid, uid_t ruid,
+				   long ids[3], long *rfd)
+{
+	static struct fd_peer sp, rp;
+	int sv[2];
+	long own;
+
+	FAIL_IF(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), "socketpair");
+	sp = (struct fd_peer){ .sock = sv[0], .uid = suid };
+	rp = (struct fd_peer){ .sock = sv[1], .uid = ruid };
+	FAIL_IF(peer_start(s, fd_sender, &sp), "fork the sender");
+	FAIL_IF(peer_start(r, fd_reader, &rp), "fork the reader");
+	for (int i = 0; i < 3; i++)
+		ids[i] = peer_recv(s);
+	own = peer_recv(s);
+	FAIL_IF(ids[0] <= 0 || ids[1] <= 0 || ids[2] <= 0, "sender's objects: %ld %ld %#lx",
+		ids[0], ids[1], ids[2]);
+	FAIL_IF(own != SHOWS_ALL, "the sender's own fdinfo shows %#lx of its objects, want %#x",
+		own, SHOWS_ALL);
+	for (int i = 0; i < 3; i++)
+		peer_send(r, ids[i]);
+	*rfd = peer_recv(r);
+	FAIL_IF(*rfd < 0, "the reader received no descriptor (%ld)", *rfd);
+	return 0;
+}
+
+static int t_fdinfo_of_a_received_descriptor_hides_the_senders_objects(void)
+{
+	struct peer s, r;
+	long ids[3], rfd, seen, own;
+
+	if (start_sender_and_reader(&s, &r, 65534, 65533, ids, &rfd))
+		return 1;
+	seen = peer_call(&r, 1);
+	FAIL_IF(seen != SHOWS_HIDDEN,
+		"a receiver of another uid reads its fdinfo: shows %#lx (1 segid, 2 apid, 4 attachment address, 8 the hidden line), want only the hidden line",
+		seen);
+	/* what it could read out of the sender's memory it still sees: the sender itself */
+	own = peer_call(&s, SENDER_SHOW);
+	FAIL_IF(own != SHOWS_ALL, "the sender's own fdinfo now shows %#lx, want %#x", own,
+		SHOWS_ALL);
+	FAIL_IF(peer_wait(&r), "reader");
+	FAIL_IF(peer_wait(&s), "sender");
+	return live_counters_settle();
+}
+
+static int t_fdinfo_shows_objects_to_readers_who_may_read_the_makers_memory(void)
+{
+	struct peer s, r;
+	long ids[3], rfd, seen, as_root, ret;
+
+	/* one uid, the sender dumpable: the reader could read its memory */
+	if (start_sender_and_reader(&s, &r, 65534, 65534, ids, &rfd))
+		return 1;
+	seen = peer_call(&r, 1);
+	as_root = fdinfo_shows(r.pid, (int)rfd, ids[0], ids[1], (unsigned long)ids[2]);
+	FAIL_IF(seen != SHOWS_ALL, "a receiver of the sender's uid shows %#lx, want %#x", seen,
+		SHOWS_ALL);
+	FAIL_IF(as_root != SHOWS_ALL, "root reading the receiver's fdinfo: %#lx, want %#x",
+		as_root, SHOWS_ALL);
+	/* the sender no longer dumpable: only CAP_SYS_PTRACE reads its memory */
+	ret = peer_call(&s, SENDER_UNDUMPABLE);
+	FAIL_IF(ret, "PR_SET_DUMPABLE 0: errno %ld", ret);
+	seen = peer_call(&r, 1);
+	as_root = fdinfo_shows(r.pid, (int)rfd, ids[0], ids[1], (unsigned long)ids[2]);
+	FAIL_IF(seen != SHOWS_HIDDEN,
+		"the sender not dumpable, a receiver of its uid still shows %#lx, want only the hidden line",
+		seen);
+	FAIL_IF(as_root != SHOWS_ALL, "root reading the receiver's fdinfo: %#lx, want %#x",
+		as_root, SHOWS_ALL);
+	FAIL_IF(peer_wait(&r), "reader");
+	FAIL_IF(peer_wait(&s), "sender");
+	return live_counters_settle();
+}
+
+#define EXEC_HELPER "--fdinfo-after-exec"
+
+/*
+ * Makes its objects through a descriptor without O_CLOEXEC, reports what
+ * its own fdinfo shows of them, changes to uid 65534 if *@arg says so,
+ * and execs this program as EXEC_HELPER (fdinfo_after_exec()), which
+ * reports what the descriptor's fdinfo shows the new image.
+ */
+static int exec_maker(int in, int out, void *arg)
+{
+	int drop = *(int *)arg, fd = open(XPMEM_DEV_PATH, O_RDWR);
+	int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	char a[5][32];
+	xpmem_segid_t seg;
+	xpmem_apid_t ap;
+	unsigned long addr;
+
+	(void)in;
+	if (fd < 0 || exe < 0 || make_objects(fd, &seg, &ap, &addr))
+		return 10;
+	chan_send(out, fdinfo_shows(0, fd, seg, ap, addr));
+	if (drop && become(65534))
+		return 11;
+	snprintf(a[0], sizeof(a[0]), "%d", out);
+	snprintf(a[1], sizeof(a[1]), "%d", fd);
+	snprintf(a[2], sizeof(a[2]), "%#llx", (long long)seg);
+	snprintf(a[3], sizeof(a[3]), "%#llx", (long long)ap);
+	snprintf(a[4], sizeof(a[4]), "%#lx", addr);
+	{
+		char *argv[] = { "xpmem_security", EXEC_HELPER, a[0], a[1], a[2], a[3], a[4],
+				 NULL };
+
+		fexecve(exe, argv, environ);
+	}
+	return 12;
+}
+
+/* the program exec_maker() execs: OUT FD SEGID APID ADDR */
+static int fdinfo_after_exec(int argc, char **argv)
+{
+	int out, fd;
+
+	if (argc != 7)
+		return 20;
+	out = atoi(argv[2]);
+	fd = atoi(argv[3]);
+	chan_send(out, fdinfo_shows(0, fd, strtoll(argv[4], NULL, 0), strtoll(argv[5], NULL, 0),
+				    strtoul(argv[6], NULL, 0)));
+	return 0;
+}
+
+static int t_fdinfo_after_exec_hides_objects_made_before_it(void)
+{
+	for (int drop = 0; drop < 2; drop++) {
+		const char *as = drop ? "changed to uid 65534" : "still root";
+		long before, after;
+		struct peer p;
+		int st;
+
+		FAIL_IF(peer_start(&p, exec_maker, &drop), "fork");
+		before = peer_recv(&p);
+		after = peer_recv(&p);
+		st = peer_wait(&p);
+		FAIL_IF(st, "maker or helper exited %d", st);
+		FAIL_IF(before != SHOWS_ALL, "before exec the maker's fdinfo shows %#lx, want %#x",
+			before, SHOWS_ALL);
+		/* the objects outlive the exec (the thread group's), unlisted */
+		FAIL_IF(after != SHOWS_HIDDEN,
+			"after exec (%s) the inherited descriptor's fdinfo shows %#lx (1 segid, 2 apid, 4 attachment address, 8 the hidden line), want only the hidden line",
+			as, after);
+	}
+	return live_counters_settle();
+}
+
 /* ---- containers ------------------------------------------------------------------ */
 
 /*
@@ -805,6 +1114,9 @@ int main(int argc, char **argv)
 		TEST(rdwr_needs_read_and_write_permission, 60),
 		TEST(descriptor_passed_with_scm_rights_carries_no_permits, 60),
 		TEST(clone_files_child_has_no_permits, 60),
+		TEST(fdinfo_of_a_received_descriptor_hides_the_senders_objects, 60),
+		TEST(fdinfo_shows_objects_to_readers_who_may_read_the_makers_memory, 60),
+		TEST(fdinfo_after_exec_hides_objects_made_before_it, 60),
 		TEST(containers_share_by_mode_and_their_root_overrides_only_their_own, 60),
 		TEST(container_root_overrides_its_own_users_modes, 60),
 		TEST(per_user_limits_refuse_with_edquot, 60),
@@ -812,6 +1124,8 @@ int main(int argc, char **argv)
 	};
 
 	PG = (size_t)sysconf(_SC_PAGESIZE);
+	if (argc > 1 && !strcmp(argv[1], EXEC_HELPER))
+		return fdinfo_after_exec(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
 	if (xpmem_init()) {
 		printf("1..1\nnot ok 1 open_dev_xpmem\n# %s\n", strerror(errno));
