@@ -161,6 +161,15 @@ static inline bool xpmem_vma_fork_may_copy(struct vm_area_struct *vma)
  * gives them to none of these callers (xpmem_attach.c): an attacher acts
  * on its own mapping only.  The number is the architecture's, and the
  * 32-bit one for a compat call; other architectures answer false.
+ *
+ * Work the kernel runs on a task's behalf outside its system call (an
+ * io_uring worker running a queued IORING_OP_MADVISE, which io_uring
+ * always runs there; a kernel thread that adopted an mm) has no system
+ * call to tell what it does, so it is counted as page-moving: such a task
+ * is never given an attachment's page (a get_user_pages from it, an
+ * O_DIRECT request that io_uring punted to a worker, fails with EFAULT).
+ * Deciding by what a caller cannot show, rather than by a list of the
+ * requests it might be running, closes every queued path at once.
  */
 #ifdef CONFIG_X86_64
 #include <linux/sched/task_stack.h>
@@ -174,7 +183,7 @@ static inline bool xpmem_in_page_moving_syscall(void)
 	long nr;
 
 	if (current->flags & (PF_KTHREAD | PF_IO_WORKER))
-		return false;
+		return true;
 	nr = syscall_get_nr(current, task_pt_regs(current));
 #ifdef CONFIG_IA32_EMULATION
 	if (in_ia32_syscall())
@@ -191,7 +200,7 @@ static inline bool xpmem_in_page_moving_syscall(void)
 #else
 static inline bool xpmem_in_page_moving_syscall(void)
 {
-	return false;
+	return current->flags & (PF_KTHREAD | PF_IO_WORKER);
 }
 #endif
 

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/io_uring.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -812,7 +813,91 @@ static int meddling_attacher(int in, int out, void *arg)
 	return 0;
 }
 
-static int t_attacher_cannot_age_reclaim_split_or_migrate_exporter_pages(void)
+/*
+ * One IORING_OP_MADVISE through a ring of its own: io_uring always runs it
+ * in an io-wq worker (REQ_F_FORCE_ASYNC), outside any madvise(2) call.
+ * Returns the request's result (0 or -errno), or -1000 - errno if the
+ * ring could not be set up.
+ */
+static int io_uring_madvise(void *addr, size_t len, int advice)
+{
+	struct io_uring_params par = { 0 };
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqe;
+	unsigned int *sq_tail, *sq_array, *cq_head;
+	size_t sq_len, cq_len;
+	char *sq, *cq;
+	int fd, res;
+
+	fd = (int)syscall(__NR_io_uring_setup, 2, &par);
+	if (fd < 0)
+		return -1000 - errno;
+	sq_len = par.sq_off.array + par.sq_entries * sizeof(unsigned int);
+	cq_len = par.cq_off.cqes + par.cq_entries * sizeof(struct io_uring_cqe);
+	sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, IORING_OFF_SQ_RING);
+	cq = mmap(NULL, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, IORING_OFF_CQ_RING);
+	sqes = mmap(NULL, par.sq_entries * sizeof(*sqes), PROT_READ | PROT_WRITE, MAP_SHARED,
+		    fd, IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED) {
+		close(fd);
+		return -1000 - errno;
+	}
+	sq_tail = (unsigned int *)(sq + par.sq_off.tail);
+	sq_array = (unsigned int *)(sq + par.sq_off.array);
+	cq_head = (unsigned int *)(cq + par.cq_off.head);
+	memset(&sqes[0], 0, sizeof(sqes[0]));
+	sqes[0].opcode = IORING_OP_MADVISE;
+	sqes[0].addr = (uintptr_t)addr;
+	sqes[0].len = (unsigned int)len;
+	sqes[0].fadvise_advice = (unsigned int)advice;
+	sq_array[*sq_tail & *(unsigned int *)(sq + par.sq_off.ring_mask)] = 0;
+	__atomic_store_n(sq_tail, *sq_tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
+		res = -1000 - errno;
+	} else {
+		cqe = (struct io_uring_cqe *)(cq + par.cq_off.cqes) +
+		      (*cq_head & *(unsigned int *)(cq + par.cq_off.ring_mask));
+		res = cqe->res;
+		__atomic_store_n(cq_head, *cq_head + 1, __ATOMIC_RELEASE);
+	}
+	munmap(sqes, par.sq_entries * sizeof(*sqes));
+	munmap(cq, cq_len);
+	munmap(sq, sq_len);
+	close(fd);
+	return res;
+}
+
+/* the same meddling queued to io_uring: madvise runs in its io-wq worker */
+static int queued_meddling_attacher(int in, int out, void *arg)
+{
+	char *att = attach(g_seg, XPMEM_RDONLY, XP_LEN, NULL);
+	int r[3];
+
+	(void)in;
+	(void)arg;
+	if (!att)
+		return 10;
+	for (size_t i = 0; i < XP_LEN; i += PG)		/* map every page */
+		(void)*(volatile char *)(att + i);
+	r[0] = io_uring_madvise(att, 4 * PG, MADV_COLD);	/* part of a huge page */
+	r[1] = io_uring_madvise(att + XP_LEN / 2, XP_LEN / 2, MADV_PAGEOUT);
+	r[2] = io_uring_madvise(att, XP_LEN / 2, MADV_COLD);
+	printf("# io_uring madvise results: COLD %d, PAGEOUT %d, COLD %d\n", r[0], r[1], r[2]);
+	fflush(stdout);
+	for (int i = 0; i < 3; i++)
+		if (r[i] <= -1000)
+			return 11;	/* no io_uring: the test proves nothing */
+	chan_send(out, 0);
+	chan_send(out, check_pages(att, XP_LEN, 1, 1));
+	return 0;
+}
+
+/*
+ * An attacher meddles with its attachment of a 4 MiB exporter buffer (THP
+ * where the kernel has it, on node 0); afterwards every exporter page is
+ * still resident, in the same frame, on node 0, and still huge.
+ */
+static int meddle_check(int (*attacher)(int in, int out, void *arg), const char *what)
 {
 	size_t huge = 2UL << 20, n = XP_LEN / PG;
 	char *src = map_aligned(XP_LEN, huge);
@@ -839,7 +924,7 @@ static int t_attacher_cannot_age_reclaim_split_or_migrate_exporter_pages(void)
 	out0 = vmstat("pswpout");
 	g_seg = export(src, XP_LEN);
 	FAIL_IF(g_seg < 0, "export");
-	FAIL_IF(peer_start(&p, meddling_attacher, NULL), "attacher");
+	FAIL_IF(peer_start(&p, attacher, NULL), "attacher");
 	moved = peer_recv(&p);
 	bad = peer_recv(&p);
 	FAIL_IF(peer_wait(&p), "attacher");
@@ -850,8 +935,8 @@ static int t_attacher_cannot_age_reclaim_split_or_migrate_exporter_pages(void)
 	}
 	if (thp)
 		thp1 = smaps_field_kb(src, "AnonHugePages");
-	tap_diag("after the attacher's COLD, PAGEOUT, mbind, migrate_pages, move_pages: %zu/%zu pages resident, %zu at the same frame, %zu on node 0, AnonHugePages %ld -> %ld KiB, move_pages moved %ld, pswpout +%ld",
-		 resident, n, same, on0, thp0, thp1, moved, vmstat("pswpout") - out0);
+	tap_diag("after the attacher's %s: %zu/%zu pages resident, %zu at the same frame, %zu on node 0, AnonHugePages %ld -> %ld KiB, move_pages moved %ld, pswpout +%ld",
+		 what, resident, n, same, on0, thp0, thp1, moved, vmstat("pswpout") - out0);
 	FAIL_IF(bad != -1, "the attacher read wrong data at page %ld", bad);
 	FAIL_IF(resident != n, "the attacher reclaimed exporter pages");
 	FAIL_IF(same != n || on0 != n || moved, "the attacher moved exporter pages");
@@ -859,6 +944,16 @@ static int t_attacher_cannot_age_reclaim_split_or_migrate_exporter_pages(void)
 	FAIL_IF(check_pages(src, XP_LEN, 1, 1) != -1, "exporter data");
 	xpmem_remove(g_seg);
 	return 0;
+}
+
+static int t_attacher_cannot_age_reclaim_split_or_migrate_exporter_pages(void)
+{
+	return meddle_check(meddling_attacher, "COLD, PAGEOUT, mbind, migrate_pages, move_pages");
+}
+
+static int t_attacher_cannot_reclaim_or_split_exporter_pages_through_io_uring(void)
+{
+	return meddle_check(queued_meddling_attacher, "COLD and PAGEOUT through io_uring");
 }
 
 /* ---- 5: huge pages -------------------------------------------------------------------- */
@@ -1572,6 +1667,7 @@ int main(int argc, char **argv)
 		TEST(no_pinning_check_catches_a_pinning_driver, 300),
 		TEST(migration_between_nodes_while_attached, 300),
 		TEST(attacher_cannot_age_reclaim_split_or_migrate_exporter_pages, 120),
+		TEST(attacher_cannot_reclaim_or_split_exporter_pages_through_io_uring, 120),
 		TEST(thp_split_and_collapse_while_attached, 300),
 		TEST(hugetlbfs_segment, 120),
 		TEST(rdonly_attach_of_thp_completes, 300),
