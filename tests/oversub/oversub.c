@@ -1515,7 +1515,7 @@ static int t_slow_ack_blocks_free_but_not_others(void)
 	volatile long *progress = map_anon(PG, MAP_SHARED);
 	struct peer p;
 	pid_t other;
-	double t0, t1;
+	double t0, t1, base_rate;
 	long before, during;
 
 	fill_pages(src, len, 1, 1);
@@ -1533,6 +1533,13 @@ static int t_slow_ack_blocks_free_but_not_others(void)
 			progress[0]++;
 		}
 	}
+	/* its pace before, over as long a time as the slow ack will take */
+	while (progress[0] == 0)
+		usleep(1000);
+	before = progress[0];
+	t0 = now();
+	usleep(1500000);
+	base_rate = (progress[0] - before) / (now() - t0);
 	FAIL_IF(write_file("/sys/kernel/debug/xpmem/ack_delay_ms", "1500"), "ack delay hook");
 	before = progress[0];
 	t0 = now();
@@ -1542,10 +1549,18 @@ static int t_slow_ack_blocks_free_but_not_others(void)
 	write_file("/sys/kernel/debug/xpmem/ack_delay_ms", "0");
 	kill(other, SIGKILL);
 	waitpid(other, NULL, 0);
-	tap_diag("invalidation took %.2fs; the unrelated process did %ld mm rounds meanwhile",
-		 t1 - t0, during);
+	tap_diag("invalidation took %.2fs; the unrelated process did %ld mm rounds meanwhile (%.0f/s; %.0f/s before)",
+		 t1 - t0, during, during / (t1 - t0), base_rate);
 	FAIL_IF(t1 - t0 < 1.4, "the invalidation returned before the acknowledgment");
-	FAIL_IF(during <= 0, "an unrelated process was stalled by the slow acknowledgment");
+	/*
+	 * Not stalled: it kept at least a quarter of its own pace (one round
+	 * in 1.5 s would be a process blocked behind the ack and let go at
+	 * its end).  Both rates are measured in this guest, so the host's
+	 * load moves them together.
+	 */
+	FAIL_IF(during / (t1 - t0) < base_rate / 4,
+		"an unrelated process slowed to %.0f rounds/s from %.0f during the slow acknowledgment",
+		during / (t1 - t0), base_rate);
 	/* afterwards the attacher sees the new (zero) pages, not the freed ones */
 	chan_send(p.to, 6);
 	FAIL_IF(peer_call(&p, 0) != 0, "attacher sees freed data");
@@ -1632,11 +1647,15 @@ static int t_oom_killed_exporter_with_attachment(void)
 
 			if (sig)
 				_exit(sig == SIGBUS ? 0 : 13);	/* SIGBUS: the exporter is gone */
+			/*
+			 * Data that is not the exporter's is a failure even if
+			 * SIGBUS follows: the attachment PTE must be gone before
+			 * the page is freed, so no read ever sees another page
+			 * (a SIGBUS during the read itself exits 0 above).
+			 */
 			r = pat_read(mine + i * PG, buf, PG, &w, &pg, &g);
-			if (r != PAT_BUSY && (r != PAT_OK || pg != i || g != 1)) {
-				sig = tap_probe((long *)(mine + i * PG), 0, &v);
-				_exit(sig == SIGBUS ? 0 : 12);
-			}
+			if (r != PAT_BUSY && (r != PAT_OK || pg != i || g != 1))
+				_exit(12);
 		}
 	}
 	FAIL_IF(waitpid(victim, &st, 0) != victim, "wait");
