@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -115,6 +116,45 @@ static inline double tap_time_scale(void)
 	return xpmem_time_scale();
 }
 
+/*
+ * The test's leftover helpers (its process group @pgid, and any orphan of
+ * it: tap_main makes this process their subreaper) are killed and reaped
+ * before the next test starts, so that no test sees another's processes
+ * still exiting (and their driver objects still being torn down).  A
+ * helper that is still there 10 s (times the time scale) after SIGKILL is
+ * stuck, in the driver or elsewhere: the test fails.
+ */
+static inline int tap_reap_leftovers(pid_t pgid)
+{
+	double limit = 10 * tap_time_scale();
+	struct timespec a, b;
+	char path[64];
+	FILE *f;
+	long c;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (;;) {
+		kill(-pgid, SIGKILL);
+		/* orphans that left the group: this process's children now */
+		snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+		f = fopen(path, "r");
+		while (f && fscanf(f, "%ld", &c) == 1)
+			kill((pid_t)c, SIGKILL);
+		if (f)
+			fclose(f);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		if (b.tv_sec - a.tv_sec + (b.tv_nsec - a.tv_nsec) / 1e9 > limit) {
+			tap_diag("a helper of this test is still alive %.0f s after SIGKILL", limit);
+			return 1;
+		}
+		usleep(10000);
+	}
+}
+
 static inline int tap_run_one(const struct tap_test *t)
 {
 	unsigned int limit = (unsigned int)((t->timeout ? t->timeout : 60) * tap_time_scale());
@@ -133,9 +173,8 @@ static inline int tap_run_one(const struct tap_test *t)
 	setpgid(pid, pid);
 	if (waitpid(pid, &status, 0) < 0)
 		return -1;
-	kill(-pid, SIGKILL);	/* leftover helpers of this test */
-	while (waitpid(-pid, NULL, WNOHANG) > 0)
-		;
+	if (tap_reap_leftovers(pid))
+		return -1;
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	if (WTERMSIG(status) == SIGALRM)
@@ -169,6 +208,8 @@ static inline int tap_main(const struct tap_test *tests, size_t n,
 	size_t i, planned = 0, num = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* orphans of a test's helpers come back to us (tap_reap_leftovers) */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	/* a misspelt name must not pass as "nothing selected" or "nothing left out" */
 	for (int a = 1; a < argc; a++) {
 		const char *name = argv[a][0] == '-' ? argv[a] + 1 : argv[a];
