@@ -8,7 +8,7 @@ ko=${XPMEM_KO:?XPMEM_KO must name the xpmem.ko that is loaded}
 . "$(dirname "$0")/../tap.sh"
 
 echo "TAP version 13"
-echo "1..4"
+echo "1..5"
 
 # 1: refused while a process holds /dev/xpmem open
 exec 9</dev/xpmem
@@ -37,6 +37,10 @@ kill "$hpid" 2>/dev/null
 wait "$hpid" 2>/dev/null
 rm -f /tmp/xpmem-holding
 
+# ids of this load, for 5
+printer=$(dirname "$0")/../../build/tests/functional/xpmem_print_ids
+ids_before=$("$printer" 64)
+
 # 3: clean unload once nothing uses it
 ok_unload=0
 wait_until 5 rmmod xpmem 2>/dev/null && ok_unload=1
@@ -51,6 +55,20 @@ if insmod "$ko" && [ -c /dev/xpmem ]; then
 	ok reload_after_unload
 else
 	nok reload_after_unload "insmod failed or /dev/xpmem missing"
+fi
+# 5: the ids of a fresh load share nothing with the last load's: they
+# are not a function of a counter and a fixed key (the statistics of
+# security's ids_carry_56_unpredictable_bits cannot tell a keyless hash of
+# a counter from random bits; a reload can)
+ids_after=$("$printer" 64)
+common=$(comm -12 <(sort <<<"$ids_before") <(sort <<<"$ids_after") | grep -c .)
+if [ "$(grep -c . <<<"$ids_before")" = 64 ] && [ "$(grep -c . <<<"$ids_after")" = 64 ] &&
+   [ "$common" = 0 ]; then
+	ok ids_of_a_new_load_share_nothing_with_the_last
+	echo "# first id before the reload $(head -n1 <<<"$ids_before"), after $(head -n1 <<<"$ids_after")"
+else
+	nok ids_of_a_new_load_share_nothing_with_the_last "$common ids in common; before:" \
+		"$(head -n 3 <<<"$ids_before")" "after:" "$(head -n 3 <<<"$ids_after")"
 fi
 echo "# $((n - fail)) passed, $fail failed, 0 skipped"
 [ $fail -eq 0 ]

@@ -1393,7 +1393,11 @@ static int t_fork_storm_while_attachers_write(void)
  * 8 exporters and 8 attachers (attach, fault, detach, release in a loop)
  * on each other's segments; one of them is SIGKILLed at random every few
  * tens of milliseconds and replaced.  A kill counts as mid-operation when
- * its victim had done xpmem work since it started.  Every victim must be
+ * it lands while its victim is inside xpmem work: an attacher between its
+ * attach and its detach (faulting the attachment most of that time), an
+ * exporter once its segment exists (its exit must take down every
+ * attachment of it).  Every victim must die of that SIGKILL and nothing
+ * else, and be
  * gone within a bound (a task stuck in exit is what the existing forks
  * showed); at the end no task is in D state, every live counter is zero.
  */
@@ -1402,6 +1406,7 @@ static int t_fork_storm_while_attachers_write(void)
 struct storm_shared {
 	volatile xpmem_segid_t seg[8];
 	volatile long ops[16];		/* per slot: xpmem operations since (re)start */
+	volatile int in_op[16];		/* per slot: inside xpmem work now */
 };
 
 static __attribute__((noreturn)) int storm_source(struct storm_shared *sh, int i)
@@ -1411,6 +1416,7 @@ static __attribute__((noreturn)) int storm_source(struct storm_shared *sh, int i
 
 	sh->seg[i] = export(p, len);
 	sh->ops[i] = 1;
+	sh->in_op[i] = sh->seg[i] > 0;
 	for (unsigned long k = 0;; k++) {
 		p[(k * 4097) % len]++;
 		if (k % 100000 == 0) {
@@ -1430,9 +1436,12 @@ static __attribute__((noreturn)) int storm_attacher(struct storm_shared *sh, int
 
 		if (s <= 0)
 			continue;
+		sh->in_op[slot] = 1;
 		m = attach(s, XPMEM_RDWR, 64 * PG, &a);
-		if (!m)
+		if (!m) {
+			sh->in_op[slot] = 0;
 			continue;
+		}
 		sh->ops[slot]++;
 		for (int k = 0; k < 2000; k++) {
 			long v = 1, *addr = (long *)(m + ((size_t)rand_r(&seed) % 64) * PG);
@@ -1443,6 +1452,7 @@ static __attribute__((noreturn)) int storm_attacher(struct storm_shared *sh, int
 		if (rand_r(&seed) % 2) {
 			xpmem_detach(m);
 			xpmem_release(a);
+			sh->in_op[slot] = 0;
 		}
 	}
 }
@@ -1452,6 +1462,7 @@ static pid_t storm_start(struct storm_shared *sh, int i, unsigned int seed)
 	pid_t pid;
 
 	sh->ops[i] = 0;
+	sh->in_op[i] = 0;
 	pid = fork();
 	if (pid == 0)
 		_exit(i < 8 ? storm_source(sh, i) : storm_attacher(sh, i, seed));
@@ -1466,7 +1477,7 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 	double start = now(), end = start + duration / 4.0;
 	double limit = start + (duration / 4.0 + 240) * tap_time_scale();
 	struct d_watch dw;
-	int kills = 0, mid_op = 0;
+	int kills = 0, mid_op = 0, st = 0;
 
 	memset(&dw, 0, sizeof(dw));
 	for (int i = 0; i < 16; i++)
@@ -1475,14 +1486,14 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 		int i = rand_r(&seed) % 16;
 
 		usleep(20000 + rand_r(&seed) % 50000);
-		mid_op += sh->ops[i] > 0;
+		mid_op += sh->in_op[i] != 0;
 		kill(pids[i], SIGKILL);
 		kills++;
 		/*
 		 * 30 s, times the guest's slowness: on the debug kernel one
 		 * exit (freeing swap, no xpmem wait reported) took over 51 s
 		 */
-		if (!reap_within(pids[i], 30, NULL)) {
+		if (!reap_within(pids[i], 30, &st)) {
 			char path[64];
 
 			snprintf(path, sizeof(path), "/proc/%d/stack", pids[i]);
@@ -1490,6 +1501,10 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 			FAIL_IF(1, "SIGKILLed %s %d did not exit within 30 s (stack in %s)",
 				i < 8 ? "exporter" : "attacher", pids[i], path);
 		}
+		/* it died of our SIGKILL, not of a fault or an exit of its own first */
+		FAIL_IF(!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL,
+			"%s %d ended with status %#x before or instead of the SIGKILL",
+			i < 8 ? "exporter" : "attacher", pids[i], st);
 		/* after every kill: no task stuck in D since a few kills ago */
 		FAIL_IF(d_state_watch(&dw, now(), 10 * tap_time_scale()),
 			"a task stayed in D state through the storm");
@@ -1497,7 +1512,9 @@ static int t_kill9_storm_leaves_nothing_behind(void)
 	}
 	for (int i = 0; i < 16; i++) {
 		kill(pids[i], SIGKILL);
-		FAIL_IF(!reap_within(pids[i], 30, NULL), "storm process %d did not exit", pids[i]);
+		FAIL_IF(!reap_within(pids[i], 30, &st), "storm process %d did not exit", pids[i]);
+		FAIL_IF(!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL,
+			"storm process %d ended with status %#x, not by the SIGKILL", pids[i], st);
 	}
 	tap_diag("%d random SIGKILLs in %.1fs, %d of them mid-operation", kills, now() - start, mid_op);
 	FAIL_IF(mid_op < KILL_MIN, "only %d kills mid-operation (want at least %d)", mid_op, KILL_MIN);
