@@ -117,6 +117,40 @@ static inline double tap_time_scale(void)
 }
 
 /*
+ * The kernel log line that starts each test (root only; elsewhere
+ * nothing): tap_dmesg_has() looks only after it, so a test judges the
+ * log lines of its own time, not an earlier test's.
+ */
+static inline void tap_mark_kmsg(const char *name)
+{
+	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	char line[256];
+	int n;
+
+	if (fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), "xpmem-test: %s begins (pgid %d)\n", name,
+		     (int)getpgrp());
+	if (write(fd, line, (size_t)n) < 0)
+		n = 0;
+	close(fd);
+}
+
+/*
+ * Has the kernel logged a line containing @needle (a grep pattern without
+ * quotes) since this test began (its tap_mark_kmsg line)?
+ */
+static inline int tap_dmesg_has(const char *needle)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd),
+		 "dmesg | sed -n '/xpmem-test: .* begins (pgid %d)$/,$p' | grep -q '%s'",
+		 (int)getpgrp(), needle);
+	return system(cmd) == 0;
+}
+
+/*
  * The test's leftover helpers (its process group @pgid, and any orphan of
  * it: tap_main makes this process their subreaper) are killed and reaped
  * before the next test starts, so that no test sees another's processes
@@ -167,6 +201,7 @@ static inline int tap_run_one(const struct tap_test *t)
 		return -1;
 	if (pid == 0) {
 		setpgid(0, 0);	/* so a timeout can kill its helpers too */
+		tap_mark_kmsg(t->name);
 		alarm(limit);
 		exit(t->fn());
 	}
