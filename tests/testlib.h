@@ -134,6 +134,19 @@ static inline long counter(const char *name)
 }
 
 /* the sum of the driver's live-object counters (debugfs "live"), or -1 */
+/* wait up to @secs (scaled) for counter @name to read @want; 0 once it does */
+static inline int wait_until_counter(const char *name, long want, double secs)
+{
+	int tries = (int)(secs * 10 * xpmem_time_scale());
+
+	while (counter(name) != want) {
+		if (tries-- <= 0)
+			return 1;
+		usleep(100000);
+	}
+	return 0;
+}
+
 static inline long live_objects(void)
 {
 	FILE *f = fopen("/sys/kernel/debug/xpmem/live", "r");

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "dstate.h"
 #include "tap.h"
 #include "testlib.h"
 #include "xpmem.h"
@@ -869,6 +870,321 @@ static int t_attacher_splits_unmaps_and_moves_attachment_while_source_invalidate
 	return live_counters_settle();
 }
 
+
+/* ---- waits for an acknowledgment, made slow by the test hook ---------------------- */
+
+/*
+ * The hook ack_delay_ms (debugfs, test builds) makes every acknowledgment
+ * of an invalidation late by that much: the invalidating task is then
+ * certainly inside its wait when the test acts, whatever the host's
+ * speed.  Each test below puts one thing into that window.
+ */
+#define ACK_DELAY_MS	1500
+#define ACK_PAGES	16
+
+static int set_ack_delay(unsigned int ms)
+{
+	char v[16];
+
+	snprintf(v, sizeof(v), "%u", ms);
+	return write_file("/sys/kernel/debug/xpmem/ack_delay_ms", v);
+}
+
+static double ack_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* an attacher that maps every page of g_ack_seg, says so, and waits */
+static xpmem_segid_t g_ack_seg;
+
+static int ack_attacher(int in, int out, void *arg)
+{
+	xpmem_apid_t a = xpmem_get(g_ack_seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	volatile long *att;
+
+	(void)arg;
+	att = a > 0 ? xpmem_attach((struct xpmem_addr){ .apid = a }, ACK_PAGES * PG, NULL) :
+		      (void *)-1;
+	if (att == (void *)-1)
+		return 10;
+	for (int i = 0; i < ACK_PAGES; i++)
+		(void)att[i * PG / sizeof(long)];
+	chan_send(out, 1);
+	if (chan_recv(in) != 2)		/* (killed here in most tests) */
+		return 11;
+	/* after the exporter's DONTNEED: its new, zeroed pages */
+	for (int i = 0; i < ACK_PAGES; i++)
+		if (att[i * PG / sizeof(long)] != 0)
+			return 12;
+	return 0;
+}
+
+struct dontneed_call {
+	char *buf;
+	int ret, err;
+	double secs;
+};
+
+static void *dontneed_thread(void *arg)
+{
+	struct dontneed_call *c = arg;
+	double t0 = ack_now();
+
+	c->ret = madvise(c->buf, ACK_PAGES * PG, MADV_DONTNEED);
+	c->err = errno;
+	c->secs = ack_now() - t0;
+	return NULL;
+}
+
+static char *ack_export(void)
+{
+	char *buf = map_anon(ACK_PAGES * PG);
+
+	if (!buf)
+		return NULL;
+	for (int i = 0; i < ACK_PAGES; i++)
+		buf[i * PG] = (char)(i + 1);
+	g_ack_seg = xpmem_make(buf, ACK_PAGES * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	return g_ack_seg > 0 ? buf : NULL;
+}
+
+/*
+ * The attacher is SIGKILLed while the exporter's invalidation waits for
+ * the zap of its attachment: the attacher's exit finishes (its own
+ * teardown waits at most for that one invalidation), the invalidation
+ * ends, nothing stays in D state and the driver's objects go.
+ */
+static int t_attacher_killed_while_an_invalidation_waits_for_its_zap(void)
+{
+	struct dontneed_call c = { 0 };
+	char *buf = ack_export();
+	pthread_t t;
+	struct peer p;
+	int st = 0;
+	bool reaped;
+
+	FAIL_IF(!buf, "export");
+	FAIL_IF(peer_start(&p, ack_attacher, NULL), "fork");
+	FAIL_IF(peer_recv(&p) != 1, "attacher");
+	FAIL_IF(set_ack_delay(ACK_DELAY_MS), "ack delay hook");
+	c.buf = buf;
+	pthread_create(&t, NULL, dontneed_thread, &c);
+	usleep(ACK_DELAY_MS * 1000 / 4);	/* inside the wait */
+	kill(p.pid, SIGKILL);
+	reaped = reap_within(p.pid, 30, &st);
+	pthread_join(t, NULL);
+	set_ack_delay(0);
+	tap_diag("DONTNEED returned %d after %.2f s; the attacher %s", c.ret, c.secs,
+		 reaped ? "was reaped" : "did not exit");
+	FAIL_IF(!reaped, "the attacher killed during the wait did not exit within 30 s (scaled)");
+	FAIL_IF(!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL, "attacher status %#x", st);
+	FAIL_IF(c.ret, "MADV_DONTNEED: %s", strerror(c.err));
+	FAIL_IF(c.secs < ACK_DELAY_MS / 1000.0 * 0.9, "the invalidation did not wait for the ack");
+	FAIL_IF(d_state_stuck(), "a task stuck in D state");
+	FAIL_IF(xpmem_remove(g_ack_seg), "remove");
+	return live_counters_settle();
+}
+
+/*
+ * A signal that is not fatal arrives while an invalidation waits for an
+ * acknowledgment: the wait neither ends early (the page would be freed
+ * under a mapping) nor fails the system call, and the signal is handled
+ * once it returns.
+ */
+static volatile int g_usr1;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	g_usr1++;
+}
+
+struct signaller {
+	pthread_t target;
+	int n;
+};
+
+static void *signal_thread(void *arg)
+{
+	struct signaller *sg = arg;
+
+	for (int i = 0; i < sg->n; i++) {
+		usleep(ACK_DELAY_MS * 1000 / (sg->n + 2));
+		pthread_kill(sg->target, SIGRTMIN);	/* queued: each one counts */
+	}
+	return NULL;
+}
+
+static int t_non_fatal_signal_during_an_ack_wait_neither_cuts_it_nor_is_lost(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 };	/* no SA_RESTART */
+	struct signaller sg = { .target = pthread_self(), .n = 3 };
+	struct dontneed_call c = { 0 };
+	char *buf = ack_export();
+	struct peer p;
+	pthread_t t;
+
+	FAIL_IF(!buf, "export");
+	sigaction(SIGRTMIN, &sa, NULL);
+	g_usr1 = 0;
+	FAIL_IF(peer_start(&p, ack_attacher, NULL), "fork");
+	FAIL_IF(peer_recv(&p) != 1, "attacher");
+	FAIL_IF(set_ack_delay(ACK_DELAY_MS), "ack delay hook");
+	c.buf = buf;
+	pthread_create(&t, NULL, signal_thread, &sg);
+	dontneed_thread(&c);		/* in this thread: the signals' target */
+	pthread_join(t, NULL);
+	set_ack_delay(0);
+	tap_diag("DONTNEED returned %d after %.2f s, %d signals handled", c.ret, c.secs, g_usr1);
+	FAIL_IF(c.ret, "MADV_DONTNEED failed with a signal pending: %s", strerror(c.err));
+	FAIL_IF(c.secs < ACK_DELAY_MS / 1000.0 * 0.9, "the wait ended early (%.2f s)", c.secs);
+	FAIL_IF(g_usr1 != sg.n, "%d of %d signals handled", g_usr1, sg.n);
+	for (int i = 0; i < ACK_PAGES; i++)
+		FAIL_IF(buf[i * PG], "page %d not zeroed by DONTNEED", i);
+	peer_send(&p, 2);
+	FAIL_IF(peer_wait(&p), "the attacher did not see the new pages (status %d)", peer_wait(&p));
+	FAIL_IF(xpmem_remove(g_ack_seg), "remove");
+	return live_counters_settle();
+}
+
+/*
+ * The exporter itself is SIGKILLed while it waits for an acknowledgment:
+ * it exits (the wait is bounded by the late ack, and exit_mmap's own
+ * invalidation waits for the zap too), nothing stays in D state.
+ */
+static int ack_exporter(int in, int out, void *arg)
+{
+	struct dontneed_call c = { 0 };
+
+	(void)in;
+	(void)arg;
+	c.buf = ack_export();
+	if (!c.buf)
+		return 10;
+	chan_send(out, g_ack_seg);
+	if (chan_recv(in) != 1)
+		return 11;
+	chan_send(out, 2);		/* about to wait */
+	dontneed_thread(&c);
+	return 12;			/* not reached: killed in the wait */
+}
+
+static int t_exporter_killed_during_an_ack_wait_exits(void)
+{
+	struct peer e, a;
+	int st = 0;
+	bool reaped;
+
+	FAIL_IF(peer_start(&e, ack_exporter, NULL), "fork exporter");
+	g_ack_seg = peer_recv(&e);
+	FAIL_IF(g_ack_seg <= 0, "exporter");
+	FAIL_IF(peer_start(&a, ack_attacher, NULL), "fork attacher");
+	FAIL_IF(peer_recv(&a) != 1, "attacher");
+	FAIL_IF(set_ack_delay(ACK_DELAY_MS), "ack delay hook");
+	peer_send(&e, 1);
+	FAIL_IF(peer_recv(&e) != 2, "exporter");
+	usleep(ACK_DELAY_MS * 1000 / 4);
+	kill(e.pid, SIGKILL);
+	reaped = reap_within(e.pid, 30, &st);
+	set_ack_delay(0);
+	FAIL_IF(!reaped, "the exporter killed in its ack wait did not exit within 30 s (scaled)");
+	FAIL_IF(!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL, "exporter status %#x", st);
+	kill(a.pid, SIGKILL);
+	FAIL_IF(!reap_within(a.pid, 30, NULL), "attacher did not exit");
+	FAIL_IF(d_state_stuck(), "a task stuck in D state");
+	return live_counters_settle();
+}
+
+/*
+ * exec() of a process that holds attachments: its old address space, and
+ * with it every attachment mapping, goes; the permits belong to the thread
+ * group, which exec keeps, until it exits.
+ */
+static int t_exec_of_a_process_holding_attachments_ends_its_mappings(void)
+{
+	const long att0 = 0;
+	char *buf;
+	pid_t pid;
+	int go[2], st;
+
+	/* the attachment counter is global: start from a driver at rest */
+	FAIL_IF(live_counters_settle(), "objects of earlier tests still live");
+	buf = ack_export();
+	FAIL_IF(!buf, "export");
+	FAIL_IF(pipe(go), "pipe");
+	pid = fork();
+	if (pid == 0) {
+		xpmem_apid_t a = xpmem_get(g_ack_seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+		volatile char *att = a > 0 ?
+			xpmem_attach((struct xpmem_addr){ .apid = a }, ACK_PAGES * PG, NULL) :
+			(void *)-1;
+		char c;
+
+		if (att == (void *)-1 || att[0] != 1)
+			_exit(10);
+		if (read(go[0], &c, 1) != 1)
+			_exit(11);
+		execl("/bin/sleep", "sleep", "60", (char *)NULL);
+		_exit(12);
+	}
+	close(go[0]);
+	FAIL_IF(wait_until_counter("attachments", att0 + 1, 10) != 0, "the attachment never showed");
+	FAIL_IF(write(go[1], "x", 1) != 1, "go");
+	/* the exec'd process lives on; its attachment must be gone */
+	FAIL_IF(wait_until_counter("attachments", att0, 10) != 0,
+		"attachments %ld 10 s (scaled) after the exec, want %ld", counter("attachments"), att0);
+	FAIL_IF(waitpid(pid, &st, WNOHANG) != 0, "the exec'd process ended (status %#x)", st);
+	/* and the exporter's memory is still its own */
+	FAIL_IF(madvise(buf, ACK_PAGES * PG, MADV_DONTNEED), "DONTNEED");
+	kill(pid, SIGKILL);
+	FAIL_IF(!reap_within(pid, 30, NULL), "the exec'd process did not exit");
+	close(go[1]);
+	FAIL_IF(xpmem_remove(g_ack_seg), "remove");
+	return live_counters_settle();
+}
+
+/*
+ * get against get: threads of one process get the same segment at once;
+ * every get succeeds with its own permit, and releasing each ends it.
+ */
+#define GG_THREADS	4
+#define GG_ROUNDS	2000
+
+static void *get_release_thread(void *arg)
+{
+	long *bad = arg;
+
+	for (int i = 0; i < GG_ROUNDS; i++) {
+		xpmem_apid_t a = xpmem_get(g_ack_seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+
+		if (a <= 0 || xpmem_release(a))
+			(*bad)++;
+	}
+	return NULL;
+}
+
+static int t_gets_of_one_segment_from_many_threads_all_succeed(void)
+{
+	pthread_t t[GG_THREADS];
+	long bad[GG_THREADS] = { 0 }, total = 0;
+	char *buf = ack_export();
+
+	FAIL_IF(!buf, "export");
+	for (int i = 0; i < GG_THREADS; i++)
+		pthread_create(&t[i], NULL, get_release_thread, &bad[i]);
+	for (int i = 0; i < GG_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		total += bad[i];
+	}
+	FAIL_IF(total, "%ld of %d gets or releases failed", total, GG_THREADS * GG_ROUNDS);
+	FAIL_IF(xpmem_remove(g_ack_seg), "remove");
+	return live_counters_settle();
+}
+
 #define TEST(name, secs) { #name, t_##name, secs }
 
 int main(int argc, char **argv)
@@ -883,6 +1199,11 @@ int main(int argc, char **argv)
 		TEST(faults_of_many_threads_progress_while_source_lock_contended, 120),
 		TEST(debugger_reads_of_mutually_attached_processes_finish, 120),
 		TEST(attacher_splits_unmaps_and_moves_attachment_while_source_invalidates, 120),
+		TEST(attacher_killed_while_an_invalidation_waits_for_its_zap, 120),
+		TEST(non_fatal_signal_during_an_ack_wait_neither_cuts_it_nor_is_lost, 120),
+		TEST(exporter_killed_during_an_ack_wait_exits, 120),
+		TEST(exec_of_a_process_holding_attachments_ends_its_mappings, 120),
+		TEST(gets_of_one_segment_from_many_threads_all_succeed, 120),
 	};
 
 	PG = (size_t)sysconf(_SC_PAGESIZE);
