@@ -16,6 +16,12 @@
  *          maps vs one that none maps, with 1 to 10,000 attachments of the
  *          source alive; and of a page an attachment covers but its
  *          attacher never touched (nothing to zap)
+ *   mapinval
+ *          madvise(MADV_DONTNEED) of one source page that N one-page
+ *          attachments (N = 1 to 10,000, all in this process) map, each
+ *          touched, vs munmap of one mapped page of the process's own
+ *          memory, interleaved: what each mapping attachment adds to an
+ *          invalidation, next to what the kernel's own unmap costs
  *
  * Output: "ROW key=value ..." lines on stdout (bench/local/report makes
  * the table and the plot), progress on stderr.
@@ -402,7 +408,73 @@ static void bench_inval(int rounds)
 	free(ti);
 }
 
-/* local_bench [ROUNDS [PART...]]: PART is touch, copy, calls or inval (default: all) */
+/*
+ * A page N attachments map: attachment i (one page) of source page 0 for
+ * i < N, each touched before every sample; the baseline is munmap of one
+ * freshly mapped and touched page of this process's own.
+ */
+static void bench_mapinval(int rounds)
+{
+	int counts[] = { 1, 10, 100, 1000, 10000 };
+	size_t maxn = 10000;
+	char *src = map_at(0, PG, MAP_PRIVATE);
+	char **att = calloc(maxn, sizeof(char *));
+	double *ta = calloc(rounds, sizeof(double)), *tm = calloc(rounds, sizeof(double));
+	xpmem_segid_t seg;
+	xpmem_apid_t apid;
+	size_t have = 0;
+
+	memset(src, 3, PG);
+	seg = xpmem_make(src, PG, XPMEM_PERMIT_MODE, (void *)0600);
+	apid = xpmem_get(seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	if (seg <= 0 || apid <= 0)
+		die("make/get");
+	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+		while (have < (size_t)counts[c]) {
+			struct xpmem_addr a = { .apid = apid, .offset = 0 };
+
+			att[have] = xpmem_attach(a, PG, NULL);
+			if (att[have] == (void *)-1)
+				die("xpmem_attach (mapping)");
+			have++;
+		}
+		for (int r = 0; r < rounds; r++) {
+			char *own = mmap(NULL, PG, PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			double t0;
+
+			if (own == MAP_FAILED)
+				die("mmap");
+			own[0] = 1;
+			src[0] = 3;
+			for (size_t i = 0; i < have; i++)
+				(void)*(volatile char *)att[i];
+			t0 = now();
+			munmap(own, PG);
+			tm[r] = now() - t0;
+			t0 = now();
+			madvise(src, PG, MADV_DONTNEED);
+			ta[r] = now() - t0;
+		}
+		printf("ROW mapinval mapping=%d inval_us=%.2f munmap_us=%.2f per_mapping_us=%.2f"
+		       " per_mapping_vs_munmap=%.3f\n",
+		       counts[c], median(ta, rounds) * 1e6, median(tm, rounds) * 1e6,
+		       median(ta, rounds) * 1e6 / counts[c],
+		       median(ta, rounds) / counts[c] / median(tm, rounds));
+		fflush(stdout);
+		fprintf(stderr, ".");
+	}
+	for (size_t i = 0; i < have; i++)
+		xpmem_detach(att[i]);
+	xpmem_release(apid);
+	xpmem_remove(seg);
+	munmap(src, PG);
+	free(att);
+	free(ta);
+	free(tm);
+}
+
+/* local_bench [ROUNDS [PART...]]: PART is touch, copy, calls, inval or mapinval (default: all) */
 static int wanted(int argc, char **argv, const char *part)
 {
 	if (argc <= 2)
@@ -441,6 +513,11 @@ int main(int argc, char **argv)
 	if (wanted(argc, argv, "inval")) {
 		fprintf(stderr, "inval ");
 		bench_inval(rounds);
+		fprintf(stderr, "\n");
+	}
+	if (wanted(argc, argv, "mapinval")) {
+		fprintf(stderr, "mapinval ");
+		bench_mapinval(rounds);
 		fprintf(stderr, "\n");
 	}
 	return 0;

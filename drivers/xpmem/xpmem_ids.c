@@ -35,7 +35,12 @@
  * Users.  Each segment, permit and attachment is counted against the user
  * (kuid) that made it, up to the module parameters max_segments_per_user,
  * max_permits_per_user, max_attachments_per_user (EDQUOT beyond, with a
- * rate-limited log line).  The memory itself is charged to the maker's
+ * rate-limited log line).  Local attachments of memory another user
+ * exported are also counted against max_foreign_mirrors_per_user: each
+ * is a mirror on that user's mm, and each mirror that maps a page adds a
+ * zap to every invalidation of it (xpmem_mirror.c), so one user's
+ * attachments bound the work they add to another user's munmap, reclaim
+ * and exit.  The memory itself is charged to the maker's
  * memory cgroup (GFP_KERNEL_ACCOUNT throughout the driver).
  *
  * A user's record stays in the table while it counts objects, and after
@@ -75,6 +80,11 @@ static unsigned int xpmem_max_attachments = 65536;
 module_param_named(max_attachments_per_user, xpmem_max_attachments, uint, 0644);
 MODULE_PARM_DESC(max_attachments_per_user, "attachments one user may have at a time (EDQUOT beyond)");
 
+static unsigned int xpmem_max_foreign_mirrors = 4096;
+module_param_named(max_foreign_mirrors_per_user, xpmem_max_foreign_mirrors, uint, 0644);
+MODULE_PARM_DESC(max_foreign_mirrors_per_user,
+		 "local attachments of other users' memory one user may have at a time (EDQUOT beyond)");
+
 /* forged ids a user may present at once, and per second after that */
 static unsigned int xpmem_guess_burst = 10000;
 module_param_named(guess_burst, xpmem_guess_burst, uint, 0644);
@@ -105,6 +115,7 @@ static const char *const xpmem_owned_name[XPMEM_NR_OWNED] = {
 	[XPMEM_OWNS_SEGMENT] = "segments",
 	[XPMEM_OWNS_PERMIT] = "permits",
 	[XPMEM_OWNS_ATTACHMENT] = "attachments",
+	[XPMEM_OWNS_FOREIGN_MIRROR] = "foreign_mirrors",
 };
 
 static unsigned int xpmem_owned_limit(enum xpmem_owned what)
@@ -114,6 +125,8 @@ static unsigned int xpmem_owned_limit(enum xpmem_owned what)
 		return READ_ONCE(xpmem_max_segments);
 	case XPMEM_OWNS_PERMIT:
 		return READ_ONCE(xpmem_max_permits);
+	case XPMEM_OWNS_FOREIGN_MIRROR:
+		return READ_ONCE(xpmem_max_foreign_mirrors);
 	default:
 		return READ_ONCE(xpmem_max_attachments);
 	}

@@ -33,6 +33,8 @@ enum xpmem_owned {
 	XPMEM_OWNS_SEGMENT,
 	XPMEM_OWNS_PERMIT,
 	XPMEM_OWNS_ATTACHMENT,
+	/* local attachments of another user's memory: mirrors on its mm */
+	XPMEM_OWNS_FOREIGN_MIRROR,
 	XPMEM_NR_OWNED
 };
 

@@ -62,6 +62,7 @@
  * more (get_user_pages on them fails): safe, and it needs a storm of
  * concurrent invalidations of one mm while memory is exhausted.
  */
+#include <linux/cred.h>
 #include <linux/highmem.h>
 #include <linux/ktime.h>
 #include <linux/mm.h>
@@ -73,6 +74,7 @@
 
 #include "xpmem_attach.h"
 #include "xpmem_compat.h"
+#include "xpmem_ids.h"
 #include "xpmem_local.h"
 #include "xpmem_mirror.h"
 #include "xpmem_stats.h"
@@ -112,6 +114,8 @@ struct xpmem_local_att {
 	struct xpmem_mirror mirror;	/* [att.src_start, + size) of src_mm */
 	struct mm_struct *src_mm;	/* the exporting mm (mm_count) */
 	struct xpmem_amm *amm;		/* the attaching mm's */
+	/* counted against: the source is another user's (max_foreign_mirrors) */
+	struct xpmem_user *foreign;
 	/*
 	 * Writable attachment over a source range that was not all writable
 	 * at attach time: pages the source maps read-only are mapped
@@ -419,6 +423,15 @@ static void xpmem_test_unpin_all(struct xpmem_local_att *la)
 		put_page(page);
 	xa_destroy(&la->test_pins);
 }
+
+/* debugfs skip_zap_every: is this zap the Nth, to be skipped (a broken driver)? */
+static bool xpmem_test_skip_zap(void)
+{
+	static atomic_t zaps = ATOMIC_INIT(0);
+	unsigned int n = READ_ONCE(xpmem_skip_zap_every);
+
+	return n && (unsigned int)atomic_inc_return(&zaps) % n == 0;
+}
 #else
 static void xpmem_test_pin(struct xpmem_local_att *la, unsigned long src, struct page *page)
 {
@@ -431,6 +444,11 @@ static void xpmem_test_pin_init(struct xpmem_local_att *la)
 static void xpmem_test_unpin_all(struct xpmem_local_att *la)
 {
 }
+
+static bool xpmem_test_skip_zap(void)
+{
+	return false;
+}
 #endif
 
 /* ---- the mirror of the source ------------------------------------------------ */
@@ -442,6 +460,8 @@ static void xpmem_local_invalidate(struct xpmem_mirror *m, unsigned long start,
 	struct xpmem_local_att *la = container_of(m, struct xpmem_local_att, mirror);
 	u64 t0 = ktime_get_ns();
 
+	if (xpmem_test_skip_zap())
+		return;		/* test hook: the source's pages stay mapped here */
 	xpmem_test_ack_delay();
 	xpmem_att_zap_wait(&la->att, start - la->att.src_start, end - start);
 	xpmem_count(acks);
@@ -800,6 +820,7 @@ static void xpmem_local_free(struct xpmem_attachment *att)
 	xpmem_test_unpin_all(la);
 	if (la->amm)
 		xpmem_amm_put(la->amm);
+	xpmem_user_uncharge(la->foreign, XPMEM_OWNS_FOREIGN_MIRROR);
 	mmdrop(la->src_mm);
 	kfree_rcu(la, rcu);
 }
@@ -906,6 +927,15 @@ static int xpmem_local_attach(struct xpmem_access *ap, unsigned long offset,
 	mmgrab(seg->mm);
 	la->src_mm = seg->mm;
 	xpmem_test_pin_init(la);
+	/* a mirror on another user's mm: bounded per attaching user (EDQUOT) */
+	if (!uid_eq(seg->uid, current_euid())) {
+		la->foreign = xpmem_user_charge(XPMEM_OWNS_FOREIGN_MIRROR);
+		if (IS_ERR(la->foreign)) {
+			ret = PTR_ERR(la->foreign);
+			la->foreign = NULL;
+			goto err_abort;
+		}
+	}
 	/* the page lookups of this mm (above); no registration under a copy */
 	ret = xpmem_mm_may_register(current->mm);
 	if (ret)

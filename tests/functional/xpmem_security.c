@@ -64,12 +64,10 @@ static long set_param(const char *name, long value)
 	return old;
 }
 
+/* a kernel log line of this test's own time (tap.h) */
 static int dmesg_has(const char *needle)
 {
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "dmesg | grep -q '%s'", needle);
-	return system(cmd) == 0;
+	return tap_dmesg_has(needle);
 }
 
 static xpmem_segid_t make_seg(void *p, size_t len, long mode)
@@ -1028,6 +1026,78 @@ static int t_per_user_limits_refuse_with_edquot(void)
 }
 
 /*
+ * Attachments of another user's memory are mirrors on that user's mm,
+ * and each one that maps a page adds a zap to every invalidation of it
+ * (issue 27): one user may hold at most max_foreign_mirrors_per_user of
+ * them (EDQUOT beyond), counted against the attaching user; attachments
+ * of the user's own memory are not counted.
+ */
+static int foreign_attacher(int in, int out, void *arg)
+{
+	xpmem_segid_t seg = *(xpmem_segid_t *)arg;
+	char *own = map_anon(PG);
+	long foreign = 0, e_foreign = 0, mine = 0, e_mine = 0;
+	xpmem_segid_t s;
+	xpmem_apid_t a;
+
+	(void)in;
+	if (become(65531) || !own)
+		return 10;
+	a = xpmem_get(seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	for (int i = 0; a > 0 && i < 8; i++) {
+		if (xpmem_attach((struct xpmem_addr){ .apid = a, .offset = (i % 4) * PG },
+				 PG, NULL) == (void *)-1) {
+			e_foreign = errno;
+			break;
+		}
+		foreign++;
+	}
+	s = make_seg(own, PG, 0600);
+	a = s > 0 ? xpmem_get(s, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL) : -1;
+	for (int i = 0; a > 0 && i < 8; i++) {
+		if (xpmem_attach((struct xpmem_addr){ .apid = a }, PG, NULL) == (void *)-1) {
+			e_mine = errno;
+			break;
+		}
+		mine++;
+	}
+	chan_send(out, foreign);
+	chan_send(out, e_foreign);
+	chan_send(out, mine);
+	chan_send(out, e_mine);
+	return 0;
+}
+
+static int t_attachments_of_another_users_memory_are_limited_per_user(void)
+{
+	char *buf = map_anon(4 * PG);
+	xpmem_segid_t seg;
+	long old, hits0 = counter("limits_hit"), v[4];
+	struct peer p;
+
+	FAIL_IF(!buf, "mmap");
+	memset(buf, 1, 4 * PG);
+	seg = make_seg(buf, 4 * PG, 0644);
+	FAIL_IF(seg <= 0, "make: %s", strerror(errno));
+	old = set_param("max_foreign_mirrors_per_user", 3);
+	FAIL_IF(old < 0, "module parameter max_foreign_mirrors_per_user");
+	FAIL_IF(peer_start(&p, foreign_attacher, &seg), "fork");
+	for (int i = 0; i < 4; i++)
+		v[i] = peer_recv(&p);
+	FAIL_IF(peer_wait(&p), "child");
+	set_param("max_foreign_mirrors_per_user", old);
+	tap_diag("limit 3 (default %ld): another user's segment attached %ld times (then errno %ld); the user's own %ld times (errno %ld)",
+		 old, v[0], v[1], v[2], v[3]);
+	FAIL_IF(v[0] != 3 || v[1] != EDQUOT, "attachments of another user's memory");
+	FAIL_IF(v[2] != 8 || v[3] != 0, "attachments of the user's own memory are limited too");
+	FAIL_IF(counter("limits_hit") - hits0 != 1, "limits_hit counter");
+	FAIL_IF(!dmesg_has("reached max_foreign_mirrors_per_user"), "no log line");
+	FAIL_IF(xpmem_remove(seg), "remove");
+	munmap(buf, 4 * PG);
+	return live_counters_settle();
+}
+
+/*
  * A process in a memory cgroup with a small memory.max makes segments,
  * permits and attachments in a loop: the driver's allocations are charged
  * to its cgroup, so it fails there (ENOMEM, or the cgroup's OOM killer
@@ -1065,6 +1135,74 @@ static long cg_value(const char *file, const char *key)
 
 	snprintf(path, sizeof(path), "/sys/fs/cgroup/xpmem-test/%s", file);
 	return keyed_value(path, key);
+}
+
+/*
+ * The driver's own objects are charged to the maker's memory cgroup, not
+ * only the vmas of attachments (the test above can reach memory.max with
+ * those alone): N segments and N permits, no attachment, no page touched,
+ * must raise the group's slab memory by at least N times a small object
+ * each.
+ */
+#define CHARGE_N	4000
+
+static int charge_maker(int in, int out, void *arg)
+{
+	char *buf = mmap(NULL, CHARGE_N * PG, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	static xpmem_segid_t segs[CHARGE_N];
+	static xpmem_apid_t aps[CHARGE_N];
+
+	(void)arg;
+	if (buf == MAP_FAILED)
+		return 10;
+	chan_recv(in);			/* moved into the cgroup */
+	for (int i = 0; i < CHARGE_N; i++) {
+		segs[i] = make_seg(buf + (size_t)i * PG, PG, 0600);
+		aps[i] = segs[i] > 0 ? xpmem_get(segs[i], XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL) : -1;
+		if (aps[i] < 0)
+			return 11;
+	}
+	chan_send(out, 1);		/* made: the parent reads memory.stat */
+	chan_recv(in);
+	for (int i = 0; i < CHARGE_N; i++) {
+		xpmem_release(aps[i]);
+		xpmem_remove(segs[i]);
+	}
+	return 0;
+}
+
+static long cg_stat(const char *group, const char *key)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/memory.stat", group);
+	return keyed_value(path, key);
+}
+
+static int t_driver_objects_are_charged_to_the_makers_memory_cgroup(void)
+{
+	long slab0, slab1, per;
+	char pidbuf[32];
+	struct peer p;
+
+	FAIL_IF(memcg_group("xpmem-charge", "256M"), "memory cgroup xpmem-charge: %s", strerror(errno));
+	FAIL_IF(peer_start(&p, charge_maker, NULL), "fork");
+	snprintf(pidbuf, sizeof(pidbuf), "%d\n", p.pid);
+	FAIL_IF(write_file("/sys/fs/cgroup/xpmem-charge/cgroup.procs", pidbuf), "cgroup.procs");
+	slab0 = cg_stat("xpmem-charge", "slab");
+	peer_send(&p, 1);
+	FAIL_IF(peer_recv(&p) != 1, "the maker failed (status %d)", peer_wait(&p));
+	slab1 = cg_stat("xpmem-charge", "slab");
+	peer_send(&p, 2);
+	FAIL_IF(peer_wait(&p), "the maker's cleanup");
+	rmdir("/sys/fs/cgroup/xpmem-charge");
+	per = (slab1 - slab0) / (2 * CHARGE_N);
+	tap_diag("%d segments and %d permits raised the group's slab by %ld KiB (%ld bytes an object)",
+		 CHARGE_N, CHARGE_N, (slab1 - slab0) >> 10, per);
+	/* a segment or a permit is well over 64 bytes; nothing else was made */
+	FAIL_IF(slab0 < 0 || per < 64, "the driver's objects are not charged to the maker's cgroup");
+	return live_counters_settle();
 }
 
 static int t_memory_cgroup_bounds_what_its_processes_make(void)
@@ -1121,6 +1259,8 @@ int main(int argc, char **argv)
 		TEST(container_root_overrides_its_own_users_modes, 60),
 		TEST(per_user_limits_refuse_with_edquot, 60),
 		TEST(memory_cgroup_bounds_what_its_processes_make, 120),
+		TEST(driver_objects_are_charged_to_the_makers_memory_cgroup, 120),
+		TEST(attachments_of_another_users_memory_are_limited_per_user, 60),
 	};
 
 	PG = (size_t)sysconf(_SC_PAGESIZE);
