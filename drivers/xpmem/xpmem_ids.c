@@ -43,6 +43,11 @@
  * and exit.  The memory itself is charged to the maker's
  * memory cgroup (GFP_KERNEL_ACCOUNT throughout the driver).
  *
+ * In a user namespace (a container), the user namespace's owner (the host
+ * user who made the outermost one) is charged for each object as well,
+ * with the same limits: a rootless container's 65536 subordinate ids
+ * would otherwise be 65536 users (xpmem_container_owner()).
+ *
  * A user's record stays in the table while it counts objects, and after
  * that until its bucket is full again (the table holds a reference; a
  * collector frees idle records every XPMEM_USER_GC_SECS), so a guesser
@@ -54,6 +59,7 @@
  */
 #include <linux/cred.h>
 #include <linux/hashtable.h>
+#include <linux/user_namespace.h>
 #include <linux/jiffies.h>
 #include <linux/moduleparam.h>
 #include <linux/random.h>
@@ -97,7 +103,12 @@ MODULE_PARM_DESC(guess_rate, "lookups of ids never issued a user may make per se
 struct xpmem_user {
 	struct hlist_node node;
 	kuid_t uid;
-	refcount_t ref;			/* objects counted here, + lookups */
+	/*
+	 * The user who owns the container this user lives in (below), who
+	 * pays for its objects as well; NULL on the host.  Referenced.
+	 */
+	struct xpmem_user *owner;
+	refcount_t ref;			/* objects counted here, + lookups, + users it owns */
 	atomic_t count[XPMEM_NR_OWNED];
 	spinlock_t bucket_lock;		/* tokens, stamp */
 	unsigned long tokens;		/* failed lookups left */
@@ -143,11 +154,44 @@ static struct xpmem_user *xpmem_user_find_locked(kuid_t uid)
 	return NULL;
 }
 
+/*
+ * Who pays for objects made in the current user namespace besides the
+ * maker: a rootless container maps a range of subordinate ids (65536 by
+ * default) to its users, each a kuid of its own, which would multiply
+ * every per-user limit by that many.  The user namespace whose parent is
+ * the initial one was made by a host user (its owner, who was given those
+ * ids): that user pays for everything made under it too.  INVALID_UID on
+ * the host, or where the maker is that owner.
+ */
+static kuid_t xpmem_container_owner(kuid_t uid)
+{
+	const struct user_namespace *ns = current_user_ns();
+
+	if (ns == &init_user_ns)
+		return INVALID_UID;
+	while (ns->parent != &init_user_ns)
+		ns = ns->parent;
+	return uid_eq(ns->owner, uid) ? INVALID_UID : ns->owner;
+}
+
+static struct xpmem_user *xpmem_user_get_uid(kuid_t uid, kuid_t owner);
+
 /* The record of the current user, referenced; NULL if out of memory. */
 static struct xpmem_user *xpmem_user_get(void)
 {
 	kuid_t uid = current_euid();
-	struct xpmem_user *u, *fresh;
+
+	return xpmem_user_get_uid(uid, xpmem_container_owner(uid));
+}
+
+/*
+ * The record of @uid, referenced, made if need be; a record made here
+ * links to the record of @owner (if valid), which it keeps referenced.
+ * NULL if out of memory.
+ */
+static struct xpmem_user *xpmem_user_get_uid(kuid_t uid, kuid_t owner)
+{
+	struct xpmem_user *u, *fresh, *owner_rec = NULL;
 
 	spin_lock(&xpmem_users_lock);
 	u = xpmem_user_find_locked(uid);
@@ -157,10 +201,19 @@ static struct xpmem_user *xpmem_user_get(void)
 	if (u)
 		return u;
 
+	if (uid_valid(owner)) {
+		owner_rec = xpmem_user_get_uid(owner, INVALID_UID);
+		if (!owner_rec)
+			return NULL;
+	}
 	fresh = kzalloc(sizeof(*fresh), GFP_KERNEL_ACCOUNT);
-	if (!fresh)
+	if (!fresh) {
+		if (owner_rec)
+			refcount_dec(&owner_rec->ref);
 		return NULL;
+	}
 	fresh->uid = uid;
+	fresh->owner = owner_rec;	/* our reference on it moves to the record */
 	refcount_set(&fresh->ref, 2);	/* the table's and the caller's */
 	spin_lock_init(&fresh->bucket_lock);
 	fresh->tokens = READ_ONCE(xpmem_guess_burst);
@@ -176,7 +229,11 @@ static struct xpmem_user *xpmem_user_get(void)
 		fresh = NULL;
 	}
 	spin_unlock(&xpmem_users_lock);
-	kfree(fresh);
+	if (fresh) {
+		if (fresh->owner)
+			refcount_dec(&fresh->owner->ref);
+		kfree(fresh);
+	}
 	schedule_delayed_work(&xpmem_users_gc, XPMEM_USER_GC_SECS * HZ);
 	return u;
 }
@@ -208,6 +265,8 @@ static void xpmem_users_gc_fn(struct work_struct *work)
 		spin_unlock(&u->bucket_lock);
 		if (idle) {
 			hash_del(&u->node);
+			if (u->owner)	/* collected on a later pass, once idle */
+				refcount_dec(&u->owner->ref);
 			kfree(u);
 		} else {
 			left = true;
@@ -223,18 +282,42 @@ static void xpmem_users_gc_fn(struct work_struct *work)
  * the user (referenced: give it back with xpmem_user_uncharge()), or an
  * ERR_PTR: -EDQUOT over the limit, -ENOMEM.
  */
+/* Count one more @what against @u alone; false (and a log line) over its limit. */
+static bool xpmem_user_count_one(struct xpmem_user *u, enum xpmem_owned what, kuid_t maker)
+{
+	if (atomic_inc_return(&u->count[what]) <= xpmem_owned_limit(what))
+		return true;
+	atomic_dec(&u->count[what]);
+	if (uid_eq(u->uid, maker))
+		pr_warn_ratelimited("xpmem: user %u reached max_%s_per_user (%u)\n",
+				    from_kuid(&init_user_ns, u->uid), xpmem_owned_name[what],
+				    xpmem_owned_limit(what));
+	else
+		pr_warn_ratelimited("xpmem: user %u reached max_%s_per_user (%u) with the users of its container (user %u)\n",
+				    from_kuid(&init_user_ns, u->uid), xpmem_owned_name[what],
+				    xpmem_owned_limit(what), from_kuid(&init_user_ns, maker));
+	xpmem_count(limits_hit);
+	return false;
+}
+
+/*
+ * Count one more object of kind @what against the current user, and
+ * against the owner of its container (xpmem_container_owner()).  Returns
+ * the user (referenced: give it back with xpmem_user_uncharge()), or an
+ * ERR_PTR: -EDQUOT over either limit, -ENOMEM.
+ */
 struct xpmem_user *xpmem_user_charge(enum xpmem_owned what)
 {
 	struct xpmem_user *u = xpmem_user_get();
 
 	if (!u)
 		return ERR_PTR(-ENOMEM);
-	if (atomic_inc_return(&u->count[what]) > xpmem_owned_limit(what)) {
+	if (!xpmem_user_count_one(u, what, u->uid)) {
+		xpmem_user_put(u);
+		return ERR_PTR(-EDQUOT);
+	}
+	if (u->owner && !xpmem_user_count_one(u->owner, what, u->uid)) {
 		atomic_dec(&u->count[what]);
-		pr_warn_ratelimited("xpmem: user %u reached max_%s_per_user (%u)\n",
-				    from_kuid(&init_user_ns, u->uid), xpmem_owned_name[what],
-				    xpmem_owned_limit(what));
-		xpmem_count(limits_hit);
 		xpmem_user_put(u);
 		return ERR_PTR(-EDQUOT);
 	}
@@ -245,6 +328,8 @@ void xpmem_user_uncharge(struct xpmem_user *u, enum xpmem_owned what)
 {
 	if (!u)
 		return;
+	if (u->owner)
+		atomic_dec(&u->owner->count[what]);
 	atomic_dec(&u->count[what]);
 	xpmem_user_put(u);
 }

@@ -774,6 +774,7 @@ struct container {
 	uid_t uid;
 	int (*fn)(int in, int out, void *arg);
 	void *arg;
+	uid_t maker;	/* host user that makes the namespaces (0: root) */
 };
 
 static int container_init(int in, int out, void *arg)
@@ -783,6 +784,10 @@ static int container_init(int in, int out, void *arg)
 	pid_t pid;
 	int st;
 
+	if (c->maker && (setresgid(c->maker, c->maker, c->maker) ||
+			 setresuid(c->maker, c->maker, c->maker)))
+		return 25;
+	prctl(PR_SET_DUMPABLE, 1);	/* root maps our ids from outside */
 	if (unshare(CLONE_NEWUSER | CLONE_NEWPID))
 		return 20;
 	chan_send(out, 1);		/* the parent writes our maps now */
@@ -949,6 +954,72 @@ static int t_container_root_overrides_its_own_users_modes(void)
 	e = peer_recv(&p);
 	FAIL_IF(peer_wait(&p), "container");
 	FAIL_IF(e != 0, "container root refused its own user's 0600 segment: errno %ld", e);
+	return live_counters_settle();
+}
+
+/*
+ * A rootless container's users are its maker's subordinate ids, a kuid
+ * each: the maker (host uid 1000 here) pays for what all of them make, so
+ * 3 container users share one max_segments_per_user, not 3 of them.
+ */
+static int container_users_make(int in, int out, void *arg)
+{
+	char *buf = map_anon(16 * PG);
+	long made = 0;
+
+	(void)in;
+	(void)arg;
+	for (uid_t u = 1; u <= 3; u++) {
+		int fds[2];
+		pid_t pid;
+		long n = 0;
+
+		if (pipe(fds))
+			return 30;
+		pid = fork();
+		if (pid == 0) {
+			long k = 0;
+
+			if (setresuid(u, u, u))
+				_exit(31);
+			while (k < 16 && make_seg(buf + k * PG, PG, 0600) > 0)
+				k++;
+			k = k * 1000 + (errno == EDQUOT);
+			if (write(fds[1], &k, sizeof(k)) != sizeof(k))
+				_exit(32);
+			pause();	/* keeps its segments until killed */
+			_exit(0);
+		}
+		if (read(fds[0], &n, sizeof(n)) != sizeof(n))
+			return 33;
+		chan_send(out, n);
+		made += n / 1000;
+	}
+	chan_send(out, made);
+	chan_recv(in);
+	return 0;
+}
+
+static int t_a_containers_users_share_their_makers_limits(void)
+{
+	struct container c = { .base = 400000, .uid = 0, .fn = container_users_make,
+			       .maker = 1000 };
+	long os = set_param("max_segments_per_user", 5), n[3], made;
+	struct peer p;
+
+	FAIL_IF(os < 0, "module parameter");
+	FAIL_IF(container_start(&p, &c), "container");
+	for (int i = 0; i < 3; i++)
+		n[i] = peer_recv(&p);
+	made = peer_recv(&p);
+	peer_send(&p, 0);	/* its pid 1 returns: the kernel kills its users */
+	peer_wait(&p);
+	set_param("max_segments_per_user", os);
+	tap_diag("max_segments_per_user 5; container users 1, 2, 3 made %ld, %ld, %ld segments (EDQUOT at the end: %ld %ld %ld)",
+		 n[0] / 1000, n[1] / 1000, n[2] / 1000, n[0] % 1000, n[1] % 1000, n[2] % 1000);
+	FAIL_IF(made != 5, "the container's users made %ld segments in all, want 5 (their maker's limit)",
+		made);
+	FAIL_IF(!dmesg_has("with the users of its container"), "no log line");
 	return live_counters_settle();
 }
 
@@ -1258,6 +1329,7 @@ int main(int argc, char **argv)
 		TEST(containers_share_by_mode_and_their_root_overrides_only_their_own, 60),
 		TEST(container_root_overrides_its_own_users_modes, 60),
 		TEST(per_user_limits_refuse_with_edquot, 60),
+		TEST(a_containers_users_share_their_makers_limits, 60),
 		TEST(memory_cgroup_bounds_what_its_processes_make, 120),
 		TEST(driver_objects_are_charged_to_the_makers_memory_cgroup, 120),
 		TEST(attachments_of_another_users_memory_are_limited_per_user, 60),
