@@ -185,9 +185,9 @@ static void xpmem_att_dep_show(struct xpmem_dependent *d, struct seq_file *m)
 
 			if (!xpmem_vma_is_attachment(vma) || xpmem_vma_att(vma) != att)
 				continue;
-			apply_to_existing_page_range(mm, vma->vm_start,
-						     vma->vm_end - vma->vm_start,
-						     xpmem_count_pte, &mapped);
+			xpmem_apply_to_existing_page_range(mm, vma->vm_start,
+							   vma->vm_end - vma->vm_start,
+							   xpmem_count_pte, &mapped);
 			seq_printf(m, "  attachment %s addr %#lx size %#lx offset %#lx mapped %lu%s\n",
 				   att->ops->name, vma->vm_start, vma->vm_end - vma->vm_start,
 				   vma->vm_pgoff << PAGE_SHIFT, mapped, revoked);
@@ -610,6 +610,8 @@ static int xpmem_att_access(struct vm_area_struct *vma, unsigned long addr,
 	return att->ops->access(att, vma, addr, buf, len, write);
 }
 
+#if XPMEM_HAVE_GUP_HOOK
+/* vm_operations_struct's XPMEM_GUP_HOOK (xpmem_compat.h): get_user_pages */
 static struct page *xpmem_att_find_special_page(struct vm_area_struct *vma,
 						unsigned long addr)
 {
@@ -619,6 +621,7 @@ static struct page *xpmem_att_find_special_page(struct vm_area_struct *vma,
 		return NULL;
 	return att->ops->find_special_page(att, vma, addr);
 }
+#endif
 
 /* ---- vma lifetime ------------------------------------------------------------ */
 
@@ -711,7 +714,9 @@ static const struct vm_operations_struct xpmem_att_vm_ops = {
 	.close = xpmem_att_vma_close,
 	.fault = xpmem_att_fault,
 	.access = xpmem_att_access,
-	.find_special_page = xpmem_att_find_special_page,
+#if XPMEM_HAVE_GUP_HOOK
+	.XPMEM_GUP_HOOK = xpmem_att_find_special_page,
+#endif
 };
 
 /* write-notified: read-only PTEs in a writable vma go through pfn_mkwrite */
@@ -721,7 +726,9 @@ static const struct vm_operations_struct xpmem_att_notify_vm_ops = {
 	.fault = xpmem_att_fault,
 	.pfn_mkwrite = xpmem_att_pfn_mkwrite,
 	.access = xpmem_att_access,
-	.find_special_page = xpmem_att_find_special_page,
+#if XPMEM_HAVE_GUP_HOOK
+	.XPMEM_GUP_HOOK = xpmem_att_find_special_page,
+#endif
 };
 
 /* ---- creating the vma ------------------------------------------------------ */

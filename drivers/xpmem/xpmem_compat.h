@@ -2,7 +2,8 @@
 /*
  * xpmem_compat.h - the only place where kernel version differences live.
  *
- * Supported: 6.1 (Debian 12) up to 6.12 (Debian 12 security / 13).
+ * Supported: 6.1 (Debian 12) up to 7.1 (the newest release, make check's
+ * "mainline" kernel).
  */
 #ifndef _XPMEM_COMPAT_H
 #define _XPMEM_COMPAT_H
@@ -201,6 +202,95 @@ static inline bool xpmem_in_page_moving_syscall(void)
 static inline bool xpmem_in_page_moving_syscall(void)
 {
 	return current->flags & (PF_KTHREAD | PF_IO_WORKER);
+}
+#endif
+
+/*
+ * get_user_pages on an attachment (futexes, O_DIRECT, process_vm_*, RDMA
+ * registration): vm_normal_page() asks the vma for the page behind one of
+ * its special PTEs.  The hook is vm_operations_struct.find_special_page
+ * up to 6.17; 6.18 renamed it find_normal_page and builds it only with
+ * CONFIG_FIND_NORMAL_PAGE, which only Xen's grant device selects (so
+ * every distribution kernel with Xen guest support has it: Debian,
+ * Ubuntu, Fedora, SUSE).  XPMEM_GUP_HOOK is the member's name; on a kernel
+ * without the member (XPMEM_HAVE_GUP_HOOK 0) vm_normal_page() answers
+ * NULL for every PTE of an attachment, a VM_MIXEDMAP vma, and
+ * get_user_pages on it fails with EFAULT, as it does for any pfn
+ * mapping: loads, stores and everything else work (README.md, xpmem(7),
+ * docs/design.md).
+ */
+#if XPMEM_KERNEL_OLDER_THAN(6, 18, 0)
+#define XPMEM_HAVE_GUP_HOOK 1
+#define XPMEM_GUP_HOOK find_special_page
+#elif defined(CONFIG_FIND_NORMAL_PAGE)
+#define XPMEM_HAVE_GUP_HOOK 1
+#define XPMEM_GUP_HOOK find_normal_page
+#else
+#define XPMEM_HAVE_GUP_HOOK 0
+#endif
+
+/*
+ * Call @fn on PTEs of [@addr, @addr + @size) of @mm where a PTE table is
+ * there, allocating none (fdinfo counts an attachment's present PTEs;
+ * the caller holds @mm's mmap lock).  apply_to_existing_page_range() does
+ * exactly that; 6.14 stopped exporting it.  From 6.14 on, the exported
+ * apply_to_page_range(), which would allocate every missing table, is
+ * called only for the PMD ranges whose PTE table is present, found with
+ * the same reads of the upper levels as the kernel's own walk (and as
+ * xpmem_local_pte()): under the mmap lock no table above the PTE level
+ * goes away.  Only an empty PTE table can be freed meanwhile (reclaimed
+ * by a concurrent MADV_DONTNEED, under the mmap read lock too); then
+ * apply_to_page_range() allocates it again, empty, as a fault there
+ * would, and the count is still exact.  There @fn also sees empty PTEs,
+ * which apply_to_existing_page_range() skips: @fn must ignore them.
+ */
+#if XPMEM_KERNEL_OLDER_THAN(6, 14, 0)
+static inline int xpmem_apply_to_existing_page_range(struct mm_struct *mm,
+						     unsigned long addr, unsigned long size,
+						     pte_fn_t fn, void *data)
+{
+	return apply_to_existing_page_range(mm, addr, size, fn, data);
+}
+#else
+/* @addr's PTE table is present: @addr; else the end of the hole, up to @end */
+static inline unsigned long xpmem_pte_table_hole(struct mm_struct *mm,
+						 unsigned long addr, unsigned long end)
+{
+	pgd_t *pgd = pgd_offset(mm, addr);
+	p4d_t *p4d;
+	pud_t *pud;
+	pmd_t pmd;
+
+	if (pgd_none(*pgd) || pgd_bad(*pgd))
+		return pgd_addr_end(addr, end);
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(*p4d) || p4d_bad(*p4d))
+		return p4d_addr_end(addr, end);
+	pud = pud_offset(p4d, addr);
+	if (pud_none(*pud) || pud_leaf(*pud) || pud_bad(*pud))
+		return pud_addr_end(addr, end);
+	pmd = pmdp_get_lockless(pmd_offset(pud, addr));
+	if (!pmd_present(pmd) || pmd_leaf(pmd) || pmd_bad(pmd))
+		return pmd_addr_end(addr, end);
+	return addr;
+}
+
+static inline int xpmem_apply_to_existing_page_range(struct mm_struct *mm,
+						     unsigned long addr, unsigned long size,
+						     pte_fn_t fn, void *data)
+{
+	unsigned long end = addr + size, next;
+	int err = 0;
+
+	while (addr < end && !err) {
+		next = xpmem_pte_table_hole(mm, addr, end);
+		if (next == addr) {
+			next = pmd_addr_end(addr, end);
+			err = apply_to_page_range(mm, addr, next - addr, fn, data);
+		}
+		addr = next;
+	}
+	return err;
 }
 #endif
 
