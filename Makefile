@@ -12,8 +12,8 @@
 #   make fuzz         the concurrent fuzzer, DURATION seconds (default 3600)
 #                     on KERNEL (default debug); SEED=... replays a run
 #   make static       checkpatch --strict, W=1 and sparse on every kernel
-#   make bench        MPI Put/Get benchmark, xpmem vs posix+cma, and the
-#                     cross-partition benchmark (bench/)
+#   make bench        MPI Put/Get and OpenSHMEM put/get benchmarks, xpmem
+#                     vs posix+cma, and the cross-partition benchmark (bench/)
 #   make install      PREFIX=/usr/local DESTDIR= (library, header, pkg-config,
 #                     man pages xpmem(7) and xpmem_make(3))
 #   make deb          Debian packages xpmem-dkms, libxpmem0, libxpmem-dev in
@@ -73,8 +73,12 @@ MPI_BINS  := $(if $(shell command -v $(MPICC)),$(patsubst %.c,$(B)/%,$(MPI_SRCS)
 OMPICC    ?= mpicc.openmpi
 OMPI_BINS := $(if $(shell command -v $(OMPICC)),$(patsubst tests/mpi/%.c,$(B)/tests/mpi-ompi/%,$(wildcard tests/mpi/*.c)) \
 	$(patsubst bench/mpi/%.c,$(B)/bench/mpi-ompi/%,$(wildcard bench/mpi/*.c)))
+# OpenSHMEM tests and benchmark (tests/shmem/run, bench/shmem/run): Open
+# MPI's oshmem, built with its oshcc (openmpi-bin; MPICH has no OpenSHMEM)
+OSHCC      ?= oshcc
+SHMEM_BINS := $(if $(shell command -v $(OSHCC)),$(patsubst %.c,$(B)/%,$(wildcard tests/shmem/*.c bench/shmem/*.c)))
 
-.PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-partitions install deb deps clean
+.PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-shmem bench-partitions install deb deps clean
 all: module module-test lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -118,7 +122,7 @@ $(B)/lib/pkgconfig/%.pc: lib/libxpmem/%.pc.in Makefile
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
 
 # ---- tests --------------------------------------------------------------------
-tests: $(TEST_BINS) $(MPI_BINS) $(OMPI_BINS) $(BENCH_BINS) $(RDMA_BINS)
+tests: $(TEST_BINS) $(MPI_BINS) $(OMPI_BINS) $(SHMEM_BINS) $(BENCH_BINS) $(RDMA_BINS)
 $(B)/bench/partitions/%: bench/partitions/%.c tests/partitions/fabric.h tests/time_scale.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
@@ -138,6 +142,12 @@ $(B)/tests/mpi-ompi/%: tests/mpi/%.c
 $(B)/bench/mpi-ompi/%: bench/mpi/%.c
 	@mkdir -p $(@D)
 	$(OMPICC) $(CFLAGS) $(WARN) -o $@ $<
+$(B)/tests/shmem/%: tests/shmem/%.c
+	@mkdir -p $(@D)
+	$(OSHCC) $(CFLAGS) $(WARN) -o $@ $<
+$(B)/bench/shmem/%: bench/shmem/%.c
+	@mkdir -p $(@D)
+	$(OSHCC) $(CFLAGS) $(WARN) -o $@ $<
 $(B)/tests/rdma/xpmem_rdma: tests/rdma/xpmem_rdma.c tests/tap.h tests/testlib.h tests/time_scale.h include/uapi/xpmem.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -libverbs -Wl,-rpath,$(CURDIR)/$(B)/lib
@@ -195,7 +205,9 @@ tests-demo: $(filter $(B)/tests/demo/%,$(TEST_BINS))
 # Local attachments (first touch, copy, per-call costs, invalidation), one
 # guest boot; table in build/bench/local.md, plot in build/bench/local.png.
 # Then MPI Put/Get latency and bandwidth, UCX xpmem vs posix+cma, one guest
-# boot; table in build/bench/mpi-rma.md, plot in build/bench/mpi-rma.png
+# boot; table in build/bench/mpi-rma.md, plot in build/bench/mpi-rma.png.
+# Then OpenSHMEM put/get, UCX xpmem vs posix+cma, one guest boot
+# (bench-shmem; table in build/bench/shmem.md, plot in build/bench/shmem.png)
 bench: deps
 	$(MAKE) all
 	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/local/run
@@ -204,8 +216,15 @@ bench: deps
 	tests/mpi/build-ompi-xpmem
 	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/mpi/run
 	bench/mpi/report
+	$(MAKE) bench-shmem
 	$(MAKE) bench-partitions
 BENCH_KERNEL ?= debian-6.12
+
+bench-shmem: deps
+	$(MAKE) all
+	tests/mpi/build-ucx-xpmem
+	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/shmem/run
+	bench/shmem/report
 
 # cross-partition fault, invalidation and copy vs local, two partitions in
 # one run; table in build/bench/partitions/remote.md
