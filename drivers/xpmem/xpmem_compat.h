@@ -294,4 +294,14 @@ static inline int xpmem_apply_to_existing_page_range(struct mm_struct *mm,
 }
 #endif
 
+/*
+ * PageAnonExclusive() reads a hugetlb folio's bit on its head page from
+ * 6.12 on; before, it reads the tail's own bit (clear) and, with
+ * CONFIG_DEBUG_VM, get_user_pages asserts that bit on every pin through a
+ * writable PTE: a CONFIG_DEBUG_VM kernel before 6.12 gets no hugetlb tail
+ * page through an attachment (xpmem_local.c).
+ */
+#define XPMEM_HUGETLB_TAIL_PINNABLE \
+	(!IS_ENABLED(CONFIG_DEBUG_VM) || !XPMEM_KERNEL_OLDER_THAN(6, 12, 0))
+
 #endif /* _XPMEM_COMPAT_H */

@@ -68,6 +68,7 @@
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -680,6 +681,19 @@ static bool xpmem_local_pte(struct vm_area_struct *vma, unsigned long addr, pte_
 }
 
 /*
+ * A CONFIG_DEBUG_VM kernel asserts, on every pin get_user_pages takes
+ * through a writable PTE (follow_page_pte), that PageAnonExclusive() of
+ * that very page holds: true of a tail of a PMD-mapped THP only through
+ * its head, which the assertion does not look at.  Such a kernel gets no
+ * tail of a PMD-mapped THP (its get_user_pages fails there, as before the
+ * fix below); every other kernel does.  Read-only: tests read it.
+ */
+static bool xpmem_gup_pmd_thp = !IS_ENABLED(CONFIG_DEBUG_VM);
+module_param_named(gup_on_pmd_mapped_thp, xpmem_gup_pmd_thp, bool, 0444);
+MODULE_PARM_DESC(gup_on_pmd_mapped_thp,
+		 "get_user_pages may take tail pages of a PMD-mapped THP through an attachment (N on CONFIG_DEBUG_VM kernels)");
+
+/*
  * Is the source's anonymous @page exclusive to the source (not shared with
  * a fork child or KSM), read the way get_user_pages itself reads it
  * (gup_must_unshare) for the mapping the source has?  The kernel keeps
@@ -707,10 +721,11 @@ static bool xpmem_anon_exclusive(struct page *page)
 	if (!folio_test_large(folio))
 		return PageAnonExclusive(page);
 	if (folio_test_hugetlb(folio))
-		return PageAnonExclusive(head);
+		return XPMEM_HUGETLB_TAIL_PINNABLE && PageAnonExclusive(head);
 	if (PageAnonExclusive(page))
 		return true;
-	return folio_entire_mapcount(folio) > 0 && PageAnonExclusive(head);
+	return xpmem_gup_pmd_thp && folio_entire_mapcount(folio) > 0 &&
+	       PageAnonExclusive(head);
 }
 
 /*

@@ -869,10 +869,22 @@ static unsigned char *huge_export(enum huge_kind kind, unsigned int seed, const 
 			return NULL;
 		}
 	} else {
+		char v[8] = "";
+		FILE *f;
+
 		if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK)) {
 			*why = "this kernel has no THP";
 			return NULL;
 		}
+		/* a CONFIG_DEBUG_VM kernel: tails of PMD-mapped THP are not given */
+		f = fopen("/sys/module/xpmem/parameters/gup_on_pmd_mapped_thp", "r");
+		if (kind == HK_THP && f && fgets(v, sizeof(v), f) && v[0] == 'N') {
+			fclose(f);
+			*why = "CONFIG_DEBUG_VM kernel: the driver gives get_user_pages no tail page of a PMD-mapped THP (gup_on_pmd_mapped_thp=N)";
+			return NULL;
+		}
+		if (f)
+			fclose(f);
 		raw = map_anon(HUGE_LEN + HUGE_SZ);
 		if (!raw)
 			return NULL;
