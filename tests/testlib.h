@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +135,29 @@ static inline long counter(const char *name)
 }
 
 /* the sum of the driver's live-object counters (debugfs "live"), or -1 */
+/* value (kB) of @field ("AnonHugePages", "Rss", ...) of the smaps entry
+ * of this process's vma that holds @addr; -1 if there is none */
+static inline long smaps_field_kb(const void *addr, const char *field)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	unsigned long lo, hi;
+	char line[256];
+	long r = -1;
+	int in = 0;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+			continue;
+		}
+		if (in && !strncmp(line, field, strlen(field)))
+			r = atol(line + strlen(field) + 1);
+	}
+	if (f)
+		fclose(f);
+	return r;
+}
+
 /* wait up to @secs (scaled) for counter @name to read @want; 0 once it does */
 static inline int wait_until_counter(const char *name, long want, double secs)
 {

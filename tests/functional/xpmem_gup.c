@@ -816,27 +816,6 @@ static int t_attacher_dontneed_and_smaps_on_attachment(void)
 
 enum huge_kind { HK_THP, HK_THP_PTE, HK_HUGETLB };
 
-static long smaps_kb(const void *addr, const char *field)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	unsigned long lo, hi;
-	char line[256];
-	long r = -1;
-	int in = 0;
-
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
-			continue;
-		}
-		if (in && !strncmp(line, field, strlen(field)))
-			r = atol(line + strlen(field) + 1);
-	}
-	if (f)
-		fclose(f);
-	return r;
-}
-
 /*
  * HUGE_LEN bytes of @kind filled with fill_bytes(@seed) and exported as
  * g_seg; NULL with *why set if this kernel cannot back it (a skip) or
@@ -899,7 +878,7 @@ static unsigned char *huge_export(enum huge_kind kind, unsigned int seed, const 
 	madvise(src, HUGE_LEN, MADV_DONTFORK);
 	fill_bytes(src, HUGE_LEN, seed);
 	if (kind != HK_HUGETLB) {
-		kb = smaps_kb(src, "AnonHugePages");
+		kb = smaps_field_kb(src, "AnonHugePages");
 		if (kb < (long)(HUGE_LEN >> 10)) {
 			tap_diag("AnonHugePages %ld kB of %lu: the source is not THP-backed", kb,
 				 HUGE_LEN >> 10);
@@ -912,7 +891,7 @@ static unsigned char *huge_export(enum huge_kind kind, unsigned int seed, const 
 			if (mprotect(src + off + PG, PG, PROT_READ) ||
 			    mprotect(src + off + PG, PG, PROT_READ | PROT_WRITE))
 				return NULL;
-		kb = smaps_kb(src, "AnonHugePages");
+		kb = smaps_field_kb(src, "AnonHugePages");
 		if (kb != 0) {
 			tap_diag("AnonHugePages %ld kB after the mprotect round trip: not split", kb);
 			return NULL;
@@ -925,7 +904,7 @@ static unsigned char *huge_export(enum huge_kind kind, unsigned int seed, const 
 /* the source still THP-backed after the test (THP kinds): nothing split it */
 static int huge_still(const unsigned char *src, enum huge_kind kind)
 {
-	long kb = kind == HK_THP ? smaps_kb(src, "AnonHugePages") : 0;
+	long kb = kind == HK_THP ? smaps_field_kb(src, "AnonHugePages") : 0;
 
 	if (kind == HK_THP && kb < (long)(HUGE_LEN >> 10)) {
 		tap_diag("the source's AnonHugePages went down to %ld kB", kb);

@@ -780,8 +780,6 @@ static int t_migration_between_nodes_while_attached(void)
  */
 #define XP_LEN		(4UL << 20)
 
-static long smaps_field_kb(void *addr, const char *field);
-
 static int meddling_attacher(int in, int out, void *arg)
 {
 	char *att = attach(g_seg, XPMEM_RDONLY, XP_LEN, NULL);
@@ -957,27 +955,6 @@ static int t_attacher_cannot_reclaim_or_split_exporter_pages_through_io_uring(vo
 }
 
 /* ---- 5: huge pages -------------------------------------------------------------------- */
-
-static long smaps_field_kb(void *addr, const char *field)
-{
-	FILE *f = fopen("/proc/self/smaps", "r");
-	char line[256];
-	unsigned long lo, hi;
-	int in = 0;
-	long r = -1;
-
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
-			continue;
-		}
-		if (in && !strncmp(line, field, strlen(field)))
-			r = atol(line + strlen(field) + 1);
-	}
-	if (f)
-		fclose(f);
-	return r;
-}
 
 /* THP is a build option (Debian's PREEMPT_RT kernel has none) */
 static bool thp_available(void)
