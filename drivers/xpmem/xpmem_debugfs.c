@@ -17,9 +17,6 @@
  *   test_pin_pages  attachments made while it is Y keep a page reference
  *                 on everything they map, like pinning XPMEM
  *                 implementations; proves the no-pinning tests can fail
- *   skip_zap_every  N: every Nth zap of a local attachment for an
- *                 invalidation is skipped (0 = off), a broken driver that
- *                 leaves stale PTEs; proves the fuzzer's data check fails
  */
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
@@ -29,10 +26,6 @@
 #include "xpmem_stats.h"
 
 static struct dentry *xpmem_debugfs_dir;
-
-#ifdef CONFIG_XPMEM_TEST_HOOKS
-unsigned int xpmem_skip_zap_every;	/* read by xpmem_local.c */
-#endif
 
 #define XPMEM_COUNTER(name, live) \
 	{ #name, offsetof(struct xpmem_counters, name), live }
@@ -132,8 +125,6 @@ void xpmem_debugfs_init(void)
 			   &xpmem_ack_delay_ms);
 	debugfs_create_bool("test_pin_pages", 0600, xpmem_debugfs_dir,
 			    &xpmem_test_pin_pages);
-	debugfs_create_u32("skip_zap_every", 0600, xpmem_debugfs_dir,
-			   &xpmem_skip_zap_every);
 #endif
 	xpmem_proto_debugfs(xpmem_debugfs_dir);
 }

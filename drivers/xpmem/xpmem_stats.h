@@ -90,8 +90,6 @@ void xpmem_hist_show(struct seq_file *m);
 extern unsigned int xpmem_ack_delay_ms;
 /* debugfs test_pin_pages: attachments made meanwhile keep a reference on each page */
 extern bool xpmem_test_pin_pages;
-/* debugfs skip_zap_every: every Nth local zap is skipped, a broken driver (0 = off) */
-extern unsigned int xpmem_skip_zap_every;
 
 void xpmem_test_ack_delay(void);
 static inline bool xpmem_test_pin_enabled(void)
