@@ -134,7 +134,6 @@ static inline long counter(const char *name)
 	return keyed_value("/sys/kernel/debug/xpmem/counters", name);
 }
 
-/* the sum of the driver's live-object counters (debugfs "live"), or -1 */
 /* value (kB) of @field ("AnonHugePages", "Rss", ...) of the smaps entry
  * of this process's vma that holds @addr; -1 if there is none */
 static inline long smaps_field_kb(const void *addr, const char *field)
@@ -171,6 +170,7 @@ static inline int wait_until_counter(const char *name, long want, double secs)
 	return 0;
 }
 
+/* the sum of the driver's live-object counters (debugfs "live"), or -1 */
 static inline long live_objects(void)
 {
 	FILE *f = fopen("/sys/kernel/debug/xpmem/live", "r");

@@ -483,6 +483,8 @@ static vm_fault_t xpmem_fault_unlocked(struct vm_fault *vmf,
 
 	err = att->ops->resolve(att, src, write, &r);
 	xpmem_fault_error_stash(att, src, seq, err);
+	if (!err)
+		xpmem_test_install_delay();
 	if (!err && !mmap_read_lock_killable(mm)) {
 		vma = vma_lookup(mm, addr);
 		if (vma && xpmem_vma_is_attachment(vma) && xpmem_vma_att(vma) == att &&
@@ -534,6 +536,7 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 		}
 		if (err)
 			return xpmem_fault_done(vmf, &st, xpmem_errno_to_fault(err));
+		xpmem_test_install_delay();
 		err = xpmem_install(vma, addr, r.pfn, r.writable, att, seq);
 		if (r.page)
 			put_page(r.page);	/* no pin outlives the fault */

@@ -17,6 +17,12 @@
  *   test_pin_pages  attachments made while it is Y keep a page reference
  *                 on everything they map, like pinning XPMEM
  *                 implementations; proves the no-pinning tests can fail
+ *   skip_zap_every  N: every Nth zap of a local attachment for an
+ *                 invalidation is skipped (0 = off), a broken driver that
+ *                 leaves stale PTEs; proves the fuzzer's data check fails
+ *   install_delay_ms  the next fault that resolves a page waits this long
+ *                 before it installs it (one shot), so that a test can
+ *                 put an invalidation between resolve and install
  */
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
@@ -26,6 +32,10 @@
 #include "xpmem_stats.h"
 
 static struct dentry *xpmem_debugfs_dir;
+
+#ifdef CONFIG_XPMEM_TEST_HOOKS
+unsigned int xpmem_skip_zap_every;	/* read by xpmem_local.c */
+#endif
 
 #define XPMEM_COUNTER(name, live) \
 	{ #name, offsetof(struct xpmem_counters, name), live }
@@ -63,6 +73,7 @@ static const struct {
 	XPMEM_EVENT(invalidate_nonblock_unmapped),
 	XPMEM_EVENT(acks),
 	XPMEM_EVENT(ack_wait_slow),
+	XPMEM_EVENT(install_delays),
 	XPMEM_EVENT(revokes),
 	XPMEM_EVENT(pages_given),
 	XPMEM_EVENT(pages_withheld),
@@ -125,6 +136,10 @@ void xpmem_debugfs_init(void)
 			   &xpmem_ack_delay_ms);
 	debugfs_create_bool("test_pin_pages", 0600, xpmem_debugfs_dir,
 			    &xpmem_test_pin_pages);
+	debugfs_create_u32("skip_zap_every", 0600, xpmem_debugfs_dir,
+			   &xpmem_skip_zap_every);
+	debugfs_create_u32("install_delay_ms", 0600, xpmem_debugfs_dir,
+			   &xpmem_install_delay_ms);
 #endif
 	xpmem_proto_debugfs(xpmem_debugfs_dir);
 }

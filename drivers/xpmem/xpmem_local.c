@@ -424,6 +424,15 @@ static void xpmem_test_unpin_all(struct xpmem_local_att *la)
 		put_page(page);
 	xa_destroy(&la->test_pins);
 }
+
+/* debugfs skip_zap_every: is this zap the Nth, to be skipped (a broken driver)? */
+static bool xpmem_test_skip_zap(void)
+{
+	static atomic_t zaps = ATOMIC_INIT(0);
+	unsigned int n = READ_ONCE(xpmem_skip_zap_every);
+
+	return n && (unsigned int)atomic_inc_return(&zaps) % n == 0;
+}
 #else
 static void xpmem_test_pin(struct xpmem_local_att *la, unsigned long src, struct page *page)
 {
@@ -436,6 +445,11 @@ static void xpmem_test_pin_init(struct xpmem_local_att *la)
 static void xpmem_test_unpin_all(struct xpmem_local_att *la)
 {
 }
+
+static bool xpmem_test_skip_zap(void)
+{
+	return false;
+}
 #endif
 
 /* ---- the mirror of the source ------------------------------------------------ */
@@ -447,6 +461,8 @@ static void xpmem_local_invalidate(struct xpmem_mirror *m, unsigned long start,
 	struct xpmem_local_att *la = container_of(m, struct xpmem_local_att, mirror);
 	u64 t0 = ktime_get_ns();
 
+	if (xpmem_test_skip_zap())
+		return;		/* test hook: the source's pages stay mapped here */
 	xpmem_test_ack_delay();
 	xpmem_att_zap_wait(&la->att, start - la->att.src_start, end - start);
 	xpmem_count(acks);

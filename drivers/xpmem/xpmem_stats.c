@@ -83,4 +83,16 @@ void xpmem_test_ack_delay(void)
 	if (delay)	/* a slow (or, for an owner, a hung) acknowledger */
 		msleep(delay);
 }
+
+unsigned int xpmem_install_delay_ms;
+
+void xpmem_test_install_delay(void)
+{
+	unsigned int delay = xchg(&xpmem_install_delay_ms, 0);
+
+	if (delay) {	/* a fault that resolved just before an invalidation */
+		xpmem_count(install_delays);
+		msleep(delay);
+	}
+}
 #endif

@@ -48,6 +48,7 @@ struct xpmem_counters {
 	long invalidate_nonblock_unmapped;	/* ... of those, non-blockable ones */
 	long acks;		/* local attachments zapped for an invalidation */
 	long ack_wait_slow;	/* zap waits that exceeded the warning time */
+	long install_delays;	/* faults held by the test hook install_delay_ms */
 	long revokes;
 	long pages_given;	/* find_special_page answered a page */
 	long pages_withheld;	/* ... answered none (zap, fork, exit) */
@@ -90,14 +91,27 @@ void xpmem_hist_show(struct seq_file *m);
 extern unsigned int xpmem_ack_delay_ms;
 /* debugfs test_pin_pages: attachments made meanwhile keep a reference on each page */
 extern bool xpmem_test_pin_pages;
+/* debugfs skip_zap_every: every Nth local zap is skipped, a broken driver (0 = off) */
+extern unsigned int xpmem_skip_zap_every;
 
 void xpmem_test_ack_delay(void);
+/*
+ * debugfs install_delay_ms: the next fault of an attachment, once it has
+ * resolved its page, waits this long before it installs it (one fault:
+ * the value goes back to 0), so that a test can invalidate in between
+ */
+extern unsigned int xpmem_install_delay_ms;
+void xpmem_test_install_delay(void);
 static inline bool xpmem_test_pin_enabled(void)
 {
 	return READ_ONCE(xpmem_test_pin_pages);
 }
 #else
 static inline void xpmem_test_ack_delay(void)
+{
+}
+
+static inline void xpmem_test_install_delay(void)
 {
 }
 

@@ -1185,6 +1185,77 @@ static int t_gets_of_one_segment_from_many_threads_all_succeed(void)
 	return live_counters_settle();
 }
 
+/* ---- a fault that resolved its page just before an invalidation ------------------ */
+
+/*
+ * The hook install_delay_ms (debugfs, test builds) holds the next fault of
+ * an attachment between resolving its source page and installing it.  In
+ * that window the exporter drops the page (MADV_DONTNEED) and writes a new
+ * one.  The fault must not install the page it resolved: the sequence
+ * check under the install lock sends it back to resolve, and the attacher
+ * reads the new data.  A driver without the check installs the dropped
+ * page, which the kernel frees under the attacher's PTE once the fault
+ * lets go of it (the attacher then reads the old byte, or whatever the
+ * page became).
+ */
+#define STALE_DELAY_MS	2000
+
+static int stale_attacher(int in, int out, void *arg)
+{
+	xpmem_apid_t a = xpmem_get(g_ack_seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	volatile unsigned char *att;
+
+	(void)arg;
+	att = a > 0 ? xpmem_attach((struct xpmem_addr){ .apid = a }, ACK_PAGES * PG, NULL) :
+		      (void *)-1;
+	if (att == (void *)-1)
+		return 10;
+	chan_send(out, 1);
+	if (chan_recv(in) != 2)
+		return 11;
+	chan_send(out, att[0]);		/* the fault the hook holds */
+	chan_send(out, att[PG]);	/* a later fault: nothing held */
+	return 0;
+}
+
+static int t_fault_resolved_before_an_invalidation_installs_the_new_page(void)
+{
+	unsigned int delay = (unsigned int)(STALE_DELAY_MS * tap_time_scale());
+	long held = counter("install_delays"), retries = counter("fault_retries");
+	char *buf = ack_export(), v[16];
+	double t0, secs;
+	long got0, got1;
+	struct peer p;
+
+	FAIL_IF(!buf, "export");
+	FAIL_IF(held < 0, "no install_delays counter: a module without the test hooks");
+	FAIL_IF(peer_start(&p, stale_attacher, NULL), "fork");
+	FAIL_IF(peer_recv(&p) != 1, "attacher");
+	snprintf(v, sizeof(v), "%u", delay);
+	FAIL_IF(write_file("/sys/kernel/debug/xpmem/install_delay_ms", v), "install delay hook");
+	peer_send(&p, 2);
+	if (wait_until_counter("install_delays", held + 1, 30)) {
+		write_file("/sys/kernel/debug/xpmem/install_delay_ms", "0");
+		FAIL_IF(1, "the attacher's fault never reached the hook");
+	}
+	/* inside the window: drop the page the fault holds, write a new one */
+	t0 = ack_now();
+	FAIL_IF(madvise(buf, ACK_PAGES * PG, MADV_DONTNEED), "MADV_DONTNEED: %s", strerror(errno));
+	buf[0] = 0x5a;
+	buf[PG] = 0x5b;
+	secs = ack_now() - t0;
+	got0 = peer_recv(&p);
+	got1 = peer_recv(&p);
+	FAIL_IF(peer_wait(&p), "attacher");
+	tap_diag("the held fault read %#lx (want 0x5a, the dropped page had 0x1), the next %#lx; fault retries +%ld; the exporter's change took %.3f s of the %u ms window",
+		 got0, got1, counter("fault_retries") - retries, secs, delay);
+	FAIL_IF(secs > delay / 1000.0 / 2, "the exporter's change took %.2f s: outside the window, nothing judged", secs);
+	FAIL_IF(got0 != 0x5a, "the fault installed the page it resolved before the invalidation");
+	FAIL_IF(got1 != 0x5b, "a later fault read %#lx", got1);
+	FAIL_IF(xpmem_remove(g_ack_seg), "remove");
+	return live_counters_settle();
+}
+
 #define TEST(name, secs) { #name, t_##name, secs }
 
 int main(int argc, char **argv)
@@ -1204,6 +1275,7 @@ int main(int argc, char **argv)
 		TEST(exporter_killed_during_an_ack_wait_exits, 120),
 		TEST(exec_of_a_process_holding_attachments_ends_its_mappings, 120),
 		TEST(gets_of_one_segment_from_many_threads_all_succeed, 120),
+		TEST(fault_resolved_before_an_invalidation_installs_the_new_page, 120),
 	};
 
 	PG = (size_t)sysconf(_SC_PAGESIZE);
