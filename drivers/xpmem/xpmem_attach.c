@@ -883,7 +883,8 @@ int xpmem_detach(unsigned long vaddr)
 
 	if (!mm)
 		return -EINVAL;
-	mmap_read_lock(mm);
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
 	vma = vma_lookup(mm, vaddr);
 	if (!vma || !xpmem_vma_is_attachment(vma)) {
 		mmap_read_unlock(mm);

@@ -861,21 +861,24 @@ static const struct xpmem_att_ops xpmem_local_att_ops = {
 
 /*
  * Is there a vma in [start, end) of the source that the source cannot
- * write?  Decides, for a writable attachment, whether it must keep write
+ * write?  1 if so, 0 if not, -EINTR if a fatal signal ended the wait for
+ * the source's lock (another process's mm: its lock may be held long).
+ * Decides, for a writable attachment, whether it must keep write
  * notification (ro_source) to map such pages read-only.  Holes do not
  * count: faults there get SIGBUS either way.  The caller holds mm_users.
  */
-static bool xpmem_source_has_read_only(struct mm_struct *mm, unsigned long start,
-				       unsigned long end)
+static int xpmem_source_has_read_only(struct mm_struct *mm, unsigned long start,
+				      unsigned long end)
 {
 	struct vm_area_struct *vma;
-	bool ro = false;
+	int ro = 0;
 
-	mmap_read_lock(mm);
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
 	for (vma = find_vma(mm, start); vma && vma->vm_start < end;
 	     vma = find_vma(mm, vma->vm_end)) {
 		if (!(vma->vm_flags & VM_WRITE)) {
-			ro = true;
+			ro = 1;
 			break;
 		}
 	}
@@ -895,15 +898,18 @@ static int xpmem_local_mirror_source(struct xpmem_local_att *la)
 
 	if (!mmget_not_zero(la->src_mm))
 		return -ENOENT;		/* the exporting process has exited */
-	la->ro_source = att->writable &&
-		xpmem_source_has_read_only(la->src_mm, att->src_start,
-					   att->src_start + att->size);
+	ret = att->writable ? xpmem_source_has_read_only(la->src_mm, att->src_start,
+							 att->src_start + att->size) : 0;
+	if (ret < 0)
+		goto out;
+	la->ro_source = ret;
 	att->write_notify = la->ro_source;
 	/* the first notifier of an mm takes all its locks (xpmem_mm_may_register) */
 	ret = xpmem_mm_may_register(la->src_mm);
 	if (!ret)
 		ret = xpmem_mirror_insert(&la->mirror, &xpmem_local_mirror_ops,
 					  la->src_mm, att->src_start, att->size);
+out:
 	mmput(la->src_mm);
 	return ret;
 }
