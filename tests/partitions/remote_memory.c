@@ -33,6 +33,31 @@
 #include "dstate.h"
 #include "partitions/fabric.h"
 
+/*
+ * A line in the kernel log that starts a step (@tag), and whether the
+ * kernel logged a line with @needle since: a step judges the log of its
+ * own time, not an earlier step's or an earlier boot's tests.
+ */
+static void kmsg_mark(const char *tag)
+{
+	FILE *k = fopen("/dev/kmsg", "w");
+
+	if (k) {
+		fprintf(k, "xpmem-test: step %s begins (pid %d)\n", tag, (int)getpid());
+		fclose(k);
+	}
+}
+
+static int kmsg_since(const char *tag, const char *needle)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd),
+		 "dmesg | sed -n '/xpmem-test: step %s begins (pid %d)$/,$p' | grep -q '%s'",
+		 tag, (int)getpid(), needle);
+	return system(cmd) == 0;
+}
+
 #define PAGE		4096UL
 #define SEG_PAGES	1024UL			/* 4 MiB: half 4K pages, half THP-able */
 #define SEG_BYTES	(SEG_PAGES * PAGE)
@@ -642,6 +667,7 @@ static int run_main(void)
 		char *lim = alloc_aligned(SMALL_BYTES);
 
 		fill(lim, SMALL_BYTES / PAGE, 9);
+		kmsg_mark("peer_limit");
 		old_limit = set_param("max_objects_per_peer", PEER_LIMIT);
 		fabric_put(&f, KEY_LIMIT, xpmem_make(lim, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0666));
 	}
@@ -688,7 +714,7 @@ static int run_main(void)
 
 		set_param("max_objects_per_peer", old_limit);
 		xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_LIMIT));
-		CHECK(system("dmesg | grep -q 'reached max_objects_per_peer'") == 0,
+		CHECK(kmsg_since("peer_limit", "reached max_objects_per_peer"),
 		      "peer_limit_reported_in_the_log",
 		      "no log line");
 		wait_exports_zero(50, &e, &a);
@@ -800,6 +826,7 @@ static int run_kill(void)
 		fabric_put(&f, KEY_VICTIM, xpmem_make(v, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0600));
 	}
 	if (me == 0) {
+		kmsg_mark("restart");
 		seg = alloc_aligned(KILL_BYTES);
 		fill(seg, KILL_BYTES / PAGE, 4);
 		fabric_put(&f, KEY_KILL, xpmem_make(seg, KILL_BYTES, XPMEM_PERMIT_MODE, (void *)0600));
@@ -913,7 +940,7 @@ static int run_kill(void)
 		long e = -1, a = -1;
 
 		if (np > 2)
-			CHECK(!system("dmesg | grep -q 'partition 1 restarted'"),
+			CHECK(kmsg_since("restart", "partition 1 restarted"),
 			      "owner_saw_partition_restart", "no restart in the log");
 		xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_KILL));
 		xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_STAY));
