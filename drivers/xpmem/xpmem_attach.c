@@ -38,9 +38,11 @@
  *      attachment at the same source address, and the fault is retried
  *      (it finds the PTE).  No lock of one mm is ever held while waiting
  *      for another mm or a peer.  A caller that cannot have its lock
- *      dropped (a debugger's access_remote_vm: no FAULT_FLAG_ALLOW_RETRY)
- *      gets a failed fault rather than a wait under the lock; the core
- *      then falls back to ->access.
+ *      dropped (no FAULT_FLAG_ALLOW_RETRY: fixup_user_fault() for
+ *      futexes, a debugger's access_remote_vm) never waits for the
+ *      source's lock under it either: step 2 is tried again, sleeping
+ *      between tries, for at most XPMEM_CONTENDED_WAIT, and then the
+ *      fault fails (a debugger's core then falls back to ->access).
  * In every case the PTE is installed only if the sequence is unchanged and
  * the attachment not revoked, checked under the kind's install lock inside
  * the attacher's page table lock (apply_to_page_range() calls us with it
@@ -51,6 +53,7 @@
  * permit's lock (xpmem_access.lock, a mutex) is taken when an attachment
  * is added, revoked or freed, never under an mmap lock or a spinlock.
  */
+#include <linux/delay.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/ktime.h>
@@ -472,7 +475,10 @@ static vm_fault_t xpmem_fault_unlocked(struct vm_fault *vmf,
 	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
 		return VM_FAULT_RETRY;	/* the caller keeps its lock */
 	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
-		/* a lock we may not drop: fail rather than wait under it */
+		/*
+		 * A lock we may not drop, and the source stayed busy for
+		 * XPMEM_CONTENDED_WAIT: fail rather than wait under it.
+		 */
 		xpmem_count(fault_contended);
 		return VM_FAULT_SIGBUS;
 	}
@@ -499,6 +505,19 @@ static vm_fault_t xpmem_fault_unlocked(struct vm_fault *vmf,
 	return VM_FAULT_RETRY;
 }
 
+/*
+ * How long a fault that cannot drop its lock keeps trying a contended
+ * source (above).  A writer holds an mm's lock for microseconds as a
+ * rule; failing at the first busy trylock gave futex callers
+ * (FUTEX_WAKE_OP, PI and robust futexes) a spurious EFAULT.
+ */
+#define XPMEM_CONTENDED_WAIT	(HZ / 4)
+
+static bool xpmem_fault_keeps_lock(struct vm_fault *vmf)
+{
+	return !(vmf->flags & (FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT));
+}
+
 static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -507,6 +526,7 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 	unsigned long src = xpmem_att_src(vma, att, addr);
 	bool write = vmf->flags & FAULT_FLAG_WRITE;
 	struct xpmem_fault_stat st = { .t0 = ktime_get_ns(), .remote = att->ops->remote };
+	unsigned long contended_until = 0;
 
 	xpmem_count(faults);
 	if (write && !att->writable)
@@ -519,6 +539,9 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 
 		if (READ_ONCE(att->revoked))
 			return xpmem_fault_done(vmf, &st, VM_FAULT_SIGBUS);
+		/* every retry below is bounded, and a dying caller stops here */
+		if (fatal_signal_pending(current))
+			return xpmem_fault_done(vmf, &st, VM_FAULT_SIGBUS);
 		seq = att->ops->read_begin(att);
 		ret = xpmem_fault_error_take(vmf, att, src, seq);
 		if (ret)
@@ -528,6 +551,16 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 				  (vma->vm_end - addr - PAGE_SIZE) >> PAGE_SHIFT,
 				  (att->src_start + att->size - src - PAGE_SIZE) >> PAGE_SHIFT);
 		err = att->ops->resolve_nowait(att, src, write, &r);
+		if (err == -EWOULDBLOCK && xpmem_fault_keeps_lock(vmf)) {
+			if (!contended_until)
+				contended_until = jiffies + XPMEM_CONTENDED_WAIT;
+			if (time_before(jiffies, contended_until)) {
+				xpmem_count(fault_contended_tries);
+				st.retries++;
+				usleep_range(50, 200);
+				continue;
+			}
+		}
 		if (err == -EWOULDBLOCK) {
 			st.slow = true;
 			return xpmem_fault_done(vmf, &st,

@@ -64,6 +64,7 @@ static const struct {
 	XPMEM_EVENT(fault_retries),
 	XPMEM_EVENT(fault_slow),
 	XPMEM_EVENT(fault_contended),
+	XPMEM_EVENT(fault_contended_tries),
 	XPMEM_EVENT(fault_errors_after_retry),
 	XPMEM_EVENT(mkwrite),
 	XPMEM_EVENT(invalidations),

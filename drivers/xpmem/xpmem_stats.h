@@ -39,6 +39,7 @@ struct xpmem_counters {
 	long fault_retries;	/* sequence changed during a fault */
 	long fault_slow;	/* resolved with the fault lock dropped */
 	long fault_contended;	/* ... but the caller could not drop it */
+	long fault_contended_tries;	/* ... so the fault tried again, sleeping */
 	long fault_errors_after_retry;	/* returned by a retried fault */
 	long mkwrite;
 	long invalidations;	/* mirror ->invalidate calls */

@@ -6,6 +6,7 @@
  * operations, and its time limit scales with the guest (tap.h).
  */
 #define _GNU_SOURCE
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -1256,6 +1257,101 @@ static int t_fault_resolved_before_an_invalidation_installs_the_new_page(void)
 	return live_counters_settle();
 }
 
+/* ---- a futex on an attachment while the source's mmap lock is busy ---------------- */
+
+/*
+ * FUTEX_WAKE_OP's atomic operation faults in its page with
+ * fixup_user_fault(), which cannot have its lock dropped: the driver may
+ * not wait for the source's mmap lock under it.  It used to fail such a
+ * fault at the first busy trylock, and the futex call returned EFAULT
+ * whenever the exporter was mapping or unmapping anything at that moment
+ * (review F8).  Here the exporter's two threads map and unmap in a loop
+ * while the attacher, 3000 times, drops its PTE of the page and runs
+ * FUTEX_WAKE_OP (an add of 1) on it: every call must succeed, and the
+ * page must end with 3000 added.  The driver's counter shows the faults
+ * that met a busy source and tried again.
+ */
+#define WAKEOP_ROUNDS	3000
+
+static volatile int g_churn_stop;
+
+static void *churn_thread(void *arg)
+{
+	long *n = arg;
+
+	while (!g_churn_stop) {
+		void *p = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p != MAP_FAILED)
+			munmap(p, 4 * PG);
+		(*n)++;
+	}
+	return NULL;
+}
+
+static int wakeop_attacher(int in, int out, void *arg)
+{
+	xpmem_apid_t a = xpmem_get(g_ack_seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	int *att, dummy = 0;
+	long efault = 0, other = 0;
+
+	(void)arg;
+	(void)in;
+	att = a > 0 ? xpmem_attach((struct xpmem_addr){ .apid = a }, ACK_PAGES * PG, NULL) :
+		      (void *)-1;
+	if (att == (void *)-1)
+		return 10;
+	for (int i = 0; i < WAKEOP_ROUNDS; i++) {
+		/* the attacher's own PTE goes: the next access faults */
+		if (madvise(att, PG, MADV_DONTNEED))
+			return 11;
+		/* wake 1 at &dummy, *att += 1, wake 0 at att if it was 0 */
+		if (syscall(SYS_futex, &dummy, FUTEX_WAKE_OP_PRIVATE, 1, (void *)0, att,
+			    FUTEX_OP(FUTEX_OP_ADD, 1, FUTEX_OP_CMP_EQ, 0)) < 0) {
+			if (errno == EFAULT)
+				efault++;
+			else
+				other++;
+		}
+	}
+	chan_send(out, efault);
+	chan_send(out, other);
+	return 0;
+}
+
+static int t_futex_on_an_attachment_of_a_busy_source_succeeds(void)
+{
+	long tries = counter("fault_contended_tries"), failed = counter("fault_contended");
+	long churns[2] = { 0 }, efault, other;
+	char *buf = ack_export();
+	pthread_t t[2];
+	struct peer p;
+	int *word;
+
+	FAIL_IF(!buf, "export");
+	word = (int *)buf;
+	*word = 0;
+	g_churn_stop = 0;
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, churn_thread, &churns[i]);
+	FAIL_IF(peer_start(&p, wakeop_attacher, NULL), "fork");
+	efault = peer_recv(&p);
+	other = peer_recv(&p);
+	g_churn_stop = 1;
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	FAIL_IF(peer_wait(&p), "attacher");
+	tap_diag("%d FUTEX_WAKE_OP calls: %ld EFAULT, %ld other errors; the word reads %d; faults that found the source busy and tried again +%ld, that gave up +%ld; %ld + %ld maps/unmaps meanwhile",
+		 WAKEOP_ROUNDS, efault, other, *word, counter("fault_contended_tries") - tries,
+		 counter("fault_contended") - failed, churns[0], churns[1]);
+	FAIL_IF(efault || other, "%ld of %d futex calls failed on attached memory", efault + other,
+		WAKEOP_ROUNDS);
+	FAIL_IF(*word != WAKEOP_ROUNDS, "the word reads %d, not %d", *word, WAKEOP_ROUNDS);
+	FAIL_IF(xpmem_remove(g_ack_seg), "remove");
+	return live_counters_settle();
+}
+
 #define TEST(name, secs) { #name, t_##name, secs }
 
 int main(int argc, char **argv)
@@ -1276,6 +1372,7 @@ int main(int argc, char **argv)
 		TEST(exec_of_a_process_holding_attachments_ends_its_mappings, 120),
 		TEST(gets_of_one_segment_from_many_threads_all_succeed, 120),
 		TEST(fault_resolved_before_an_invalidation_installs_the_new_page, 120),
+		TEST(futex_on_an_attachment_of_a_busy_source_succeeds, 120),
 	};
 
 	PG = (size_t)sysconf(_SC_PAGESIZE);
