@@ -118,6 +118,13 @@ void xpmem_att_zap(struct xpmem_attachment *att, unsigned long offset, unsigned 
 	xpmem_zap_mapping(att->inode->i_mapping, offset, len);
 }
 
+/* The same queued to the zap worker; xpmem_zap_mapping_wait_queued(@zw) waits. */
+void xpmem_att_zap_queue(struct xpmem_attachment *att, unsigned long offset,
+			 unsigned long len, struct xpmem_zap_work *zw)
+{
+	xpmem_zap_mapping_queue(zw, att->inode->i_mapping, offset, len);
+}
+
 /* The same from a notifier callback: in the zap worker, waiting for it. */
 void xpmem_att_zap_wait(struct xpmem_attachment *att, unsigned long offset,
 			unsigned long len)

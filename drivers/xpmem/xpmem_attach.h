@@ -21,6 +21,7 @@
 #include "xpmem_segment.h"
 
 struct xpmem_attachment;
+struct xpmem_zap_work;
 
 /* a page resolved for a fault: its pfn, and its page if it has one (referenced) */
 /*
@@ -124,6 +125,8 @@ int xpmem_mm_may_register(struct mm_struct *mm);
 void xpmem_att_zap(struct xpmem_attachment *att, unsigned long offset, unsigned long len);
 void xpmem_att_zap_wait(struct xpmem_attachment *att, unsigned long offset,
 			unsigned long len);
+void xpmem_att_zap_queue(struct xpmem_attachment *att, unsigned long offset,
+			 unsigned long len, struct xpmem_zap_work *zw);
 int xpmem_attach_check_range(struct xpmem_access *ap, unsigned long offset,
 			     unsigned long size, unsigned long vaddr);
 int xpmem_detach(unsigned long vaddr);

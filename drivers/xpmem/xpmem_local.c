@@ -469,8 +469,34 @@ static void xpmem_local_invalidate(struct xpmem_mirror *m, unsigned long start,
 	trace_xpmem_ack(-1, start, ktime_get_ns() - t0);
 }
 
+/* The same in two steps (the two-pass notifier): queue the zap ... */
+static bool xpmem_local_invalidate_begin(struct xpmem_mirror *m, unsigned long start,
+					 unsigned long end, struct xpmem_zap_work *zw)
+{
+	struct xpmem_local_att *la = container_of(m, struct xpmem_local_att, mirror);
+
+	if (xpmem_test_skip_zap())
+		return false;	/* test hook: the source's pages stay mapped here */
+	xpmem_test_ack_delay();
+	xpmem_att_zap_queue(&la->att, start - la->att.src_start, end - start, zw);
+	return true;
+}
+
+/* ... and wait for it */
+static void xpmem_local_invalidate_wait(struct xpmem_mirror *m, unsigned long start,
+					unsigned long end, struct xpmem_zap_work *zw)
+{
+	u64 t0 = ktime_get_ns();
+
+	xpmem_zap_mapping_wait_queued(zw);
+	xpmem_count(acks);
+	trace_xpmem_ack(-1, start, ktime_get_ns() - t0);
+}
+
 static const struct xpmem_mirror_ops xpmem_local_mirror_ops = {
 	.invalidate = xpmem_local_invalidate,
+	.invalidate_begin = xpmem_local_invalidate_begin,
+	.invalidate_wait = xpmem_local_invalidate_wait,
 };
 
 static unsigned long xpmem_local_read_begin(struct xpmem_attachment *att)

@@ -137,13 +137,6 @@ static bool xpmem_zap_covers(const struct mmu_notifier_range *range)
 	return covers;
 }
 
-struct xpmem_zap_work {
-	struct work_struct work;
-	struct address_space *mapping;
-	loff_t start, len;
-	struct completion done;
-};
-
 static void xpmem_zap_work_fn(struct work_struct *work)
 {
 	struct xpmem_zap_work *zw = container_of(work, struct xpmem_zap_work, work);
@@ -160,6 +153,17 @@ static void xpmem_zap_work_fn(struct work_struct *work)
  * reported every XPMEM_ZAP_WARN_SECS, never abandoned: returning before
  * the zap would let the kernel free a page an attacher still maps.
  */
+static void xpmem_zap_wait_done(struct xpmem_zap_work *zw)
+{
+	unsigned long waited = 0;
+
+	while (!wait_for_completion_timeout(&zw->done, XPMEM_ZAP_WARN_SECS * HZ)) {
+		waited += XPMEM_ZAP_WARN_SECS;
+		xpmem_count(ack_wait_slow);
+		pr_warn_ratelimited("xpmem: zap of an attachment waiting for %lus\n", waited);
+	}
+}
+
 void xpmem_zap_mapping_wait(struct address_space *mapping, loff_t start, loff_t len)
 {
 	struct xpmem_zap_work zw = {
@@ -167,17 +171,33 @@ void xpmem_zap_mapping_wait(struct address_space *mapping, loff_t start, loff_t 
 		.start = start,
 		.len = len,
 	};
-	unsigned long waited = 0;
 
 	init_completion(&zw.done);
 	INIT_WORK_ONSTACK(&zw.work, xpmem_zap_work_fn);
 	queue_work(xpmem_zap_wq, &zw.work);
-	while (!wait_for_completion_timeout(&zw.done, XPMEM_ZAP_WARN_SECS * HZ)) {
-		waited += XPMEM_ZAP_WARN_SECS;
-		xpmem_count(ack_wait_slow);
-		pr_warn_ratelimited("xpmem: zap of an attachment waiting for %lus\n", waited);
-	}
+	xpmem_zap_wait_done(&zw);
 	destroy_work_on_stack(&zw.work);
+}
+
+/*
+ * The same in two steps, for the two-pass notifier: queue the zap (@zw
+ * lives until xpmem_zap_mapping_wait_queued() returns), later wait for it
+ * the same way.
+ */
+void xpmem_zap_mapping_queue(struct xpmem_zap_work *zw, struct address_space *mapping,
+			     loff_t start, loff_t len)
+{
+	zw->mapping = mapping;
+	zw->start = start;
+	zw->len = len;
+	init_completion(&zw->done);
+	INIT_WORK(&zw->work, xpmem_zap_work_fn);
+	queue_work(xpmem_zap_wq, &zw->work);
+}
+
+void xpmem_zap_mapping_wait_queued(struct xpmem_zap_work *zw)
+{
+	xpmem_zap_wait_done(zw);
 }
 
 /* ---- the interval notifier -------------------------------------------------- */
@@ -200,23 +220,35 @@ void xpmem_mirror_mapped(struct xpmem_mirror *m, unsigned long start, unsigned l
 	m->mapped_end = max(m->mapped_end, start + len);
 }
 
-static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
-				    const struct mmu_notifier_range *range,
-				    unsigned long cur_seq)
+enum xpmem_inval_step {
+	XPMEM_INVAL_DONE,	/* nothing to take down */
+	XPMEM_INVAL_BUSY,	/* something, but the caller may not sleep */
+	XPMEM_INVAL_ZAP,	/* take [start, end) down */
+};
+
+/*
+ * The first part of every invalidation of @mni: publish the sequence and
+ * decide whether anything of [*startp, *endp) (the part of the range in
+ * this mirror) must be taken down.
+ */
+static enum xpmem_inval_step
+xpmem_mirror_inval_begin(struct mmu_interval_notifier *mni, const struct mmu_notifier_range *range,
+			 unsigned long cur_seq, unsigned long *startp, unsigned long *endp)
 {
 	struct xpmem_mirror *m = to_mirror(mni);
 	unsigned long start = max(range->start, mni->interval_tree.start);
 	unsigned long end = min(range->end, mni->interval_tree.last + 1);
 	bool mapped;
-	u64 t0;
 
+	*startp = start;
+	*endp = end;
 	xpmem_count(invalidations);
 	if (xpmem_zap_covers(range)) {
 		/* our own zap of attachment vmas: nothing of ours maps them */
 		spin_lock(&m->lock);
 		mmu_interval_set_seq(mni, cur_seq);
 		spin_unlock(&m->lock);
-		return true;
+		return XPMEM_INVAL_DONE;
 	}
 	/*
 	 * From here until the invalidation ends no fault installs and no
@@ -235,7 +267,7 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 		xpmem_count(invalidate_unmapped);
 		if (!mmu_notifier_range_blockable(range))
 			xpmem_count(invalidate_nonblock_unmapped);
-		return true;
+		return XPMEM_INVAL_DONE;
 	}
 	if (!mmu_notifier_range_blockable(range)) {
 		/*
@@ -245,12 +277,17 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 		 */
 		trace_xpmem_invalidate_start(start, end, range->event, false);
 		xpmem_count(invalidate_nonblock_busy);
-		return false;
+		return XPMEM_INVAL_BUSY;
 	}
 	xpmem_count(invalidate_hits);
 	trace_xpmem_invalidate_start(start, end, range->event, true);
-	t0 = ktime_get_ns();
-	m->ops->invalidate(m, start, end);
+	return XPMEM_INVAL_ZAP;
+}
+
+/* The last part: [start, end) is down, @t0 ns after it began. */
+static void xpmem_mirror_inval_end(struct xpmem_mirror *m, unsigned long start,
+				   unsigned long end, u64 t0)
+{
 	t0 = ktime_get_ns() - t0;
 	/* what was mapped at either end of the range is gone */
 	spin_lock(&m->lock);
@@ -261,10 +298,110 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 	spin_unlock(&m->lock);
 	xpmem_hist_record(XPMEM_HIST_INVALIDATE, t0);
 	trace_xpmem_invalidate_end(start, end, t0);
+}
+
+static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
+				    const struct mmu_notifier_range *range,
+				    unsigned long cur_seq)
+{
+	struct xpmem_mirror *m = to_mirror(mni);
+	unsigned long start, end;
+	u64 t0;
+
+	switch (xpmem_mirror_inval_begin(mni, range, cur_seq, &start, &end)) {
+	case XPMEM_INVAL_DONE:
+		return true;
+	case XPMEM_INVAL_BUSY:
+		return false;
+	case XPMEM_INVAL_ZAP:
+		break;
+	}
+	t0 = ktime_get_ns();
+	m->ops->invalidate(m, start, end);
+	xpmem_mirror_inval_end(m, start, end, t0);
 	return true;
 }
 
+#if XPMEM_HAVE_TWO_PASS_NOTIFIER
+/*
+ * Two passes (7.1): the first starts every mirror's zap, the second
+ * waits for each.  A long list of mirrors of one page (thousands of
+ * one-page attachments of a segment) then costs one round of the zap
+ * worker instead of one round per mirror.  The second pass runs before
+ * the core ends the invalidation (faults still wait), and a mirror is
+ * not removed while it runs (mmu_interval_notifier_remove() waits for
+ * the invalidation's end).  Module parameter two_pass_invalidation=N
+ * makes every invalidation one pass (bench/local compares both).
+ */
+static bool xpmem_two_pass = true;
+module_param_named(two_pass_invalidation, xpmem_two_pass, bool, 0644);
+MODULE_PARM_DESC(two_pass_invalidation,
+		 "start every mirror's zap before waiting for any (kernels with the two-pass interval notifier; default Y)");
+
+struct xpmem_mirror_pass {
+	struct mmu_interval_notifier_finish finish;	/* the core's link */
+	struct xpmem_mirror *m;
+	unsigned long start, end;
+	u64 t0;
+	struct xpmem_zap_work zw;
+};
+
+static bool xpmem_mirror_invalidate_start(struct mmu_interval_notifier *mni,
+					  const struct mmu_notifier_range *range,
+					  unsigned long cur_seq,
+					  struct mmu_interval_notifier_finish **finish)
+{
+	struct xpmem_mirror *m = to_mirror(mni);
+	struct xpmem_mirror_pass *pass;
+	unsigned long start, end;
+	u64 t0;
+
+	switch (xpmem_mirror_inval_begin(mni, range, cur_seq, &start, &end)) {
+	case XPMEM_INVAL_DONE:
+		return true;
+	case XPMEM_INVAL_BUSY:
+		return false;
+	case XPMEM_INVAL_ZAP:
+		break;
+	}
+	t0 = ktime_get_ns();
+	/* no memory for the second pass: all of it here, as one pass */
+	pass = m->ops->invalidate_begin && READ_ONCE(xpmem_two_pass) ?
+		kmalloc(sizeof(*pass), GFP_NOWAIT | __GFP_NOWARN) : NULL;
+	if (!pass) {
+		m->ops->invalidate(m, start, end);
+		xpmem_mirror_inval_end(m, start, end, t0);
+		return true;
+	}
+	if (!m->ops->invalidate_begin(m, start, end, &pass->zw)) {
+		kfree(pass);
+		xpmem_mirror_inval_end(m, start, end, t0);
+		return true;
+	}
+	pass->m = m;
+	pass->start = start;
+	pass->end = end;
+	pass->t0 = t0;
+	*finish = &pass->finish;
+	return true;
+}
+
+static void xpmem_mirror_invalidate_finish(struct mmu_interval_notifier_finish *finish)
+{
+	struct xpmem_mirror_pass *pass = container_of(finish, struct xpmem_mirror_pass, finish);
+	struct xpmem_mirror *m = pass->m;
+
+	m->ops->invalidate_wait(m, pass->start, pass->end, &pass->zw);
+	xpmem_mirror_inval_end(m, pass->start, pass->end, pass->t0);
+	kfree(pass);
+}
+#endif
+
 static const struct mmu_interval_notifier_ops xpmem_mirror_ni_ops = {
+#if XPMEM_HAVE_TWO_PASS_NOTIFIER
+	.invalidate_start = xpmem_mirror_invalidate_start,
+	.invalidate_finish = xpmem_mirror_invalidate_finish,
+#endif
 	.invalidate = xpmem_mirror_invalidate,
 };
 

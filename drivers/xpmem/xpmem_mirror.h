@@ -24,6 +24,14 @@ static inline bool xpmem_vma_is_attachment(struct vm_area_struct *vma)
 
 struct xpmem_mirror;
 
+/* a zap of an attachment mapping handed to the zap worker (xpmem_mirror.c) */
+struct xpmem_zap_work {
+	struct work_struct work;
+	struct address_space *mapping;
+	loff_t start, len;
+	struct completion done;
+};
+
 struct xpmem_mirror_ops {
 	/*
 	 * Take down every translation of source range [start, end) and
@@ -32,6 +40,18 @@ struct xpmem_mirror_ops {
 	 */
 	void (*invalidate)(struct xpmem_mirror *m, unsigned long start,
 			   unsigned long end);
+	/*
+	 * Optional, the same in two steps (kernels with the two-pass
+	 * notifier, xpmem_compat.h): ->invalidate_begin starts taking the
+	 * range down and returns true if @zw was queued (then
+	 * ->invalidate_wait waits for it, and only then is the range down),
+	 * false if it was all done already.  Between the two the core calls
+	 * the other mirrors' ->invalidate_begin: their zaps run together.
+	 */
+	bool (*invalidate_begin)(struct xpmem_mirror *m, unsigned long start,
+				 unsigned long end, struct xpmem_zap_work *zw);
+	void (*invalidate_wait)(struct xpmem_mirror *m, unsigned long start,
+				unsigned long end, struct xpmem_zap_work *zw);
 };
 
 struct xpmem_mirror {
@@ -60,6 +80,9 @@ void xpmem_mirror_mapped(struct xpmem_mirror *m, unsigned long start, unsigned l
 
 void xpmem_zap_mapping(struct address_space *mapping, loff_t start, loff_t len);
 void xpmem_zap_mapping_wait(struct address_space *mapping, loff_t start, loff_t len);
+void xpmem_zap_mapping_queue(struct xpmem_zap_work *zw, struct address_space *mapping,
+			     loff_t start, loff_t len);
+void xpmem_zap_mapping_wait_queued(struct xpmem_zap_work *zw);
 
 int xpmem_src_page(struct mm_struct *mm, unsigned long addr, bool write,
 		   struct page **page);
