@@ -1352,6 +1352,100 @@ static int t_futex_on_an_attachment_of_a_busy_source_succeeds(void)
 	return live_counters_settle();
 }
 
+/* ---- a detach while a fault resolves with its lock dropped ------------------------- */
+
+/*
+ * A fault that finds the source's mmap lock busy drops its own lock,
+ * resolves, and takes the attacher's lock again to install: by then the
+ * attachment may be gone and something else mapped at the address.  The
+ * hook install_delay_ms holds that fault after it resolved; meanwhile the
+ * test unmaps the attachment and maps anonymous memory at the same
+ * address.  The fault must install nothing there (it checks that the vma
+ * is still this attachment at the same source offset): the load that
+ * faulted reads the new mapping's zero.  A driver without that check puts
+ * the exporter's page into the anonymous mapping.  The exporter's
+ * threads map and unmap meanwhile, so the fault takes the slow path (a
+ * round whose fault did not is repeated).
+ */
+struct detach_race {
+	volatile unsigned char *att;
+	volatile long got;
+	volatile int done;
+};
+
+static void *detach_race_reader(void *arg)
+{
+	struct detach_race *d = arg;
+
+	d->got = d->att[0];	/* the fault the hook holds */
+	d->done = 1;
+	return NULL;
+}
+
+static int t_detach_while_a_fault_resolves_unlocked_installs_nothing(void)
+{
+	unsigned int delay = (unsigned int)(STALE_DELAY_MS * tap_time_scale());
+	long churns[2] = { 0 }, slow0, held0;
+	char *buf = ack_export(), v[16];
+	int rounds = 0, judged = 0;
+	xpmem_apid_t a;
+	pthread_t t[2];
+
+	FAIL_IF(!buf, "export");
+	memset(buf, 0x77, ACK_PAGES * PG);
+	a = xpmem_get(g_ack_seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	FAIL_IF(a <= 0, "get");
+	g_churn_stop = 0;
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, churn_thread, &churns[i]);
+	snprintf(v, sizeof(v), "%u", delay);
+	while (!judged && rounds < 20) {
+		struct detach_race d = { 0 };
+		pthread_t r;
+		void *att = xpmem_attach((struct xpmem_addr){ .apid = a }, ACK_PAGES * PG, NULL);
+		void *anon;
+
+		rounds++;
+		FAIL_IF(att == (void *)-1, "attach: %s", strerror(errno));
+		d.att = att;
+		slow0 = counter("fault_slow");
+		held0 = counter("install_delays");
+		FAIL_IF(write_file("/sys/kernel/debug/xpmem/install_delay_ms", v), "install delay hook");
+		pthread_create(&r, NULL, detach_race_reader, &d);
+		if (wait_until_counter("install_delays", held0 + 1, 30)) {
+			write_file("/sys/kernel/debug/xpmem/install_delay_ms", "0");
+			FAIL_IF(1, "the fault never reached the hook");
+		}
+		if (counter("fault_slow") == slow0) {
+			/* resolved under its lock: the unmap would just wait for it */
+			pthread_join(r, NULL);
+			FAIL_IF(xpmem_detach(att), "detach");
+			continue;
+		}
+		/* the fault dropped its lock: take its address away and reuse it */
+		FAIL_IF(munmap(att, ACK_PAGES * PG), "munmap: %s", strerror(errno));
+		anon = mmap(att, ACK_PAGES * PG, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		FAIL_IF(anon != att, "mmap over the old address: %s", strerror(errno));
+		FAIL_IF(d.done, "the fault finished before the unmap: the hook did not hold it");
+		pthread_join(r, NULL);
+		tap_diag("round %d: the load that faulted read %#lx (the exporter's pages hold 0x77, the new mapping 0)",
+			 rounds, d.got);
+		FAIL_IF(d.got != 0, "the fault installed the exporter's page into the mapping that replaced the attachment");
+		FAIL_IF(((volatile unsigned char *)anon)[0] != 0, "the new mapping holds %#x",
+			((volatile unsigned char *)anon)[0]);
+		munmap(anon, ACK_PAGES * PG);
+		judged = 1;
+	}
+	g_churn_stop = 1;
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	FAIL_IF(!judged, "in %d rounds no fault took the slow path (source lock never busy)", rounds);
+	FAIL_IF(xpmem_release(a), "release");
+	FAIL_IF(xpmem_remove(g_ack_seg), "remove");
+	return live_counters_settle();
+}
+
 #define TEST(name, secs) { #name, t_##name, secs }
 
 int main(int argc, char **argv)
@@ -1373,6 +1467,7 @@ int main(int argc, char **argv)
 		TEST(gets_of_one_segment_from_many_threads_all_succeed, 120),
 		TEST(fault_resolved_before_an_invalidation_installs_the_new_page, 120),
 		TEST(futex_on_an_attachment_of_a_busy_source_succeeds, 120),
+		TEST(detach_while_a_fault_resolves_unlocked_installs_nothing, 120),
 	};
 
 	PG = (size_t)sysconf(_SC_PAGESIZE);
