@@ -525,6 +525,22 @@ static bool xpmem_fault_keeps_lock(struct vm_fault *vmf)
 	return !(vmf->flags & (FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT));
 }
 
+/*
+ * The caller has a fatal signal: end the fault the way the core's own
+ * handlers do (a retry with the lock dropped, which the arch code ends
+ * quietly for a dying task), or fail it where that is not allowed.
+ */
+static vm_fault_t xpmem_fault_dying(struct vm_fault *vmf)
+{
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;	/* the caller keeps its lock */
+	if (vmf->flags & FAULT_FLAG_ALLOW_RETRY) {
+		xpmem_release_fault_lock(vmf);
+		return VM_FAULT_RETRY;
+	}
+	return VM_FAULT_SIGBUS;
+}
+
 static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -548,7 +564,7 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 			return xpmem_fault_done(vmf, &st, VM_FAULT_SIGBUS);
 		/* every retry below is bounded, and a dying caller stops here */
 		if (fatal_signal_pending(current))
-			return xpmem_fault_done(vmf, &st, VM_FAULT_SIGBUS);
+			return xpmem_fault_done(vmf, &st, xpmem_fault_dying(vmf));
 		seq = att->ops->read_begin(att);
 		ret = xpmem_fault_error_take(vmf, att, src, seq);
 		if (ret)
@@ -558,7 +574,7 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 				  (vma->vm_end - addr - PAGE_SIZE) >> PAGE_SHIFT,
 				  (att->src_start + att->size - src - PAGE_SIZE) >> PAGE_SHIFT);
 		err = att->ops->resolve_nowait(att, src, write, &r);
-		if (err == -EWOULDBLOCK && xpmem_fault_keeps_lock(vmf)) {
+		if (err == -EBUSY && xpmem_fault_keeps_lock(vmf)) {
 			if (!contended_until)
 				contended_until = jiffies + XPMEM_CONTENDED_WAIT;
 			if (time_before(jiffies, contended_until)) {
@@ -568,7 +584,7 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 				continue;
 			}
 		}
-		if (err == -EWOULDBLOCK) {
+		if (err == -EBUSY || err == -EWOULDBLOCK) {
 			st.slow = true;
 			return xpmem_fault_done(vmf, &st,
 						xpmem_fault_unlocked(vmf, att, addr, src,
@@ -626,7 +642,7 @@ static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 		spin_unlock(lock);
 		if (r.page)
 			put_page(r.page);
-	} else if (err != -EWOULDBLOCK) {
+	} else if (err != -EWOULDBLOCK && err != -EBUSY) {
 		return xpmem_errno_to_fault(err);
 	}
 	if (same)

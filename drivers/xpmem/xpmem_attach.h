@@ -62,7 +62,9 @@ struct xpmem_att_ops {
 	 * Resolve the page at source address @src with the attacher's fault
 	 * lock held: must not wait for another mm or a peer; -EWOULDBLOCK
 	 * if it would (then the core drops the fault lock and calls
-	 * ->resolve).
+	 * ->resolve); -EBUSY if a lock was busy that is not the attacher's
+	 * own, so that trying again shortly may succeed (a fault that cannot
+	 * drop its lock does, for a bounded time).
 	 */
 	int (*resolve_nowait)(struct xpmem_attachment *att, unsigned long src, bool write,
 			      struct xpmem_resolved *r);

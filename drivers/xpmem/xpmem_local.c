@@ -595,7 +595,11 @@ static int xpmem_local_resolve_nowait(struct xpmem_attachment *att, unsigned lon
 		return -EFAULT;		/* the owner is exiting */
 	if (!mmap_read_trylock(la->src_mm)) {
 		mmput_async(la->src_mm);
-		return -EWOULDBLOCK;
+		/*
+		 * Its own segment: the fault holds this very lock, and the
+		 * writer that makes the trylock fail waits for it.
+		 */
+		return la->src_mm == READ_ONCE(att->mm) ? -EWOULDBLOCK : -EBUSY;
 	}
 	err = xpmem_local_resolve_locked(la, src, write, r);
 	mmap_read_unlock(la->src_mm);

@@ -367,7 +367,7 @@ static bool xpmem_mirror_invalidate_start(struct mmu_interval_notifier *mni,
 	t0 = ktime_get_ns();
 	/* no memory for the second pass: all of it here, as one pass */
 	pass = m->ops->invalidate_begin && READ_ONCE(xpmem_two_pass) ?
-		kmalloc(sizeof(*pass), GFP_NOWAIT | __GFP_NOWARN) : NULL;
+		kmalloc(sizeof(*pass), GFP_NOWAIT | __GFP_NOMEMALLOC | __GFP_NOWARN) : NULL;
 	if (!pass) {
 		m->ops->invalidate(m, start, end);
 		xpmem_mirror_inval_end(m, start, end, t0);
