@@ -220,18 +220,13 @@ void xpmem_mirror_mapped(struct xpmem_mirror *m, unsigned long start, unsigned l
 	m->mapped_end = max(m->mapped_end, start + len);
 }
 
-enum xpmem_inval_step {
-	XPMEM_INVAL_DONE,	/* nothing to take down */
-	XPMEM_INVAL_BUSY,	/* something, but the caller may not sleep */
-	XPMEM_INVAL_ZAP,	/* take [start, end) down */
-};
-
 /*
  * The first part of every invalidation of @mni: publish the sequence and
  * decide whether anything of [*startp, *endp) (the part of the range in
- * this mirror) must be taken down.
+ * this mirror) must be taken down: 1 if so, 0 if there is nothing to take
+ * down, -EAGAIN if there is but the caller may not sleep.
  */
-static enum xpmem_inval_step
+static int
 xpmem_mirror_inval_begin(struct mmu_interval_notifier *mni, const struct mmu_notifier_range *range,
 			 unsigned long cur_seq, unsigned long *startp, unsigned long *endp)
 {
@@ -248,7 +243,7 @@ xpmem_mirror_inval_begin(struct mmu_interval_notifier *mni, const struct mmu_not
 		spin_lock(&m->lock);
 		mmu_interval_set_seq(mni, cur_seq);
 		spin_unlock(&m->lock);
-		return XPMEM_INVAL_DONE;
+		return 0;
 	}
 	/*
 	 * From here until the invalidation ends no fault installs and no
@@ -267,7 +262,7 @@ xpmem_mirror_inval_begin(struct mmu_interval_notifier *mni, const struct mmu_not
 		xpmem_count(invalidate_unmapped);
 		if (!mmu_notifier_range_blockable(range))
 			xpmem_count(invalidate_nonblock_unmapped);
-		return XPMEM_INVAL_DONE;
+		return 0;
 	}
 	if (!mmu_notifier_range_blockable(range)) {
 		/*
@@ -277,11 +272,11 @@ xpmem_mirror_inval_begin(struct mmu_interval_notifier *mni, const struct mmu_not
 		 */
 		trace_xpmem_invalidate_start(start, end, range->event, false);
 		xpmem_count(invalidate_nonblock_busy);
-		return XPMEM_INVAL_BUSY;
+		return -EAGAIN;
 	}
 	xpmem_count(invalidate_hits);
 	trace_xpmem_invalidate_start(start, end, range->event, true);
-	return XPMEM_INVAL_ZAP;
+	return 1;
 }
 
 /* The last part: [start, end) is down, @t0 ns after it began. */
@@ -306,16 +301,12 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 {
 	struct xpmem_mirror *m = to_mirror(mni);
 	unsigned long start, end;
+	int step;
 	u64 t0;
 
-	switch (xpmem_mirror_inval_begin(mni, range, cur_seq, &start, &end)) {
-	case XPMEM_INVAL_DONE:
-		return true;
-	case XPMEM_INVAL_BUSY:
-		return false;
-	case XPMEM_INVAL_ZAP:
-		break;
-	}
+	step = xpmem_mirror_inval_begin(mni, range, cur_seq, &start, &end);
+	if (step <= 0)
+		return !step;	/* false only for -EAGAIN: busy, not blockable */
 	t0 = ktime_get_ns();
 	m->ops->invalidate(m, start, end);
 	xpmem_mirror_inval_end(m, start, end, t0);
@@ -354,16 +345,12 @@ static bool xpmem_mirror_invalidate_start(struct mmu_interval_notifier *mni,
 	struct xpmem_mirror *m = to_mirror(mni);
 	struct xpmem_mirror_pass *pass;
 	unsigned long start, end;
+	int step;
 	u64 t0;
 
-	switch (xpmem_mirror_inval_begin(mni, range, cur_seq, &start, &end)) {
-	case XPMEM_INVAL_DONE:
-		return true;
-	case XPMEM_INVAL_BUSY:
-		return false;
-	case XPMEM_INVAL_ZAP:
-		break;
-	}
+	step = xpmem_mirror_inval_begin(mni, range, cur_seq, &start, &end);
+	if (step <= 0)
+		return !step;	/* false only for -EAGAIN: busy, not blockable */
 	t0 = ktime_get_ns();
 	/* no memory for the second pass: all of it here, as one pass */
 	pass = m->ops->invalidate_begin && READ_ONCE(xpmem_two_pass) ?
