@@ -546,6 +546,19 @@ void xpmem_ids_exit(void)
 		rhashtable_destroy(&xpmem_id_tables[kind]);
 	}
 	cancel_delayed_work_sync(&xpmem_users_gc);
+	/*
+	 * A container user's record references its owner's: those links go
+	 * first, so that what is left of a record's count is the table's
+	 * alone unless an object is still charged to it (the collector, which
+	 * would have dropped them one pass at a time, may not have run since
+	 * the last container user's objects went).
+	 */
+	hash_for_each(xpmem_users, bkt, u, node) {
+		if (u->owner) {
+			refcount_dec(&u->owner->ref);
+			u->owner = NULL;
+		}
+	}
 	hash_for_each_safe(xpmem_users, bkt, tmp, u, node) {
 		WARN(refcount_read(&u->ref) != 1, "xpmem: user %u still owns objects\n",
 		     from_kuid(&init_user_ns, u->uid));
