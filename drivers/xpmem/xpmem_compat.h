@@ -230,6 +230,14 @@ static inline bool xpmem_in_page_moving_syscall(void)
 #endif
 
 /*
+ * 7.1 (commit 7aba71dbc416): mmu_interval_notifier_ops may split an
+ * invalidation in two passes, ->invalidate_start for every overlapping
+ * interval, then ->invalidate_finish for those that asked for it, so that
+ * all of them can start taking their translations down before any waits.
+ */
+#define XPMEM_HAVE_TWO_PASS_NOTIFIER	(!XPMEM_KERNEL_OLDER_THAN(7, 1, 0))
+
+/*
  * Call @fn on PTEs of [@addr, @addr + @size) of @mm where a PTE table is
  * there, allocating none (fdinfo counts an attachment's present PTEs;
  * the caller holds @mm's mmap lock).  apply_to_existing_page_range() does
@@ -244,14 +252,6 @@ static inline bool xpmem_in_page_moving_syscall(void)
  * would, and the count is still exact.  There @fn also sees empty PTEs,
  * which apply_to_existing_page_range() skips: @fn must ignore them.
  */
-/*
- * 7.1 (commit 7aba71dbc416): mmu_interval_notifier_ops may split an
- * invalidation in two passes, ->invalidate_start for every overlapping
- * interval, then ->invalidate_finish for those that asked for it, so that
- * all of them can start taking their translations down before any waits.
- */
-#define XPMEM_HAVE_TWO_PASS_NOTIFIER	(!XPMEM_KERNEL_OLDER_THAN(7, 1, 0))
-
 #if XPMEM_KERNEL_OLDER_THAN(6, 14, 0)
 static inline int xpmem_apply_to_existing_page_range(struct mm_struct *mm,
 						     unsigned long addr, unsigned long size,

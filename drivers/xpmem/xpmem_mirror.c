@@ -146,14 +146,14 @@ static void xpmem_zap_work_fn(struct work_struct *work)
 }
 
 /*
- * From a notifier callback: have the zap worker zap and wait until it
- * did.  The wait has no external dependency (the zap takes only the
- * mapping's i_mmap_rwsem and the attacher's page table locks, never an
- * mmap lock, and allocates nothing that could wait for reclaim); it is
- * reported every XPMEM_ZAP_WARN_SECS, never abandoned: returning before
- * the zap would let the kernel free a page an attacher still maps.
+ * Wait for a zap handed to the worker.  The wait has no external
+ * dependency (the zap takes only the mapping's i_mmap_rwsem and the
+ * attacher's page table locks, never an mmap lock, and allocates nothing
+ * that could wait for reclaim); it is reported every XPMEM_ZAP_WARN_SECS,
+ * never abandoned: returning before the zap would let the kernel free a
+ * page an attacher still maps.  @zw lives until this returns.
  */
-static void xpmem_zap_wait_done(struct xpmem_zap_work *zw)
+void xpmem_zap_mapping_wait_queued(struct xpmem_zap_work *zw)
 {
 	unsigned long waited = 0;
 
@@ -164,6 +164,7 @@ static void xpmem_zap_wait_done(struct xpmem_zap_work *zw)
 	}
 }
 
+/* From a notifier callback: have the zap worker zap, and wait until it did. */
 void xpmem_zap_mapping_wait(struct address_space *mapping, loff_t start, loff_t len)
 {
 	struct xpmem_zap_work zw = {
@@ -175,14 +176,13 @@ void xpmem_zap_mapping_wait(struct address_space *mapping, loff_t start, loff_t 
 	init_completion(&zw.done);
 	INIT_WORK_ONSTACK(&zw.work, xpmem_zap_work_fn);
 	queue_work(xpmem_zap_wq, &zw.work);
-	xpmem_zap_wait_done(&zw);
+	xpmem_zap_mapping_wait_queued(&zw);
 	destroy_work_on_stack(&zw.work);
 }
 
 /*
- * The same in two steps, for the two-pass notifier: queue the zap (@zw
- * lives until xpmem_zap_mapping_wait_queued() returns), later wait for it
- * the same way.
+ * The same in two steps, for the two-pass notifier: queue the zap here
+ * (@zw on the heap), wait later with xpmem_zap_mapping_wait_queued().
  */
 void xpmem_zap_mapping_queue(struct xpmem_zap_work *zw, struct address_space *mapping,
 			     loff_t start, loff_t len)
@@ -193,11 +193,6 @@ void xpmem_zap_mapping_queue(struct xpmem_zap_work *zw, struct address_space *ma
 	init_completion(&zw->done);
 	INIT_WORK(&zw->work, xpmem_zap_work_fn);
 	queue_work(xpmem_zap_wq, &zw->work);
-}
-
-void xpmem_zap_mapping_wait_queued(struct xpmem_zap_work *zw)
-{
-	xpmem_zap_wait_done(zw);
 }
 
 /* ---- the interval notifier -------------------------------------------------- */

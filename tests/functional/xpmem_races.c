@@ -1201,6 +1201,28 @@ static int t_gets_of_one_segment_from_many_threads_all_succeed(void)
  */
 #define STALE_DELAY_MS	2000
 
+/*
+ * Hold the next fault STALE_DELAY_MS (scaled) between resolve and
+ * install: the milliseconds armed, 0 if the hook is not there
+ */
+static unsigned int arm_install_delay(void)
+{
+	unsigned int ms = (unsigned int)(STALE_DELAY_MS * tap_time_scale());
+	char v[16];
+
+	snprintf(v, sizeof(v), "%u", ms);
+	return write_file("/sys/kernel/debug/xpmem/install_delay_ms", v) ? 0 : ms;
+}
+
+/* 0 once a fault is held (install_delays past @before); else disarm, -1 */
+static int await_held_fault(long before)
+{
+	if (!wait_until_counter("install_delays", before + 1, 30))
+		return 0;
+	write_file("/sys/kernel/debug/xpmem/install_delay_ms", "0");
+	return -1;
+}
+
 static int stale_attacher(int in, int out, void *arg)
 {
 	xpmem_apid_t a = xpmem_get(g_ack_seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
@@ -1221,9 +1243,9 @@ static int stale_attacher(int in, int out, void *arg)
 
 static int t_fault_resolved_before_an_invalidation_installs_the_new_page(void)
 {
-	unsigned int delay = (unsigned int)(STALE_DELAY_MS * tap_time_scale());
 	long held = counter("install_delays"), retries = counter("fault_retries");
-	char *buf = ack_export(), v[16];
+	unsigned int delay;
+	char *buf = ack_export();
 	double t0, secs;
 	long got0, got1;
 	struct peer p;
@@ -1232,13 +1254,10 @@ static int t_fault_resolved_before_an_invalidation_installs_the_new_page(void)
 	FAIL_IF(held < 0, "no install_delays counter: a module without the test hooks");
 	FAIL_IF(peer_start(&p, stale_attacher, NULL), "fork");
 	FAIL_IF(peer_recv(&p) != 1, "attacher");
-	snprintf(v, sizeof(v), "%u", delay);
-	FAIL_IF(write_file("/sys/kernel/debug/xpmem/install_delay_ms", v), "install delay hook");
+	delay = arm_install_delay();
+	FAIL_IF(!delay, "install delay hook");
 	peer_send(&p, 2);
-	if (wait_until_counter("install_delays", held + 1, 30)) {
-		write_file("/sys/kernel/debug/xpmem/install_delay_ms", "0");
-		FAIL_IF(1, "the attacher's fault never reached the hook");
-	}
+	FAIL_IF(await_held_fault(held), "the attacher's fault never reached the hook");
 	/* inside the window: drop the page the fault holds, write a new one */
 	t0 = ack_now();
 	FAIL_IF(madvise(buf, ACK_PAGES * PG, MADV_DONTNEED), "MADV_DONTNEED: %s", strerror(errno));
@@ -1385,9 +1404,8 @@ static void *detach_race_reader(void *arg)
 
 static int t_detach_while_a_fault_resolves_unlocked_installs_nothing(void)
 {
-	unsigned int delay = (unsigned int)(STALE_DELAY_MS * tap_time_scale());
 	long churns[2] = { 0 }, slow0, held0;
-	char *buf = ack_export(), v[16];
+	char *buf = ack_export();
 	int rounds = 0, judged = 0;
 	xpmem_apid_t a;
 	pthread_t t[2];
@@ -1399,7 +1417,6 @@ static int t_detach_while_a_fault_resolves_unlocked_installs_nothing(void)
 	g_churn_stop = 0;
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, churn_thread, &churns[i]);
-	snprintf(v, sizeof(v), "%u", delay);
 	while (!judged && rounds < 20) {
 		struct detach_race d = { 0 };
 		pthread_t r;
@@ -1411,12 +1428,9 @@ static int t_detach_while_a_fault_resolves_unlocked_installs_nothing(void)
 		d.att = att;
 		slow0 = counter("fault_slow");
 		held0 = counter("install_delays");
-		FAIL_IF(write_file("/sys/kernel/debug/xpmem/install_delay_ms", v), "install delay hook");
+		FAIL_IF(!arm_install_delay(), "install delay hook");
 		pthread_create(&r, NULL, detach_race_reader, &d);
-		if (wait_until_counter("install_delays", held0 + 1, 30)) {
-			write_file("/sys/kernel/debug/xpmem/install_delay_ms", "0");
-			FAIL_IF(1, "the fault never reached the hook");
-		}
+		FAIL_IF(await_held_fault(held0), "the fault never reached the hook");
 		if (counter("fault_slow") == slow0) {
 			/* resolved under its lock: the unmap would just wait for it */
 			pthread_join(r, NULL);
