@@ -78,7 +78,7 @@ OMPI_BINS := $(if $(shell command -v $(OMPICC)),$(patsubst tests/mpi/%.c,$(B)/te
 OSHCC      ?= oshcc
 SHMEM_BINS := $(if $(shell command -v $(OSHCC)),$(patsubst %.c,$(B)/%,$(wildcard tests/shmem/*.c bench/shmem/*.c)))
 
-.PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-shmem bench-partitions install deb deps clean
+.PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-shmem bench-partitions bench-peer install deb deps clean
 all: module module-test lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -232,6 +232,13 @@ bench-local: deps
 	$(MAKE) all
 	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/local/run
 	bench/local/report
+
+# this driver against the established one (hpc/xpmem; XPMEM_PEER_SRC=a
+# checkout of it, else the bench says so and does nothing), same program,
+# same kernel (debian-6.1), interleaved; build/bench/peer.md and .png
+bench-peer: deps
+	$(MAKE) all
+	bench/peer/run
 
 bench-partitions: deps
 	$(MAKE) all

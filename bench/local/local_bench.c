@@ -22,6 +22,12 @@
  *          touched, vs munmap of one mapped page of the process's own
  *          memory, interleaved: what each mapping attachment adds to an
  *          invalidation, next to what the kernel's own unmap costs
+ *   percall
+ *          what else an MPI library pays per buffer (bench/peer compares
+ *          it with the established driver): xpmem_detach of 4 MiB after
+ *          touching every page; a new process's first xpmem_get +
+ *          xpmem_attach + first touch of one page; and each further
+ *          one-page attach + first touch, up to 10,000 attachments
  *
  * Output: "ROW key=value ..." lines on stdout (bench/local/report makes
  * the table and the plot), progress on stderr.
@@ -40,6 +46,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -474,7 +481,127 @@ static void bench_mapinval(int rounds)
 	free(tm);
 }
 
-/* local_bench [ROUNDS [PART...]]: PART is touch, copy, calls, inval or mapinval (default: all) */
+/* ---- per call -------------------------------------------------------------------- */
+
+#define PERCALL_ATTS	10000
+
+/* the child of bench_percall: a new process's first get + attach + touch of @seg */
+static int first_attach(const char *segid)
+{
+	xpmem_segid_t seg = (xpmem_segid_t)strtoll(segid, NULL, 0);
+	xpmem_apid_t apid;
+	double t0;
+	char *p;
+
+	PG = (size_t)sysconf(_SC_PAGESIZE);
+	if (xpmem_init())
+		die("xpmem_init");
+	t0 = now();
+	apid = xpmem_get(seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	if (apid <= 0)
+		die("xpmem_get");
+	p = xpmem_attach((struct xpmem_addr){ .apid = apid }, PG, NULL);
+	if (p == (void *)-1)
+		die("xpmem_attach");
+	(void)*(volatile char *)p;
+	printf("%.9f\n", now() - t0);
+	xpmem_detach(p);
+	xpmem_release(apid);
+	return 0;
+}
+
+static double run_first_attach(xpmem_segid_t seg)
+{
+	char arg[32], out[64] = "";
+	int fds[2], status;
+	double t = -1;
+	FILE *f;
+	pid_t pid;
+
+	snprintf(arg, sizeof(arg), "%lld", (long long)seg);
+	if (pipe(fds))
+		die("pipe");
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (!pid) {
+		/* a new image: the library's state is a new process's */
+		dup2(fds[1], 1);
+		execl("/proc/self/exe", "local_bench", "--first-attach", arg, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	f = fdopen(fds[0], "r");
+	if (f && fgets(out, sizeof(out), f))
+		t = atof(out);
+	if (f)
+		fclose(f);
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) || t < 0)
+		die("first attach child");
+	return t;
+}
+
+static void bench_percall(int rounds)
+{
+	const size_t len = 4 * MiB;
+	char *src = map_at(0, BIG, MAP_PRIVATE);
+	double *td = calloc(rounds, sizeof(double)), *tf = calloc(rounds, sizeof(double));
+	double *tn = calloc(rounds, sizeof(double));
+	char **att = calloc(PERCALL_ATTS, sizeof(char *));
+	xpmem_segid_t seg;
+	xpmem_apid_t apid;
+
+	if (!td || !tf || !tn || !att)
+		die("calloc");
+	madvise(src, BIG, MADV_NOHUGEPAGE);
+	memset(src, 1, BIG);
+	seg = xpmem_make(src, BIG, XPMEM_PERMIT_MODE, (void *)0600);
+	apid = xpmem_get(seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	if (seg <= 0 || apid <= 0)
+		die("make/get");
+	for (int r = 0; r < rounds; r++) {
+		char *p = attach_at(apid, 0, len, 1);
+		double t0;
+
+		touch(p, len, PG);
+		t0 = now();
+		xpmem_detach(p);
+		td[r] = now() - t0;
+		tf[r] = run_first_attach(seg);
+		t0 = now();
+		for (size_t i = 0; i < PERCALL_ATTS; i++) {
+			att[i] = xpmem_attach((struct xpmem_addr){ .apid = apid,
+								  .offset = (i % 1024) * PG },
+					      PG, NULL);
+			if (att[i] == (void *)-1)
+				die("xpmem_attach");
+			(void)*(volatile char *)att[i];
+		}
+		tn[r] = (now() - t0) / PERCALL_ATTS;
+		for (size_t i = 0; i < PERCALL_ATTS; i++)
+			xpmem_detach(att[i]);
+		fprintf(stderr, ".");
+	}
+	printf("ROW percall op=detach_after_touch bytes=%zu us=%.2f\n", len, median(td, rounds) * 1e6);
+	printf("ROW percall op=first_get_attach_touch bytes=%zu us=%.2f\n", PG,
+	       median(tf, rounds) * 1e6);
+	printf("ROW percall op=further_attach_touch bytes=%zu n=%d us=%.2f\n", PG, PERCALL_ATTS,
+	       median(tn, rounds) * 1e6);
+	fflush(stdout);
+	xpmem_release(apid);
+	xpmem_remove(seg);
+	munmap(src, BIG);
+	free(att);
+	free(td);
+	free(tf);
+	free(tn);
+}
+
+/*
+ * local_bench [ROUNDS [PART...]]: PART is touch, copy, calls, inval,
+ * mapinval or percall (default: all); local_bench --first-attach SEGID is
+ * percall's child
+ */
 static int wanted(int argc, char **argv, const char *part)
 {
 	if (argc <= 2)
@@ -489,6 +616,8 @@ int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 9;
 
+	if (argc == 3 && !strcmp(argv[1], "--first-attach"))
+		return first_attach(argv[2]);
 	PG = (size_t)sysconf(_SC_PAGESIZE);
 	if (xpmem_init())
 		die("xpmem_init");
@@ -518,6 +647,11 @@ int main(int argc, char **argv)
 	if (wanted(argc, argv, "mapinval")) {
 		fprintf(stderr, "mapinval ");
 		bench_mapinval(rounds);
+		fprintf(stderr, "\n");
+	}
+	if (wanted(argc, argv, "percall")) {
+		fprintf(stderr, "percall ");
+		bench_percall(rounds);
 		fprintf(stderr, "\n");
 	}
 	return 0;

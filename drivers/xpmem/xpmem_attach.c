@@ -222,6 +222,7 @@ static void xpmem_att_teardown_fn(struct work_struct *work)
 	struct xpmem_attachment *att =
 		container_of(work, struct xpmem_attachment, teardown);
 
+	xpmem_test_teardown_delay();
 	att->ops->teardown(att);
 	xpmem_att_put(att);
 }

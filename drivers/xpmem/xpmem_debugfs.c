@@ -12,8 +12,12 @@
  *   ping          write "PEER COUNT": measured round trips to PEER; read
  *                 the result (the transport, xpmem_ivshmem.c)
  * Only in modules built with CONFIG_XPMEM_TEST_HOOKS (the test builds):
- *   ack_delay_ms  delay every acknowledgment (local, or to an owning
- *                 partition), to exercise slow acknowledgers (0 = off)
+ *   ack_delay_ms  delay every acknowledgment (a local zap, in the zap
+ *                 worker, or an ACK to an owning partition), to exercise
+ *                 slow acknowledgers (0 = off)
+ *   zaps_held_max  the most local zaps that ack_delay_ms held at once
+ *                 (write 0 to reset): all of an invalidation's zaps wait
+ *                 together, or one after another
  *   test_pin_pages  attachments made while it is Y keep a page reference
  *                 on everything they map, like pinning XPMEM
  *                 implementations; proves the no-pinning tests can fail
@@ -23,6 +27,9 @@
  *   install_delay_ms  the next fault that resolves a page waits this long
  *                 before it installs it (one shot), so that a test can
  *                 put an invalidation between resolve and install
+ *   teardown_delay_ms  each attachment teardown queued by the close of its
+ *                 last vma waits this long first, so that a test can
+ *                 unload the module while one is pending
  */
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
@@ -73,6 +80,7 @@ static const struct {
 	XPMEM_EVENT(invalidate_unmapped),
 	XPMEM_EVENT(invalidate_nonblock_unmapped),
 	XPMEM_EVENT(acks),
+	XPMEM_EVENT(batched_zaps),
 	XPMEM_EVENT(ack_wait_slow),
 	XPMEM_EVENT(install_delays),
 	XPMEM_EVENT(revokes),
@@ -86,6 +94,7 @@ static const struct {
 	XPMEM_EVENT(export_faults),
 	XPMEM_EVENT(export_invals),
 	XPMEM_EVENT(export_acks),
+	XPMEM_EVENT(export_slow_acks),
 	XPMEM_EVENT(export_fenced_acks),
 	XPMEM_EVENT(import_faults),
 	XPMEM_EVENT(import_invals),
@@ -141,6 +150,10 @@ void xpmem_debugfs_init(void)
 			   &xpmem_skip_zap_every);
 	debugfs_create_u32("install_delay_ms", 0600, xpmem_debugfs_dir,
 			   &xpmem_install_delay_ms);
+	debugfs_create_u32("teardown_delay_ms", 0600, xpmem_debugfs_dir,
+			   &xpmem_teardown_delay_ms);
+	debugfs_create_u32("zaps_held_max", 0600, xpmem_debugfs_dir,
+			   &xpmem_zaps_held_max);
 #endif
 	xpmem_proto_debugfs(xpmem_debugfs_dir);
 }

@@ -109,6 +109,22 @@ static DEFINE_XARRAY_ALLOC1(xpmem_export_atts);
 /* an ack wait waits this many peer timeouts before fencing the peer itself */
 #define XPMEM_ACK_FENCE_FACTOR	4
 
+/*
+ * A peer may not routinely keep this partition's invalidations waiting
+ * for most of a peer timeout, each just short of the fence above: of its
+ * last XPMEM_ACK_HISTORY acknowledgments, XPMEM_SLOW_ACKS_FENCE that each
+ * took longer than half the peer timeout fence it.  So a peer that stalls
+ * every other invalidation is fenced at its fourth slow ack; one that is
+ * slow now and then (a loaded host) is not.  An ack's time is the peer's
+ * time on it: from when it was sent or the peer's previous ack, whichever
+ * is later (a peer works through INVALs one after another: the 100th of
+ * one invalidation's INVALs waited for the 99 before it, which is not its
+ * delay).  The overdue check below measures the same way: a peer is
+ * fenced for an ack only if it acknowledged nothing for a whole timeout.
+ */
+#define XPMEM_ACK_HISTORY	8
+#define XPMEM_SLOW_ACKS_FENCE	4
+
 struct xpmem_ack_slot {
 	struct completion *done;	/* NULL: free */
 	unsigned long sent;		/* jiffies */
@@ -121,6 +137,9 @@ static struct xpmem_export_peer {
 	struct xpmem_ack_slot slot[XPMEM_ACK_SLOTS];
 	unsigned int pending;
 	u16 next_tag;
+	u8 slow_history;		/* bit i: the ack i acks ago was slow */
+	u64 last_ack_ns;		/* when the last ack came */
+	unsigned long last_ack;		/* ... in jiffies */
 	wait_queue_head_t slot_wq;	/* a slot was freed */
 } xpmem_epeer[XPMEM_MAX_PARTITIONS];
 
@@ -190,17 +209,46 @@ static struct completion *xpmem_ack_slot_put(int peer, u64 id, u64 *sent_ns)
 	return done;
 }
 
+/*
+ * Receive context: one more ack of @peer, of an INVAL sent at @sent_ns;
+ * true if the peer's time on it fences it.
+ */
+static bool xpmem_export_ack_too_slow(int peer, u64 sent_ns)
+{
+	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
+	u64 now = ktime_get_ns();
+	bool slow, fence;
+
+	spin_lock(&ep->lock);
+	slow = now - max(sent_ns, ep->last_ack_ns) >
+	       (u64)xpmem_peer_timeout_ms() * NSEC_PER_MSEC / 2;
+	ep->last_ack_ns = now;
+	ep->last_ack = jiffies;
+	ep->slow_history = ep->slow_history << 1 | slow;
+	BUILD_BUG_ON(XPMEM_ACK_HISTORY != BITS_PER_TYPE(ep->slow_history));
+	fence = hweight8(ep->slow_history) >= XPMEM_SLOW_ACKS_FENCE;
+	if (fence)
+		ep->slow_history = 0;
+	spin_unlock(&ep->lock);
+	if (slow)
+		xpmem_count(export_slow_acks);
+	return fence;
+}
+
 /* Receive context: ACK from @peer (ack id); false if it acknowledges nothing we sent. */
 static bool xpmem_export_ack(int peer, const u64 *p)
 {
-	u64 sent_ns = 0;
+	u64 sent_ns = 0, ns;
 	struct completion *done = xpmem_ack_slot_put(peer, p[0], &sent_ns);
 
 	if (!done)
 		return false;
+	ns = ktime_get_ns() - sent_ns;
 	xpmem_count(export_acks);
-	trace_xpmem_ack(peer, p[0], ktime_get_ns() - sent_ns);
+	trace_xpmem_ack(peer, p[0], ns);
 	complete(done);
+	if (xpmem_export_ack_too_slow(peer, sent_ns))
+		xpmem_peer_fence(peer, "its acknowledgments kept invalidations waiting close to the timeout");
 	return true;
 }
 
@@ -211,6 +259,7 @@ static void xpmem_export_peer_down(int peer)
 	unsigned int i;
 
 	spin_lock(&ep->lock);
+	ep->slow_history = 0;	/* a new incarnation starts clean */
 	for (i = 0; i < XPMEM_ACK_SLOTS; i++) {
 		if (!ep->slot[i].done)
 			continue;
@@ -223,7 +272,10 @@ static void xpmem_export_peer_down(int peer)
 	wake_up_all(&ep->slot_wq);
 }
 
-/* Receive context, each heartbeat: an ack overdue by a peer timeout fences it. */
+/*
+ * Receive context, each heartbeat: an ack overdue by a peer timeout (the
+ * peer acknowledged nothing for that long) fences it.
+ */
 static void xpmem_export_check_acks(int peer)
 {
 	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
@@ -235,7 +287,9 @@ static void xpmem_export_check_acks(int peer)
 		return;
 	spin_lock(&ep->lock);
 	for (i = 0; i < XPMEM_ACK_SLOTS && !overdue; i++)
-		overdue = ep->slot[i].done && time_after(jiffies, ep->slot[i].sent + limit);
+		overdue = ep->slot[i].done &&
+			  time_after(jiffies, limit + (time_after(ep->last_ack, ep->slot[i].sent) ?
+						       ep->last_ack : ep->slot[i].sent));
 	spin_unlock(&ep->lock);
 	if (overdue)
 		xpmem_peer_fence(peer, "an invalidation was not acknowledged in time");
@@ -307,23 +361,20 @@ static void xpmem_export_att_put(struct xpmem_export_att *att)
 }
 
 /*
- * Have the peer zap [start, end) of the source and wait for its ACK (or
- * its death).  From the mirror's ->invalidate, and from revoke.  Bounded:
- * after XPMEM_ACK_FENCE_FACTOR peer timeouts the peer is fenced, and its
- * death completes the wait.
+ * Have the peer zap [start, end) of the source: take an ack slot for
+ * @done and send INVAL.  False if there is nothing to wait for (the peer
+ * is gone: nothing maps it).  Sleeps while every ack slot is taken.
  */
-static void xpmem_export_att_zap(struct xpmem_export_att *att, unsigned long start,
-				 unsigned long end)
+static bool xpmem_export_att_send_inval(struct xpmem_export_att *att, unsigned long start,
+					unsigned long end, struct completion *done)
 {
 	int peer = att->exp->peer;
-	unsigned long timeout = msecs_to_jiffies(xpmem_peer_timeout_ms());
-	DECLARE_COMPLETION_ONSTACK(done);
-	unsigned int waits = 0;
 	u64 p[4];
 
-	if (xpmem_ack_slot_get(peer, att->exp->gen, &done, &p[0])) {
+	init_completion(done);
+	if (xpmem_ack_slot_get(peer, att->exp->gen, done, &p[0])) {
 		xpmem_count(export_fenced_acks);
-		return;		/* the peer is gone: nothing maps it */
+		return false;
 	}
 	p[1] = att->cookie;
 	p[2] = start - att->src_start;
@@ -335,25 +386,67 @@ static void xpmem_export_att_zap(struct xpmem_export_att *att, unsigned long sta
 
 		if (xpmem_ack_slot_put(peer, p[0], &sent_ns)) {
 			xpmem_count(export_fenced_acks);
-			return;
+			return false;
 		}
 	}
-	while (!wait_for_completion_timeout(&done, timeout)) {
+	return true;
+}
+
+/*
+ * Wait for the ACK of an INVAL (or the peer's death).  Bounded: after
+ * XPMEM_ACK_FENCE_FACTOR peer timeouts the peer is fenced, and its death
+ * completes the wait.
+ */
+static void xpmem_export_att_wait_ack(struct xpmem_export_att *att, struct completion *done)
+{
+	unsigned long timeout = msecs_to_jiffies(xpmem_peer_timeout_ms());
+	unsigned int waits = 0;
+
+	while (!wait_for_completion_timeout(done, timeout)) {
 		if (++waits == XPMEM_ACK_FENCE_FACTOR)
-			xpmem_peer_fence(peer, "an invalidation was not acknowledged");
+			xpmem_peer_fence(att->exp->peer, "an invalidation was not acknowledged");
 		xpmem_count(ack_wait_slow);
 	}
 }
 
-/* The mirror's ->invalidate. */
+/* Both: from revoke, and the mirror's ->invalidate. */
+static void xpmem_export_att_zap(struct xpmem_export_att *att, unsigned long start,
+				 unsigned long end)
+{
+	struct completion done;
+
+	if (xpmem_export_att_send_inval(att, start, end, &done))
+		xpmem_export_att_wait_ack(att, &done);
+}
+
+static inline struct xpmem_export_att *to_export_att(struct xpmem_mirror *m)
+{
+	return container_of(m, struct xpmem_export_att, mirror);
+}
+
 static void xpmem_export_att_invalidate(struct xpmem_mirror *m, unsigned long start,
 					unsigned long end)
 {
-	xpmem_export_att_zap(container_of(m, struct xpmem_export_att, mirror), start, end);
+	xpmem_export_att_zap(to_export_att(m), start, end);
+}
+
+/* In two steps: every INVAL of an invalidation is sent before any wait. */
+static bool xpmem_export_att_invalidate_begin(struct xpmem_mirror *m, unsigned long start,
+					      unsigned long end, struct xpmem_mirror_wait *w)
+{
+	return xpmem_export_att_send_inval(to_export_att(m), start, end, &w->ack);
+}
+
+static void xpmem_export_att_invalidate_wait(struct xpmem_mirror *m, unsigned long start,
+					     unsigned long end, struct xpmem_mirror_wait *w)
+{
+	xpmem_export_att_wait_ack(to_export_att(m), &w->ack);
 }
 
 static const struct xpmem_mirror_ops xpmem_export_mirror_ops = {
 	.invalidate = xpmem_export_att_invalidate,
+	.invalidate_begin = xpmem_export_att_invalidate_begin,
+	.invalidate_wait = xpmem_export_att_invalidate_wait,
 };
 
 /*

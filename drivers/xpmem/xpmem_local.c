@@ -463,7 +463,6 @@ static void xpmem_local_invalidate(struct xpmem_mirror *m, unsigned long start,
 
 	if (xpmem_test_skip_zap())
 		return;		/* test hook: the source's pages stay mapped here */
-	xpmem_test_ack_delay();
 	xpmem_att_zap_wait(&la->att, start - la->att.src_start, end - start);
 	xpmem_count(acks);
 	trace_xpmem_ack(-1, start, ktime_get_ns() - t0);
@@ -471,24 +470,23 @@ static void xpmem_local_invalidate(struct xpmem_mirror *m, unsigned long start,
 
 /* The same in two steps (the two-pass notifier): queue the zap ... */
 static bool xpmem_local_invalidate_begin(struct xpmem_mirror *m, unsigned long start,
-					 unsigned long end, struct xpmem_zap_work *zw)
+					 unsigned long end, struct xpmem_mirror_wait *w)
 {
 	struct xpmem_local_att *la = container_of(m, struct xpmem_local_att, mirror);
 
 	if (xpmem_test_skip_zap())
 		return false;	/* test hook: the source's pages stay mapped here */
-	xpmem_test_ack_delay();
-	xpmem_att_zap_queue(&la->att, start - la->att.src_start, end - start, zw);
+	xpmem_att_zap_queue(&la->att, start - la->att.src_start, end - start, &w->zap);
 	return true;
 }
 
 /* ... and wait for it */
 static void xpmem_local_invalidate_wait(struct xpmem_mirror *m, unsigned long start,
-					unsigned long end, struct xpmem_zap_work *zw)
+					unsigned long end, struct xpmem_mirror_wait *w)
 {
 	u64 t0 = ktime_get_ns();
 
-	xpmem_zap_mapping_wait_queued(zw);
+	xpmem_zap_mapping_wait_queued(&w->zap);
 	xpmem_count(acks);
 	trace_xpmem_ack(-1, start, ktime_get_ns() - t0);
 }

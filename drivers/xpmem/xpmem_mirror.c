@@ -63,10 +63,13 @@
  * no lock that is held while allocating memory or while waiting for one
  * of the caller's rmap locks, and never the exporting mm's mmap lock.
  */
+#include <linux/hashtable.h>
+#include <linux/interval_tree.h>
 #include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
@@ -141,6 +144,7 @@ static void xpmem_zap_work_fn(struct work_struct *work)
 {
 	struct xpmem_zap_work *zw = container_of(work, struct xpmem_zap_work, work);
 
+	xpmem_test_zap_delay();	/* test builds: a slow zap (debugfs ack_delay_ms) */
 	xpmem_zap_mapping(zw->mapping, zw->start, zw->len);
 	complete(&zw->done);
 }
@@ -290,6 +294,212 @@ static void xpmem_mirror_inval_end(struct xpmem_mirror *m, unsigned long start,
 	trace_xpmem_invalidate_end(start, end, t0);
 }
 
+/*
+ * Start every zap of an invalidation before waiting for any: a long list
+ * of mirrors of one page (thousands of one-page attachments of a segment)
+ * then costs one round of the zap worker instead of one round per mirror.
+ * With the two-pass notifier (7.1) the core's passes do it; before it,
+ * the first mirror an invalidation reaches does it for the mirrors of
+ * the same mm (a batch, below).  Module parameter
+ * two_pass_invalidation=N makes every invalidation one wait per mirror
+ * (bench/local/two-pass compares both in one boot).
+ */
+static bool xpmem_two_pass = true;
+module_param_named(two_pass_invalidation, xpmem_two_pass, bool, 0644);
+MODULE_PARM_DESC(two_pass_invalidation,
+		 "start every mirror's zap of an invalidation before waiting for any (default Y)");
+
+/* ---- batches: one wait per invalidation on one-pass kernels ---------------
+ *
+ * The set of an exporting mm holds its mirrors that can zap in two steps
+ * (->invalidate_begin), in an interval tree of source ranges.  The core
+ * calls the mirrors an invalidation overlaps one after another, in the
+ * invalidating task, and each of its calls must return with its part
+ * down.  The first call that has something to take down (the leader)
+ * takes the same first step for every mirror of the set the range
+ * overlaps, what their own calls would do first: publish the sequence
+ * under the mirror's lock (the invalidation's cur_seq, the one value all
+ * calls of this invalidation period publish), and if the mirror has
+ * something mapped in the range, queue its zap.  Then it waits for all of
+ * them and narrows each mirror's mapped span as its own call would.  From
+ * the publication on no fault installs in those mirrors until the period
+ * ends (the core's read_begin waits, a fault that sampled before fails
+ * its retry check), so when the core then calls them they find nothing
+ * mapped in the range and return at once.  Where the range was in the
+ * middle of a mirror's span (the span only narrows at its ends) that
+ * call zaps again: redundant, not wrong.
+ *
+ * A mirror some other invalidation's batch holds (->batched) is left to
+ * that batch and to its own call, which zaps for itself.  Publishing the
+ * sequence of a mirror the core will not call in this period (inserted
+ * while it runs) only makes its faults wait for the period's end.
+ *
+ * Lifetime: a mirror leaves its set before the core's tree, and then
+ * waits until no batch holds it (xpmem_mirror_remove()); a batch holds
+ * only mirrors it found in the set.  The set lives while it has mirrors;
+ * the leader's own mirror is in it for the leader's whole call (its
+ * removal waits for the invalidation period to end).
+ *
+ * Locks: xpmem_mirror_sets_lock (mutex: the hash and each set's count)
+ *   -> set->lock (spinlock: the tree) -> mirror->lock.  The batch is
+ * collected under set->lock and started and waited for with no lock.
+ */
+struct xpmem_mirror_set {
+	struct hlist_node hnode;	/* in xpmem_mirror_sets */
+	struct mm_struct *mm;		/* the key; never dereferenced */
+	unsigned int nr_mirrors;	/* under xpmem_mirror_sets_lock */
+	spinlock_t lock;
+	struct rb_root_cached mirrors;	/* of set_node, under lock */
+};
+
+static DEFINE_HASHTABLE(xpmem_mirror_sets, 7);
+static DEFINE_MUTEX(xpmem_mirror_sets_lock);
+static DECLARE_WAIT_QUEUE_HEAD(xpmem_batch_wq);	/* a batch let go of mirrors */
+
+/* Join @mm's set (made if it is the first), after the core's insert. */
+static int xpmem_mirror_set_join(struct xpmem_mirror *m, struct mm_struct *mm)
+{
+	struct xpmem_mirror_set *set;
+
+	mutex_lock(&xpmem_mirror_sets_lock);
+	hash_for_each_possible(xpmem_mirror_sets, set, hnode, (unsigned long)mm)
+		if (set->mm == mm)
+			goto found;
+	set = kzalloc(sizeof(*set), GFP_KERNEL);
+	if (!set) {
+		mutex_unlock(&xpmem_mirror_sets_lock);
+		return -ENOMEM;
+	}
+	set->mm = mm;
+	spin_lock_init(&set->lock);
+	set->mirrors = RB_ROOT_CACHED;
+	hash_add(xpmem_mirror_sets, &set->hnode, (unsigned long)mm);
+found:
+	set->nr_mirrors++;
+	mutex_unlock(&xpmem_mirror_sets_lock);
+	m->set_node.start = m->mni.interval_tree.start;
+	m->set_node.last = m->mni.interval_tree.last;
+	/* callbacks of this mirror may run from its core insert on */
+	WRITE_ONCE(m->set, set);
+	spin_lock(&set->lock);
+	interval_tree_insert(&m->set_node, &set->mirrors);
+	spin_unlock(&set->lock);
+	return 0;
+}
+
+static bool xpmem_mirror_in_batch(struct xpmem_mirror *m)
+{
+	bool batched;
+
+	spin_lock(&m->lock);
+	batched = m->batched;
+	spin_unlock(&m->lock);
+	return batched;
+}
+
+/* Leave the set: no batch finds @m after this, and none holds it. */
+static void xpmem_mirror_set_leave(struct xpmem_mirror *m)
+{
+	struct xpmem_mirror_set *set = m->set;
+
+	spin_lock(&set->lock);
+	interval_tree_remove(&m->set_node, &set->mirrors);
+	spin_unlock(&set->lock);
+	/* a batch ends its mirrors within one invalidation: bounded as that is */
+	wait_event(xpmem_batch_wq, !xpmem_mirror_in_batch(m));
+}
+
+/* After the core's remove: the set goes with its last mirror. */
+static void xpmem_mirror_set_put(struct xpmem_mirror *m)
+{
+	struct xpmem_mirror_set *set = m->set;
+
+	WRITE_ONCE(m->set, NULL);
+	mutex_lock(&xpmem_mirror_sets_lock);
+	if (!--set->nr_mirrors) {
+		WARN_ON_ONCE(!RB_EMPTY_ROOT(&set->mirrors.rb_root));
+		hash_del(&set->hnode);
+		kfree(set);
+	}
+	mutex_unlock(&xpmem_mirror_sets_lock);
+}
+
+/*
+ * The first step of the core's call for every mirror of @leader's set
+ * that @range overlaps: publish the sequence; collect those with
+ * something mapped in the range (and no other batch) on @batch.
+ */
+static void xpmem_batch_collect(struct xpmem_mirror *leader, const struct mmu_notifier_range *range,
+				unsigned long cur_seq, struct list_head *batch)
+{
+	struct xpmem_mirror_set *set = READ_ONCE(leader->set);
+	struct interval_tree_node *node;
+
+	spin_lock(&set->lock);
+	for (node = interval_tree_iter_first(&set->mirrors, range->start, range->end - 1); node;
+	     node = interval_tree_iter_next(node, range->start, range->end - 1)) {
+		struct xpmem_mirror *m = container_of(node, struct xpmem_mirror, set_node);
+		unsigned long start = max(range->start, node->start);
+		unsigned long end = min(range->end, node->last + 1);
+
+		spin_lock(&m->lock);
+		mmu_interval_set_seq(&m->mni, cur_seq);
+		if (range->event == MMU_NOTIFY_RELEASE)
+			m->released = true;
+		if (!m->batched && start < m->mapped_end && m->mapped_start < end) {
+			m->batched = true;
+			m->batch_start = start;
+			m->batch_end = end;
+			list_add_tail(&m->batch_link, batch);
+		}
+		spin_unlock(&m->lock);
+	}
+	spin_unlock(&set->lock);
+}
+
+/*
+ * @leader's call has something to take down in [start, end): take down
+ * what the range overlaps in every mirror of the set, waiting once.
+ */
+static void xpmem_batch_invalidate(struct xpmem_mirror *leader,
+				   const struct mmu_notifier_range *range, unsigned long cur_seq,
+				   unsigned long start, unsigned long end)
+{
+	u64 t0 = ktime_get_ns();
+	bool leader_in = false;
+	struct xpmem_mirror *m, *tmp;
+	LIST_HEAD(batch);
+	LIST_HEAD(queued);
+
+	xpmem_batch_collect(leader, range, cur_seq, &batch);
+	list_for_each_entry_safe(m, tmp, &batch, batch_link) {
+		if (m == leader)
+			leader_in = true;
+		/* false: nothing to wait for (peer gone, or a test hook skipped the zap) */
+		if (!m->ops->invalidate_begin(m, m->batch_start, m->batch_end, &m->batch_wait))
+			continue;
+		list_move_tail(&m->batch_link, &queued);
+		if (m != leader)
+			xpmem_count(batched_zaps);
+	}
+	list_for_each_entry(m, &queued, batch_link)
+		m->ops->invalidate_wait(m, m->batch_start, m->batch_end, &m->batch_wait);
+	list_splice_tail(&queued, &batch);
+	list_for_each_entry(m, &batch, batch_link) {
+		xpmem_mirror_inval_end(m, m->batch_start, m->batch_end, t0);
+		spin_lock(&m->lock);
+		m->batched = false;
+		spin_unlock(&m->lock);
+	}
+	wake_up_all(&xpmem_batch_wq);
+	/* another invalidation's batch holds the leader: its own zap, here */
+	if (!leader_in) {
+		t0 = ktime_get_ns();
+		leader->ops->invalidate(leader, start, end);
+		xpmem_mirror_inval_end(leader, start, end, t0);
+	}
+}
+
 static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 				    const struct mmu_notifier_range *range,
 				    unsigned long cur_seq)
@@ -302,6 +512,10 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 	step = xpmem_mirror_inval_begin(mni, range, cur_seq, &start, &end);
 	if (step <= 0)
 		return !step;	/* false only for -EAGAIN: busy, not blockable */
+	if (READ_ONCE(m->set) && READ_ONCE(xpmem_two_pass)) {
+		xpmem_batch_invalidate(m, range, cur_seq, start, end);
+		return true;
+	}
 	t0 = ktime_get_ns();
 	m->ops->invalidate(m, start, end);
 	xpmem_mirror_inval_end(m, start, end, t0);
@@ -311,25 +525,17 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 #if XPMEM_HAVE_TWO_PASS_NOTIFIER
 /*
  * Two passes (7.1): the first starts every mirror's zap, the second
- * waits for each.  A long list of mirrors of one page (thousands of
- * one-page attachments of a segment) then costs one round of the zap
- * worker instead of one round per mirror.  The second pass runs before
- * the core ends the invalidation (faults still wait), and a mirror is
- * not removed while it runs (mmu_interval_notifier_remove() waits for
- * the invalidation's end).  Module parameter two_pass_invalidation=N
- * makes every invalidation one pass (bench/local compares both).
+ * waits for each.  The second pass runs before the core ends the
+ * invalidation (faults still wait), and a mirror is not removed while it
+ * runs (mmu_interval_notifier_remove() waits for the invalidation's end).
  */
-static bool xpmem_two_pass = true;
-module_param_named(two_pass_invalidation, xpmem_two_pass, bool, 0644);
-MODULE_PARM_DESC(two_pass_invalidation,
-		 "start every mirror's zap before waiting for any (kernels with the two-pass interval notifier; default Y)");
 
 struct xpmem_mirror_pass {
 	struct mmu_interval_notifier_finish finish;	/* the core's link */
 	struct xpmem_mirror *m;
 	unsigned long start, end;
 	u64 t0;
-	struct xpmem_zap_work zw;
+	struct xpmem_mirror_wait wait;
 };
 
 static bool xpmem_mirror_invalidate_start(struct mmu_interval_notifier *mni,
@@ -355,7 +561,7 @@ static bool xpmem_mirror_invalidate_start(struct mmu_interval_notifier *mni,
 		xpmem_mirror_inval_end(m, start, end, t0);
 		return true;
 	}
-	if (!m->ops->invalidate_begin(m, start, end, &pass->zw)) {
+	if (!m->ops->invalidate_begin(m, start, end, &pass->wait)) {
 		kfree(pass);
 		xpmem_mirror_inval_end(m, start, end, t0);
 		return true;
@@ -373,7 +579,7 @@ static void xpmem_mirror_invalidate_finish(struct mmu_interval_notifier_finish *
 	struct xpmem_mirror_pass *pass = container_of(finish, struct xpmem_mirror_pass, finish);
 	struct xpmem_mirror *m = pass->m;
 
-	m->ops->invalidate_wait(m, pass->start, pass->end, &pass->zw);
+	m->ops->invalidate_wait(m, pass->start, pass->end, &pass->wait);
 	xpmem_mirror_inval_end(m, pass->start, pass->end, pass->t0);
 	kfree(pass);
 }
@@ -403,6 +609,8 @@ int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *o
 	m->mapped_start = 0;
 	m->mapped_end = 0;
 	m->released = false;
+	m->set = NULL;
+	m->batched = false;
 	/*
 	 * Under the mmap lock: the core's unlocked insert reads "no interval
 	 * tree yet" outside it and registers one later, by when the mm may
@@ -420,7 +628,13 @@ int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *o
 		return ret;
 	m->inserted = true;
 	xpmem_count(mirrors);
-	return 0;
+	/* where the core has one pass, batches need the mm's set (above) */
+	if (!XPMEM_HAVE_TWO_PASS_NOTIFIER && ops->invalidate_begin) {
+		ret = xpmem_mirror_set_join(m, mm);
+		if (ret)
+			xpmem_mirror_remove(m);
+	}
+	return ret;
 }
 
 /*
@@ -432,7 +646,11 @@ void xpmem_mirror_remove(struct xpmem_mirror *m)
 {
 	if (!m->inserted)
 		return;
+	if (m->set)
+		xpmem_mirror_set_leave(m);
 	mmu_interval_notifier_remove(&m->mni);
+	if (m->set)
+		xpmem_mirror_set_put(m);
 	m->inserted = false;
 	xpmem_uncount(mirrors);
 }

@@ -10,6 +10,7 @@
 #define _XPMEM_MIRROR_H
 
 #include <linux/fs.h>
+#include <linux/interval_tree.h>
 #include <linux/mm.h>
 #include <linux/mmu_notifier.h>
 #include <linux/spinlock.h>
@@ -23,6 +24,7 @@ static inline bool xpmem_vma_is_attachment(struct vm_area_struct *vma)
 }
 
 struct xpmem_mirror;
+struct xpmem_mirror_set;
 
 /* a zap of an attachment mapping handed to the zap worker (xpmem_mirror.c) */
 struct xpmem_zap_work {
@@ -30,6 +32,17 @@ struct xpmem_zap_work {
 	struct address_space *mapping;
 	loff_t start, len;
 	struct completion done;
+};
+
+/*
+ * What a mirror's invalidation in two steps keeps between them: each kind
+ * uses its own member (its ops below know which).
+ */
+struct xpmem_mirror_wait {
+	union {
+		struct xpmem_zap_work zap;	/* local: the queued zap */
+		struct completion ack;		/* remote: the peer's ACK */
+	};
 };
 
 struct xpmem_mirror_ops {
@@ -41,17 +54,18 @@ struct xpmem_mirror_ops {
 	void (*invalidate)(struct xpmem_mirror *m, unsigned long start,
 			   unsigned long end);
 	/*
-	 * Optional, the same in two steps (kernels with the two-pass
-	 * notifier, xpmem_compat.h): ->invalidate_begin starts taking the
-	 * range down and returns true if @zw was queued (then
-	 * ->invalidate_wait waits for it, and only then is the range down),
-	 * false if it was all done already.  Between the two the core calls
-	 * the other mirrors' ->invalidate_begin: their zaps run together.
+	 * Optional, the same in two steps: ->invalidate_begin starts taking
+	 * the range down and returns true if there is something to wait for
+	 * (then ->invalidate_wait waits for it, with the same @w, and only
+	 * then is the range down), false if it was all done already.
+	 * Between the two the other mirrors of the invalidation begin too
+	 * (7.1's two-pass notifier, or a batch: xpmem_mirror.c), so their
+	 * zaps and INVALs are in flight together.  Both may sleep.
 	 */
 	bool (*invalidate_begin)(struct xpmem_mirror *m, unsigned long start,
-				 unsigned long end, struct xpmem_zap_work *zw);
+				 unsigned long end, struct xpmem_mirror_wait *w);
 	void (*invalidate_wait)(struct xpmem_mirror *m, unsigned long start,
-				unsigned long end, struct xpmem_zap_work *zw);
+				unsigned long end, struct xpmem_mirror_wait *w);
 };
 
 struct xpmem_mirror {
@@ -69,6 +83,20 @@ struct xpmem_mirror {
 	unsigned long mapped_start, mapped_end;
 	bool released;		/* the exporting mm went through exit_mmap */
 	bool inserted;
+	/*
+	 * One wait per invalidation on kernels whose notifier has one pass
+	 * (xpmem_mirror.c, "Batches"): the mirrors of one exporting mm with
+	 * ->invalidate_begin are also in that mm's set, so the first of them
+	 * an invalidation reaches can start the zaps of all the others.
+	 * ->batched (under ->lock): some invalidation's batch holds this
+	 * mirror and will end it; [batch_start, batch_end) is its part.
+	 */
+	struct xpmem_mirror_set *set;
+	struct interval_tree_node set_node;	/* in set->mirrors */
+	struct list_head batch_link;		/* in the batch that holds it */
+	unsigned long batch_start, batch_end;
+	struct xpmem_mirror_wait batch_wait;
+	bool batched;
 };
 
 int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *ops,

@@ -99,4 +99,42 @@ void xpmem_test_install_delay(void)
 		msleep(delay);
 	}
 }
+
+static atomic_t xpmem_zaps_held;
+unsigned int xpmem_zaps_held_max;
+
+void xpmem_test_zap_delay(void)
+{
+	unsigned int delay = READ_ONCE(xpmem_ack_delay_ms);
+	unsigned int held, max;
+
+	if (!delay)
+		return;
+	/* how many zaps were held at once: one wait per invalidation, or one per zap */
+	held = atomic_inc_return(&xpmem_zaps_held);
+	max = READ_ONCE(xpmem_zaps_held_max);
+	while (held > max) {
+		unsigned int was = cmpxchg(&xpmem_zaps_held_max, max, held);
+
+		if (was == max)
+			break;
+		max = was;
+	}
+	msleep(delay);
+	atomic_dec(&xpmem_zaps_held);
+}
+
+unsigned int xpmem_teardown_delay_ms;
+
+void xpmem_test_teardown_delay(void)
+{
+	unsigned int delay = READ_ONCE(xpmem_teardown_delay_ms);
+
+	if (!delay)
+		return;
+	/* the test reads these lines: the second must come before module exit ends */
+	pr_info("xpmem: test hook: an attachment's teardown waits %u ms\n", delay);
+	msleep(delay);
+	pr_info("xpmem: test hook: the delayed teardown goes on\n");
+}
 #endif

@@ -48,6 +48,7 @@ struct xpmem_counters {
 	long invalidate_unmapped;	/* ... with nothing mapped in the range */
 	long invalidate_nonblock_unmapped;	/* ... of those, non-blockable ones */
 	long acks;		/* local attachments zapped for an invalidation */
+	long batched_zaps;	/* zaps and INVALs started by another mirror's call */
 	long ack_wait_slow;	/* zap waits that exceeded the warning time */
 	long install_delays;	/* faults held by the test hook install_delay_ms */
 	long revokes;
@@ -61,6 +62,7 @@ struct xpmem_counters {
 	long export_faults;	/* pages resolved for a partition */
 	long export_invals;	/* invalidations sent to partitions */
 	long export_acks;	/* ... and acknowledged by them */
+	long export_slow_acks;	/* ... later than half the peer timeout */
 	long export_fenced_acks;	/* ... ended by the peer's death */
 	long import_faults;	/* remote faults resolved by an owner */
 	long import_invals;	/* invalidations received and done */
@@ -97,12 +99,25 @@ extern unsigned int xpmem_skip_zap_every;
 
 void xpmem_test_ack_delay(void);
 /*
+ * The same for a local zap, in the zap worker; debugfs zaps_held_max:
+ * the most zaps held by it at once (write 0 to reset)
+ */
+extern unsigned int xpmem_zaps_held_max;
+void xpmem_test_zap_delay(void);
+/*
  * debugfs install_delay_ms: the next fault of an attachment, once it has
  * resolved its page, waits this long before it installs it (one fault:
  * the value goes back to 0), so that a test can invalidate in between
  */
 extern unsigned int xpmem_install_delay_ms;
 void xpmem_test_install_delay(void);
+/*
+ * debugfs teardown_delay_ms: every attachment teardown queued by the
+ * close of its last vma waits this long first (0 = off), so that a test
+ * can unload the module while one is pending
+ */
+extern unsigned int xpmem_teardown_delay_ms;
+void xpmem_test_teardown_delay(void);
 static inline bool xpmem_test_pin_enabled(void)
 {
 	return READ_ONCE(xpmem_test_pin_pages);
@@ -113,6 +128,14 @@ static inline void xpmem_test_ack_delay(void)
 }
 
 static inline void xpmem_test_install_delay(void)
+{
+}
+
+static inline void xpmem_test_zap_delay(void)
+{
+}
+
+static inline void xpmem_test_teardown_delay(void)
 {
 }
 

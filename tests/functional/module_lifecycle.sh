@@ -8,7 +8,7 @@ ko=${XPMEM_KO:?XPMEM_KO must name the xpmem.ko that is loaded}
 . "$(dirname "$0")/../tap.sh"
 
 echo "TAP version 13"
-echo "1..6"
+echo "1..7"
 
 # 1: refused while a process holds /dev/xpmem open
 exec 9</dev/xpmem
@@ -89,5 +89,35 @@ else
 	ok unload_right_after_container_users_is_clean
 	insmod "$ko"
 fi
-echo "# $((n - fail)) passed, $fail failed, 0 skipped"
+# 7: an unload while the teardown the exit of an attacher queued is still
+# pending (test hook teardown_delay_ms holds it): module exit drains the
+# teardown queue (xpmem_attach_flush(), and destroy_workqueue() after it),
+# so the teardown has gone on before rmmod returns; a module exit that
+# drained nothing would leave it to run in freed module text
+if [ -e /sys/kernel/debug/xpmem/teardown_delay_ms ]; then
+	echo "xpmem-test: unload_waits_for_a_pending_teardown begins" >/dev/kmsg
+	rm -f /tmp/xpmem-holding
+	"$holder" & hpid=$!
+	wait_until 10 test -e /tmp/xpmem-holding
+	echo 2000 >/sys/kernel/debug/xpmem/teardown_delay_ms
+	kill -9 "$hpid" 2>/dev/null
+	wait "$hpid" 2>/dev/null
+	rm -f /tmp/xpmem-holding
+	since() { dmesg | sed -n '/xpmem-test: unload_waits_for_a_pending_teardown begins$/,$p' | grep -c "$1"; }
+	unloaded=0
+	wait_until 10 rmmod xpmem 2>/dev/null && unloaded=1
+	waited=$(since 'teardown waits')
+	went_on=$(since 'the delayed teardown goes on')
+	if [ $unloaded = 1 ] && [ "$waited" -ge 1 ] && [ "$went_on" -ge 1 ]; then
+		ok unload_waits_for_a_pending_teardown
+	else
+		nok unload_waits_for_a_pending_teardown "unloaded $unloaded, teardowns held $waited," \
+			"gone on before rmmod returned $went_on"
+		echo 0 >/sys/kernel/debug/xpmem/teardown_delay_ms 2>/dev/null
+	fi
+	[ -e /dev/xpmem ] || insmod "$ko"
+else
+	skip unload_waits_for_a_pending_teardown "the module has no test hooks"
+fi
+echo "# $((n - fail)) passed, $fail failed"
 [ $fail -eq 0 ]

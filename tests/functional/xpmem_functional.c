@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
 #include <time.h>
 
 #include "dstate.h"
@@ -1345,6 +1346,154 @@ static int t_invalidation_zaps_only_where_the_attacher_mapped(void)
 	return live_counters_settle();
 }
 
+/* write @v to the module file @path; 0 if it took */
+static int write_sys(const char *path, const char *v)
+{
+	FILE *f = fopen(path, "w");
+	int bad;
+
+	if (!f)
+		return -1;
+	bad = fputs(v, f) < 0;
+	return fclose(f) || bad;
+}
+
+/* read the first word of @path into @buf ("" if it cannot) */
+static void read_sys(const char *path, char *buf, int len)
+{
+	FILE *f = fopen(path, "r");
+
+	buf[0] = 0;
+	if (f) {
+		if (!fgets(buf, len, f))
+			buf[0] = 0;
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = 0;
+}
+
+#define TWO_PASS	"/sys/module/xpmem/parameters/two_pass_invalidation"
+#define ACK_DELAY	"/sys/kernel/debug/xpmem/ack_delay_ms"
+#define HELD_MAX	"/sys/kernel/debug/xpmem/zaps_held_max"
+
+/* does this kernel's interval notifier have two passes (7.1 on)? */
+static int kernel_has_two_pass_notifier(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return -1;
+	return major > 7 || (major == 7 && minor >= 1);
+}
+
+/*
+ * One invalidation, one wait: when N attachments map the page the source
+ * drops, each is zapped exactly once (an attachment of the next page is
+ * not), every zap is started before the invalidating task waits (the
+ * zaps, each held by the test hook ack_delay_ms, are held at the same
+ * time), and on a kernel whose notifier has one pass the first mirror
+ * reached starts the zaps of all the others (batched_zaps).  With
+ * two_pass_invalidation=N each is zapped in its own call, one at a time.
+ * Every attachment then reads the source's new page.
+ */
+static int t_invalidation_of_a_page_many_attachments_map_zaps_each_once(void)
+{
+	enum { N = 16 };
+	char *src = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int core_two_pass = kernel_has_two_pass_notifier();
+	int hooks = access(ACK_DELAY, W_OK) == 0;
+	volatile char *att[N], *next;
+	char two_pass_was[8];
+	xpmem_segid_t seg;
+	xpmem_apid_t apid;
+	int ret = 1;
+
+	FAIL_IF(src == MAP_FAILED || core_two_pass < 0, "mmap/uname");
+	madvise(src, 2 * PG, MADV_NOHUGEPAGE);
+	src[0] = 1;
+	src[PG] = 9;
+	seg = xpmem_make(src, 2 * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	apid = xpmem_get(seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	FAIL_IF(seg <= 0 || apid <= 0, "make/get");
+	for (int i = 0; i < N; i++) {
+		att[i] = xpmem_attach((struct xpmem_addr){ .apid = apid }, PG, NULL);
+		FAIL_IF(att[i] == (void *)-1, "attach %d: %s", i, strerror(errno));
+	}
+	next = xpmem_attach((struct xpmem_addr){ .apid = apid, .offset = PG }, PG, NULL);
+	FAIL_IF(next == (void *)-1, "attach of the next page: %s", strerror(errno));
+	read_sys(TWO_PASS, two_pass_was, sizeof(two_pass_was));
+	FAIL_IF(!two_pass_was[0], "no module parameter two_pass_invalidation");
+	if (!hooks)
+		tap_diag("no test hooks: the zaps' overlap is not checked");
+	for (int round = 0; round < 2; round++) {
+		/* round 0: every zap started before the wait; round 1: one wait per mirror */
+		int batched_want = round == 0 && !core_two_pass ? N - 1 : 0;
+		char held[16] = "";
+		long acks, batched;
+
+		if (write_sys(TWO_PASS, round == 0 ? "Y" : "N") ||
+		    (hooks && (write_sys(HELD_MAX, "0") || write_sys(ACK_DELAY, "200")))) {
+			tap_diag("cannot set two_pass_invalidation or the hooks");
+			goto out;
+		}
+		if (next[0] != 9) {
+			tap_diag("round %d: the attachment of the next page reads %d", round, next[0]);
+			goto out;
+		}
+		for (int i = 0; i < N; i++)
+			if (att[i][0] != src[0]) {
+				tap_diag("round %d: attachment %d reads %d, want %d", round, i,
+					 att[i][0], src[0]);
+				goto out;
+			}
+		acks = counter("acks");
+		batched = counter("batched_zaps");
+		if (madvise(src, PG, MADV_DONTNEED)) {
+			tap_diag("madvise: %s", strerror(errno));
+			goto out;
+		}
+		acks = counter("acks") - acks;
+		batched = counter("batched_zaps") - batched;
+		if (hooks) {
+			write_sys(ACK_DELAY, "0");
+			read_sys(HELD_MAX, held, sizeof(held));
+		}
+		tap_diag("round %d (two_pass_invalidation=%s): %ld zaps, %ld batched, at most %s held at once",
+			 round, round == 0 ? "Y" : "N", acks, batched, hooks ? held : "?");
+		if (acks != N || batched != batched_want) {
+			tap_diag("round %d: want %d zaps and %d batched", round, N, batched_want);
+			goto out;
+		}
+		if (hooks && (round == 0 ? atoi(held) < 2 : atoi(held) != 1)) {
+			tap_diag("round %d: %s zaps held at once, want %s", round, held,
+				 round == 0 ? "several" : "one");
+			goto out;
+		}
+		for (int i = 0; i < N; i++)
+			if (page_present((void *)att[i]) != 0 || att[i][0] != 0) {
+				tap_diag("round %d: attachment %d still maps the dropped page", round, i);
+				goto out;
+			}
+		if (page_present((void *)next) != 1) {
+			tap_diag("round %d: the attachment of the next page was zapped", round);
+			goto out;
+		}
+		src[0] = (char)(round + 2);
+	}
+	ret = 0;
+out:
+	if (hooks)
+		write_sys(ACK_DELAY, "0");
+	write_sys(TWO_PASS, two_pass_was);
+	for (int i = 0; i < N; i++)
+		xpmem_detach((void *)att[i]);
+	xpmem_detach((void *)next);
+	FAIL_IF(xpmem_release(apid) || xpmem_remove(seg), "teardown");
+	munmap(src, 2 * PG);
+	return ret ? ret : live_counters_settle();
+}
+
 static int t_counters_return_to_zero(void)
 {
 	return live_counters_settle();
@@ -1360,6 +1509,7 @@ static const struct tap_test tests[] = {
 	TEST(attach_then_detach),
 	TEST(fault_maps_the_present_pages_after_it),
 	TEST(invalidation_zaps_only_where_the_attacher_mapped),
+	TEST(invalidation_of_a_page_many_attachments_map_zaps_each_once),
 	TEST(attacher_sees_source_writes),
 	TEST(source_sees_attacher_writes),
 	TEST(read_then_write_through_rdwr_attachment),

@@ -66,7 +66,7 @@ static int kmsg_since(const char *tag, const char *needle)
 #define WAIT		120			/* seconds at a barrier */
 
 enum { KEY_RW = 1, KEY_RO, KEY_NONE, KEY_P1, KEY_EXIT, KEY_KILL, KEY_STAY, KEY_VICTIM,
-       KEY_LIMIT, KEY_IDLE, KEY_SWAP_DONE = 20 };
+       KEY_LIMIT, KEY_IDLE, KEY_SLOW, KEY_SLOW_T, KEY_SWAP_DONE = 20 };
 
 #define PEER_LIMIT	3	/* max_objects_per_peer for step 10 */
 
@@ -952,6 +952,136 @@ static int run_kill(void)
 	return 0;
 }
 
+/* ---- slowack: a peer that acknowledges just short of the timeout -------- */
+
+/* the state of partition @p in this partition's debugfs ("alive", "dead", ...) */
+static int peer_in_state(int p, const char *state)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd),
+		 "grep -q '^partition %d %s ' /sys/kernel/debug/xpmem/partitions", p, state);
+	return system(cmd) == 0;
+}
+
+static long peer_timeout_ms(void)
+{
+	FILE *fp = fopen("/sys/module/xpmem/parameters/peer_timeout_ms", "r");
+	long timeout = -1;
+
+	if (fp) {
+		if (fscanf(fp, "%ld", &timeout) != 1)
+			timeout = -1;
+		fclose(fp);
+	}
+	return timeout;
+}
+
+static int write_param(const char *path, long v)
+{
+	FILE *fp = fopen(path, "w");
+	int bad;
+
+	if (!fp)
+		return -1;
+	bad = fprintf(fp, "%ld\n", v) < 0;
+	return fclose(fp) || bad;
+}
+
+/*
+ * After the kill (3 partitions: 0 and 1 are left).  Partition 1 maps a
+ * segment of 0 and then delays every ACK to 55% of 0's peer timeout (0
+ * doubles its timeout for this step, so that the ACK still comes well
+ * before the timeout's own fence on a slow host); partition 0 drops one
+ * page at a time.  Its fourth slow ACK (of the last 8) gets 1 fenced, and
+ * nothing more is sent to it; 1 learns it was fenced and loses the
+ * mapping.  Barriers 64-66: between the kill's and step 7's.
+ */
+#define SLOW_ACKS_FENCE	4	/* the driver's XPMEM_SLOW_ACKS_FENCE */
+#define TIMEOUT_PARAM	"/sys/module/xpmem/parameters/peer_timeout_ms"
+
+static int run_slowack(void)
+{
+	int me = f.me;
+	unsigned int gone = ((1u << f.np) - 1) & ~3u;	/* all but 0 and 1 */
+	long timeout = peer_timeout_ms(), slow_timeout;
+	xpmem_apid_t a = -1;
+	char *seg = NULL, *p = NULL;
+
+	kmsg_mark("slowack");
+	if (me == 0) {
+		seg = alloc_aligned(SMALL_BYTES);
+		fill(seg, SMALL_BYTES / PAGE, 7);
+		write_param(TIMEOUT_PARAM, 2 * timeout);
+		fabric_put(&f, KEY_SLOW_T, (uint64_t)peer_timeout_ms());
+		fabric_put(&f, KEY_SLOW, xpmem_make(seg, SMALL_BYTES, XPMEM_PERMIT_MODE, (void *)0600));
+	}
+	barrier(64, gone);
+	slow_timeout = (long)fabric_get(&f, 0, KEY_SLOW_T);
+	if (me == 1) {
+		p = attach_all(fabric_get(&f, 0, KEY_SLOW), XPMEM_RDONLY, SMALL_BYTES, &a);
+		if (!p || check(p, 0, SMALL_BYTES / PAGE, 7) >= 0)
+			printf("# cannot map partition 0's segment: p %p errno %d\n", p, errno);
+		write_param("/sys/kernel/debug/xpmem/ack_delay_ms", slow_timeout * 55 / 100);
+	}
+	barrier(65, gone);
+	if (me == 0) {
+		long slow = counter("export_slow_acks"), invals;
+		int fenced = 0, i;
+
+		/* each waits 55% of the timeout for its ACK, then 1 is fenced */
+		for (i = 0; i < 2 * SLOW_ACKS_FENCE && !fenced; i++) {
+			madvise(seg + i * PAGE, PAGE, MADV_DONTNEED);
+			if (counter("export_slow_acks") - slow < SLOW_ACKS_FENCE)
+				continue;
+			/* the fence is taken by a heartbeat of the poll thread */
+			for (int t = 0; t < 40 && !fenced; t++) {
+				fenced = peer_in_state(1, "dead");
+				if (!fenced)
+					usleep(slow_timeout * 1000 / 20);
+			}
+		}
+		slow = counter("export_slow_acks") - slow;
+		CHECK(fenced && slow == SLOW_ACKS_FENCE &&
+		      kmsg_since("slowack", "fencing partition 1: its acknowledgments kept"),
+		      "peer_acking_close_to_the_timeout_is_fenced",
+		      "fenced %d after %d invalidations, %ld slow acks (want %d), log line %d",
+		      fenced, i, slow, SLOW_ACKS_FENCE,
+		      kmsg_since("slowack", "fencing partition 1"));
+		printf("# partition 1 fenced after %d invalidations with acks at 55%% of %ld ms\n",
+		       i, slow_timeout);
+		invals = counter("export_invals");
+		madvise(seg + (SMALL_BYTES - PAGE), PAGE, MADV_DONTNEED);
+		invals = counter("export_invals") - invals;
+		CHECK(invals == 0, "invalidation_after_the_fence_sends_nothing",
+		      "%ld INVALs sent to the fenced partition", invals);
+		write_param(TIMEOUT_PARAM, timeout);
+	}
+	if (me == 1) {
+		int sig = p ? wait_sigbus(p + SMALL_BYTES - PAGE, 100, slow_timeout * 1000 / 10) : -1;
+
+		write_param("/sys/kernel/debug/xpmem/ack_delay_ms", 0);
+		CHECK(sig == SIGBUS && kmsg_since("slowack", "partition 0 fenced this partition"),
+		      "fenced_partition_loses_the_mapping_and_is_told",
+		      "signal %d, log line %d", sig,
+		      kmsg_since("slowack", "partition 0 fenced this partition"));
+		if (p)
+			xpmem_detach(p);
+		xpmem_release(a);
+	}
+	barrier(66, gone);
+	if (me == 0)
+		xpmem_remove((xpmem_segid_t)fabric_get(&f, 0, KEY_SLOW));
+	return 0;
+}
+
+static int plan_slowack(int me, int np)
+{
+	if (np < 3 || me > 1)
+		return 0;
+	return me == 0 ? 2 : 1;
+}
+
 /*
  * The plan of each part for this partition, fixed before anything runs, so
  * that a crash or an early exit cannot shorten it (tests/partitions/run
@@ -985,7 +1115,8 @@ int main(int argc, char **argv)
 		int me = atoi(getenv("XPMEM_PARTITION") ? getenv("XPMEM_PARTITION") : "-1");
 		int np = atoi(getenv("XPMEM_PARTITIONS") ? getenv("XPMEM_PARTITIONS") : "0");
 
-		printf("%d\n", !strcmp(argv[2], "main") ? plan_main(me, np) : plan_kill(me, np));
+		printf("%d\n", !strcmp(argv[2], "main") ? plan_main(me, np) :
+			       !strcmp(argv[2], "kill") ? plan_kill(me, np) : plan_slowack(me, np));
 		return 0;
 	}
 	if (argc != 2 || fabric_open(&f))
@@ -997,6 +1128,9 @@ int main(int argc, char **argv)
 		if (f.me != f.np - 1)	/* the victim is killed before it could finish */
 			printf("1..%d\n", plan_kill(f.me, f.np));
 		ret = run_kill();
+	} else if (!strcmp(argv[1], "slowack")) {
+		printf("1..%d\n", plan_slowack(f.me, f.np));
+		ret = run_slowack();
 	} else {
 		return 2;
 	}
