@@ -209,6 +209,10 @@ static struct completion *xpmem_ack_slot_put(int peer, u64 id, u64 *sent_ns)
 	return done;
 }
 
+/* why xpmem_export_ack_too_slow() fences a peer (its kernel log line) */
+static const char xpmem_slow_acks_reason[] =
+	"its acknowledgments kept invalidations waiting close to the timeout";
+
 /*
  * Receive context: one more ack of @peer, of an INVAL sent at @sent_ns;
  * true if the peer's time on it fences it.
@@ -217,15 +221,17 @@ static bool xpmem_export_ack_too_slow(int peer, u64 sent_ns)
 {
 	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
 	u64 now = ktime_get_ns();
+	u64 half_timeout_ns = (u64)xpmem_peer_timeout_ms() * NSEC_PER_MSEC / 2;
+	u64 waited_ns;
 	bool slow, fence;
 
 	spin_lock(&ep->lock);
-	slow = now - max(sent_ns, ep->last_ack_ns) >
-	       (u64)xpmem_peer_timeout_ms() * NSEC_PER_MSEC / 2;
+	waited_ns = now - max(sent_ns, ep->last_ack_ns);
+	slow = waited_ns > half_timeout_ns;
 	ep->last_ack_ns = now;
 	ep->last_ack = jiffies;
 	ep->slow_history = ep->slow_history << 1 | slow;
-	BUILD_BUG_ON(XPMEM_ACK_HISTORY != BITS_PER_TYPE(ep->slow_history));
+	BUILD_BUG_ON(BITS_PER_TYPE(ep->slow_history) != XPMEM_ACK_HISTORY);
 	fence = hweight8(ep->slow_history) >= XPMEM_SLOW_ACKS_FENCE;
 	if (fence)
 		ep->slow_history = 0;
@@ -248,7 +254,7 @@ static bool xpmem_export_ack(int peer, const u64 *p)
 	trace_xpmem_ack(peer, p[0], ns);
 	complete(done);
 	if (xpmem_export_ack_too_slow(peer, sent_ns))
-		xpmem_peer_fence(peer, "its acknowledgments kept invalidations waiting close to the timeout");
+		xpmem_peer_fence(peer, xpmem_slow_acks_reason);
 	return true;
 }
 

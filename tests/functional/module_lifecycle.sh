@@ -90,10 +90,13 @@ else
 	insmod "$ko"
 fi
 # 7: an unload while the teardown the exit of an attacher queued is still
-# pending (test hook teardown_delay_ms holds it): module exit drains the
-# teardown queue (xpmem_attach_flush(), and destroy_workqueue() after it),
-# so the teardown has gone on before rmmod returns; a module exit that
-# drained nothing would leave it to run in freed module text
+# pending (test hook teardown_delay_ms holds it): the teardown has gone on
+# before an rmmod succeeds.  The pending teardown still holds the
+# notifiers that keep the module referenced, so rmmod is refused until it
+# has run, and module exit drains the teardown queue besides
+# (xpmem_attach_flush(), destroy_workqueue()): either alone keeps the
+# order (a variant without the drain passes), both gone would leave the
+# teardown to run in freed module text
 if [ -e /sys/kernel/debug/xpmem/teardown_delay_ms ]; then
 	echo "xpmem-test: unload_waits_for_a_pending_teardown begins" >/dev/kmsg
 	rm -f /tmp/xpmem-holding
