@@ -574,7 +574,10 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 						       (unsigned int)XPMEM_FAULT_AROUND) - 1,
 				  (vma->vm_end - addr - PAGE_SIZE) >> PAGE_SHIFT,
 				  (att->src_start + att->size - src - PAGE_SIZE) >> PAGE_SHIFT);
-		err = att->ops->resolve_nowait(att, src, write, &r);
+		if (xpmem_test_contend_fault())
+			err = -EBUSY;	/* test hook: as if the source's lock were busy */
+		else
+			err = att->ops->resolve_nowait(att, src, write, &r);
 		if (err == -EBUSY && xpmem_fault_keeps_lock(vmf)) {
 			if (!contended_until)
 				contended_until = jiffies + XPMEM_CONTENDED_WAIT;

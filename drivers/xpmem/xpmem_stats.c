@@ -124,6 +124,14 @@ void xpmem_test_zap_delay(void)
 	atomic_dec(&xpmem_zaps_held);
 }
 
+bool xpmem_contend_next_fault;
+
+bool xpmem_test_contend_fault(void)
+{
+	/* a plain read first: every fault passes here in the test builds */
+	return READ_ONCE(xpmem_contend_next_fault) && xchg(&xpmem_contend_next_fault, false);
+}
+
 unsigned int xpmem_teardown_delay_ms;
 
 void xpmem_test_teardown_delay(void)

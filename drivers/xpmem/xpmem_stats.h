@@ -112,6 +112,13 @@ void xpmem_test_zap_delay(void);
 extern unsigned int xpmem_install_delay_ms;
 void xpmem_test_install_delay(void);
 /*
+ * debugfs contend_next_fault: true once for the next fault of an
+ * attachment, which then acts as if the source's lock were busy (the
+ * value goes back to N)
+ */
+extern bool xpmem_contend_next_fault;
+bool xpmem_test_contend_fault(void);
+/*
  * debugfs teardown_delay_ms: every attachment teardown queued by the
  * close of its last vma waits this long first (0 = off), so that a test
  * can unload the module while one is pending
@@ -137,6 +144,11 @@ static inline void xpmem_test_zap_delay(void)
 
 static inline void xpmem_test_teardown_delay(void)
 {
+}
+
+static inline bool xpmem_test_contend_fault(void)
+{
+	return false;
 }
 
 static inline bool xpmem_test_pin_enabled(void)
