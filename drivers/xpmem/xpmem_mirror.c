@@ -485,8 +485,15 @@ static void xpmem_batch_invalidate(struct xpmem_mirror *leader,
 	list_for_each_entry(m, &queued, batch_link)
 		m->ops->invalidate_wait(m, m->batch_start, m->batch_end, &m->batch_wait);
 	list_splice_tail(&queued, &batch);
-	list_for_each_entry(m, &batch, batch_link) {
+	/*
+	 * Let go of each mirror only once it is off this list and the walk
+	 * no longer needs its link: from then on another batch may collect
+	 * it (and link it into a list on its own stack) or its removal may
+	 * end and free it.  @tmp is still ours.
+	 */
+	list_for_each_entry_safe(m, tmp, &batch, batch_link) {
 		xpmem_mirror_inval_end(m, m->batch_start, m->batch_end, t0);
+		list_del_init(&m->batch_link);
 		spin_lock(&m->lock);
 		m->batched = false;
 		spin_unlock(&m->lock);
