@@ -159,10 +159,12 @@ static void xpmem_zap_work_fn(struct work_struct *work)
  */
 void xpmem_zap_mapping_wait_queued(struct xpmem_zap_work *zw)
 {
+	/* a zap the test hook holds on purpose (debugfs ack_delay_ms) is not slow */
+	unsigned long warn_after = XPMEM_ZAP_WARN_SECS * HZ + xpmem_test_zap_delay_jiffies();
 	unsigned long waited = 0;
 
-	while (!wait_for_completion_timeout(&zw->done, XPMEM_ZAP_WARN_SECS * HZ)) {
-		waited += XPMEM_ZAP_WARN_SECS;
+	while (!wait_for_completion_timeout(&zw->done, warn_after)) {
+		waited += warn_after / HZ;
 		xpmem_count(ack_wait_slow);
 		pr_warn_ratelimited("xpmem: zap of an attachment waiting for %lus\n", waited);
 	}

@@ -14,6 +14,7 @@
 #ifndef _XPMEM_STATS_H
 #define _XPMEM_STATS_H
 
+#include <linux/jiffies.h>
 #include <linux/percpu.h>
 #include <linux/types.h>
 
@@ -104,6 +105,11 @@ void xpmem_test_ack_delay(void);
  */
 extern unsigned int xpmem_zaps_held_max;
 void xpmem_test_zap_delay(void);
+/* how long xpmem_test_zap_delay() holds a zap now: not a slow zap */
+static inline unsigned long xpmem_test_zap_delay_jiffies(void)
+{
+	return msecs_to_jiffies(READ_ONCE(xpmem_ack_delay_ms));
+}
 /*
  * debugfs install_delay_ms: the next fault of an attachment, once it has
  * resolved its page, waits this long before it installs it (one fault:
@@ -140,6 +146,11 @@ static inline void xpmem_test_install_delay(void)
 
 static inline void xpmem_test_zap_delay(void)
 {
+}
+
+static inline unsigned long xpmem_test_zap_delay_jiffies(void)
+{
+	return 0;
 }
 
 static inline void xpmem_test_teardown_delay(void)
