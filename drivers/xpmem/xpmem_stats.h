@@ -110,6 +110,7 @@ static inline unsigned long xpmem_test_zap_delay_jiffies(void)
 {
 	return msecs_to_jiffies(READ_ONCE(xpmem_ack_delay_ms));
 }
+
 /*
  * debugfs install_delay_ms: the next fault of an attachment, once it has
  * resolved its page, waits this long before it installs it (one fault:
