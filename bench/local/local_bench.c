@@ -223,7 +223,8 @@ static void bench_copy(int rounds)
 	memset(dst, 0, BIG);
 	memset(shm, 0, BIG);
 	seg = xpmem_make(src, BIG, XPMEM_PERMIT_MODE, (void *)0600);
-	apid = xpmem_get(seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	/* RDWR here and below: hpc/xpmem (bench/peer runs this program on it) refuses any attach of an RDONLY permit */
+	apid = xpmem_get(seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
 	att = attach_at(apid, 0, BIG, 1);
 	touch(att, BIG, PG);	/* warm */
 	for (size_t n = 4096; n <= BIG; n *= 4) {
@@ -357,7 +358,7 @@ static void bench_inval(int rounds)
 	madvise(src, len, MADV_NOHUGEPAGE);
 	memset(src, 3, len);
 	seg = xpmem_make(src, len, XPMEM_PERMIT_MODE, (void *)0600);
-	apid = xpmem_get(seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	apid = xpmem_get(seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
 	if (seg <= 0 || apid <= 0)
 		die("make/get");
 	idle = xpmem_attach((struct xpmem_addr){ .apid = apid, .offset = (maxn + 2) * PG },
@@ -433,7 +434,7 @@ static void bench_mapinval(int rounds)
 
 	memset(src, 3, PG);
 	seg = xpmem_make(src, PG, XPMEM_PERMIT_MODE, (void *)0600);
-	apid = xpmem_get(seg, XPMEM_RDONLY, XPMEM_PERMIT_MODE, NULL);
+	apid = xpmem_get(seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
 	if (seg <= 0 || apid <= 0)
 		die("make/get");
 	for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
