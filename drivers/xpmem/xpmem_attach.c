@@ -574,8 +574,10 @@ static vm_fault_t xpmem_att_fault(struct vm_fault *vmf)
 						       (unsigned int)XPMEM_FAULT_AROUND) - 1,
 				  (vma->vm_end - addr - PAGE_SIZE) >> PAGE_SHIFT,
 				  (att->src_start + att->size - src - PAGE_SIZE) >> PAGE_SHIFT);
-		if (xpmem_test_contend_fault())
-			err = -EBUSY;	/* test hook: as if the source's lock were busy */
+		/* test hook: the source's lock "busy", for a fault that may drop its own */
+		if ((vmf->flags & (FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT)) ==
+		    FAULT_FLAG_ALLOW_RETRY && xpmem_test_contend_fault())
+			err = -EBUSY;
 		else
 			err = att->ops->resolve_nowait(att, src, write, &r);
 		if (err == -EBUSY && xpmem_fault_keeps_lock(vmf)) {

@@ -27,10 +27,11 @@
  *   install_delay_ms  the next fault that resolves a page waits this long
  *                 before it installs it (one shot), so that a test can
  *                 put an invalidation between resolve and install
- *   contend_next_fault  Y: the next fault of an attachment finds the
- *                 source's lock busy (one shot), as a writer on the
- *                 source would make it, so that a test can drive the
- *                 path that drops the fault's lock without a race
+ *   contend_next_fault  1: the next fault of an attachment that may drop
+ *                 its lock finds the source's lock busy (one shot), as
+ *                 a writer on the source would make it, so that a test
+ *                 can drive the path that drops the fault's lock
+ *                 without a race
  *   teardown_delay_ms  each attachment teardown queued by the close of its
  *                 last vma waits this long first, so that a test can
  *                 unload the module while one is pending
@@ -154,8 +155,8 @@ void xpmem_debugfs_init(void)
 			   &xpmem_skip_zap_every);
 	debugfs_create_u32("install_delay_ms", 0600, xpmem_debugfs_dir,
 			   &xpmem_install_delay_ms);
-	debugfs_create_bool("contend_next_fault", 0600, xpmem_debugfs_dir,
-			    &xpmem_contend_next_fault);
+	debugfs_create_u32("contend_next_fault", 0600, xpmem_debugfs_dir,
+			   &xpmem_contend_next_fault);
 	debugfs_create_u32("teardown_delay_ms", 0600, xpmem_debugfs_dir,
 			   &xpmem_teardown_delay_ms);
 	debugfs_create_u32("zaps_held_max", 0600, xpmem_debugfs_dir,

@@ -228,9 +228,17 @@ static bool xpmem_export_ack_too_slow(int peer, u64 sent_ns)
 	spin_lock(&ep->lock);
 	waited_ns = now - max(sent_ns, ep->last_ack_ns);
 	slow = waited_ns > half_timeout_ns;
+	/*
+	 * One entry per wait the peer made us do: an ACK that came quickly
+	 * after the ACK before it, of an INVAL sent before that one came (a
+	 * batch sends several at once), records nothing; else a peer could
+	 * hold the first INVAL of every batch near the timeout and dilute it
+	 * with the quick ACKs of the rest.
+	 */
+	if (slow || sent_ns >= ep->last_ack_ns)
+		ep->slow_history = ep->slow_history << 1 | slow;
 	ep->last_ack_ns = now;
 	ep->last_ack = jiffies;
-	ep->slow_history = ep->slow_history << 1 | slow;
 	BUILD_BUG_ON(BITS_PER_TYPE(ep->slow_history) != XPMEM_ACK_HISTORY);
 	fence = hweight8(ep->slow_history) >= XPMEM_SLOW_ACKS_FENCE;
 	if (fence)

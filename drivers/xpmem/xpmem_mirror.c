@@ -382,7 +382,7 @@ found:
 	m->set_node.start = m->mni.interval_tree.start;
 	m->set_node.last = m->mni.interval_tree.last;
 	/* callbacks of this mirror may run from its core insert on */
-	WRITE_ONCE(m->set, set);
+	smp_store_release(&m->set, set);	/* after the set's init: paired in invalidate */
 	spin_lock(&set->lock);
 	interval_tree_insert(&m->set_node, &set->mirrors);
 	spin_unlock(&set->lock);
@@ -431,10 +431,10 @@ static void xpmem_mirror_set_put(struct xpmem_mirror *m)
  * that @range overlaps: publish the sequence; collect those with
  * something mapped in the range (and no other batch) on @batch.
  */
-static void xpmem_batch_collect(struct xpmem_mirror *leader, const struct mmu_notifier_range *range,
+static void xpmem_batch_collect(struct xpmem_mirror_set *set,
+				const struct mmu_notifier_range *range,
 				unsigned long cur_seq, struct list_head *batch)
 {
-	struct xpmem_mirror_set *set = READ_ONCE(leader->set);
 	struct interval_tree_node *node;
 
 	spin_lock(&set->lock);
@@ -461,9 +461,10 @@ static void xpmem_batch_collect(struct xpmem_mirror *leader, const struct mmu_no
 
 /*
  * @leader's call has something to take down in [start, end): take down
- * what the range overlaps in every mirror of the set, waiting once.
+ * what the range overlaps in every mirror of @set (the leader's), waiting
+ * once.
  */
-static void xpmem_batch_invalidate(struct xpmem_mirror *leader,
+static void xpmem_batch_invalidate(struct xpmem_mirror *leader, struct xpmem_mirror_set *set,
 				   const struct mmu_notifier_range *range, unsigned long cur_seq,
 				   unsigned long start, unsigned long end)
 {
@@ -473,7 +474,7 @@ static void xpmem_batch_invalidate(struct xpmem_mirror *leader,
 	LIST_HEAD(batch);
 	LIST_HEAD(queued);
 
-	xpmem_batch_collect(leader, range, cur_seq, &batch);
+	xpmem_batch_collect(set, range, cur_seq, &batch);
 	list_for_each_entry_safe(m, tmp, &batch, batch_link) {
 		if (m == leader)
 			leader_in = true;
@@ -514,6 +515,7 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 				    unsigned long cur_seq)
 {
 	struct xpmem_mirror *m = to_mirror(mni);
+	struct xpmem_mirror_set *set;
 	unsigned long start, end;
 	int step;
 	u64 t0;
@@ -521,8 +523,10 @@ static bool xpmem_mirror_invalidate(struct mmu_interval_notifier *mni,
 	step = xpmem_mirror_inval_begin(mni, range, cur_seq, &start, &end);
 	if (step <= 0)
 		return !step;	/* false only for -EAGAIN: busy, not blockable */
-	if (READ_ONCE(m->set) && READ_ONCE(xpmem_two_pass)) {
-		xpmem_batch_invalidate(m, range, cur_seq, start, end);
+	/* the set's init before its use: paired with the release in set_join */
+	set = smp_load_acquire(&m->set);
+	if (set && READ_ONCE(xpmem_two_pass)) {
+		xpmem_batch_invalidate(m, set, range, cur_seq, start, end);
 		return true;
 	}
 	t0 = ktime_get_ns();

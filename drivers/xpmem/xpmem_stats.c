@@ -124,12 +124,12 @@ void xpmem_test_zap_delay(void)
 	atomic_dec(&xpmem_zaps_held);
 }
 
-bool xpmem_contend_next_fault;
+unsigned int xpmem_contend_next_fault;
 
 bool xpmem_test_contend_fault(void)
 {
 	/* a plain read first: every fault passes here in the test builds */
-	return READ_ONCE(xpmem_contend_next_fault) && xchg(&xpmem_contend_next_fault, false);
+	return READ_ONCE(xpmem_contend_next_fault) && xchg(&xpmem_contend_next_fault, 0);
 }
 
 unsigned int xpmem_teardown_delay_ms;

@@ -119,11 +119,11 @@ static inline unsigned long xpmem_test_zap_delay_jiffies(void)
 extern unsigned int xpmem_install_delay_ms;
 void xpmem_test_install_delay(void);
 /*
- * debugfs contend_next_fault: true once for the next fault of an
- * attachment, which then acts as if the source's lock were busy (the
- * value goes back to N)
+ * debugfs contend_next_fault: true (non-zero) once, for the next fault of
+ * an attachment that may drop its lock, which then acts as if the
+ * source's lock were busy (the value goes back to 0)
  */
-extern bool xpmem_contend_next_fault;
+extern unsigned int xpmem_contend_next_fault;
 bool xpmem_test_contend_fault(void);
 /*
  * debugfs teardown_delay_ms: every attachment teardown queued by the

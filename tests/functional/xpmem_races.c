@@ -1422,7 +1422,7 @@ static int t_detach_while_a_fault_resolves_unlocked_installs_nothing(void)
 	att = xpmem_attach((struct xpmem_addr){ .apid = a }, ACK_PAGES * PG, NULL);
 	FAIL_IF(att == (void *)-1, "attach: %s", strerror(errno));
 	d.att = att;
-	FAIL_IF(write_file("/sys/kernel/debug/xpmem/contend_next_fault", "Y"),
+	FAIL_IF(write_file("/sys/kernel/debug/xpmem/contend_next_fault", "1"),
 		"contend_next_fault hook");
 	FAIL_IF(!arm_install_delay(), "install delay hook");
 	pthread_create(&r, NULL, detach_race_reader, &d);
