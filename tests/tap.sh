@@ -6,8 +6,8 @@
 #   tap_dstate               the /proc/PID/status files of D-state tasks
 #   wait_until SEC CMD...    run CMD every 0.1 s until it succeeds, for at most
 #                            SEC seconds times the guest's time scale
-# Counters: $n (tests so far), $fail (failed so far).
-n=0 fail=0
+# Counters: $n (tests so far), $fail (failed so far), $skipped (skipped so far).
+n=0 fail=0 skipped=0
 ok() { n=$((n + 1)); echo "ok $n $1"; }
 nok() {
 	local l line
@@ -18,7 +18,7 @@ nok() {
 		while IFS= read -r line; do echo "# $line"; done <<<"$l"
 	done
 }
-skip() { n=$((n + 1)); echo "ok $n $1 # SKIP $2"; }
+skip() { n=$((n + 1)); skipped=$((skipped + 1)); echo "ok $n $1 # SKIP $2"; }
 tap_dstate() { grep -l '^State:.*D (disk sleep)' /proc/[0-9]*/status 2>/dev/null; }
 # SEC times the guest's time scale, whole seconds (for timeout(1))
 scaled() { awk -v s="$1" -v k="${XPMEM_TIME_SCALE:-1}" 'BEGIN { if (k < 1) k = 1; printf "%d\n", s * k }'; }

@@ -214,13 +214,12 @@ static const char xpmem_slow_acks_reason[] =
 	"its acknowledgments kept invalidations waiting close to the timeout";
 
 /*
- * Receive context: one more ack of @peer, of an INVAL sent at @sent_ns;
- * true if the peer's time on it fences it.
+ * Receive context: one more ack of @peer, come at @now, of an INVAL sent
+ * at @sent_ns; true if the peer's time on it fences it.
  */
-static bool xpmem_export_ack_too_slow(int peer, u64 sent_ns)
+static bool xpmem_export_ack_too_slow(int peer, u64 sent_ns, u64 now)
 {
 	struct xpmem_export_peer *ep = &xpmem_epeer[peer];
-	u64 now = ktime_get_ns();
 	u64 half_timeout_ns = (u64)xpmem_peer_timeout_ms() * NSEC_PER_MSEC / 2;
 	u64 waited_ns;
 	bool slow, fence;
@@ -252,16 +251,16 @@ static bool xpmem_export_ack_too_slow(int peer, u64 sent_ns)
 /* Receive context: ACK from @peer (ack id); false if it acknowledges nothing we sent. */
 static bool xpmem_export_ack(int peer, const u64 *p)
 {
-	u64 sent_ns = 0, ns;
+	u64 sent_ns = 0, now;
 	struct completion *done = xpmem_ack_slot_put(peer, p[0], &sent_ns);
 
 	if (!done)
 		return false;
-	ns = ktime_get_ns() - sent_ns;
+	now = ktime_get_ns();
 	xpmem_count(export_acks);
-	trace_xpmem_ack(peer, p[0], ns);
+	trace_xpmem_ack(peer, p[0], now - sent_ns);
 	complete(done);
-	if (xpmem_export_ack_too_slow(peer, sent_ns))
+	if (xpmem_export_ack_too_slow(peer, sent_ns, now))
 		xpmem_peer_fence(peer, xpmem_slow_acks_reason);
 	return true;
 }

@@ -122,5 +122,5 @@ if [ -e /sys/kernel/debug/xpmem/teardown_delay_ms ]; then
 else
 	skip unload_waits_for_a_pending_teardown "the module has no test hooks"
 fi
-echo "# $((n - fail)) passed, $fail failed"
+echo "# $((n - fail - skipped)) passed, $fail failed, $skipped skipped"
 [ $fail -eq 0 ]
