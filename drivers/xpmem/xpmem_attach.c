@@ -6,13 +6,15 @@
  * pages, keeps the invalidation sequence and knows what a debugger or
  * get_user_pages may do; this file calls it only through att->ops.
  *
- * Each attachment is a shared mapping of its own pseudo-filesystem inode.
- * That inode's address_space is what invalidation zaps with
- * unmap_mapping_range(): the kernel's i_mmap tree finds every vma of the
- * attachment (also after mremap or a split) and i_mmap_rwsem keeps them
- * from being torn down while they are zapped, without ever taking the
- * attacher's mmap lock.  PTEs are "special": they hold no page reference
- * and no mapcount, and no page is pinned after a fault returns.
+ * Each attachment is a shared mapping of a pseudo-filesystem file, its
+ * attaching mm's "space" (below), at page offsets no other attachment of
+ * that mm uses.  The space's address_space is what invalidation zaps with
+ * unmap_mapping_range() over the attachment's offsets: the kernel's i_mmap
+ * tree finds every vma of the attachment (also after mremap or a split)
+ * and i_mmap_rwsem keeps them from being torn down while they are zapped,
+ * without ever taking the attacher's mmap lock.  PTEs are "special": they
+ * hold no page reference and no mapcount, and no page is pinned after a
+ * fault returns.
  *
  * Lifetime: the attachment is referenced by whoever makes it, by each of
  * its vmas and by work queued for it.  When the last vma goes (munmap,
@@ -56,12 +58,14 @@
 #include <linux/delay.h>
 #include <linux/fs.h>
 #include <linux/fs_context.h>
+#include <linux/hashtable.h>
 #include <linux/ktime.h>
 #include <linux/mman.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/pseudo_fs.h>
+#include <linux/refcount.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/seq_file.h>
@@ -84,6 +88,168 @@ static struct xpmem_attachment *xpmem_vma_att(struct vm_area_struct *vma)
 	return vma->vm_private_data;
 }
 
+/* ---- the attaching mm's space ------------------------------------------- */
+
+/*
+ * All attachments mapped in one mm are shared mappings of one pseudo file,
+ * the mm's space, each at its own range of page offsets, handed out from a
+ * counter and never reused within the space.  One file and inode per mm,
+ * not per attachment: making and freeing them was a third of the time of
+ * an attach + detach (docs/bench/peer.md).
+ *
+ * The lock cycle of docs/design.md ("Why attachments are mapped through
+ * their mm's space") keeps its scope: mm_take_all_locks() of an mm takes a
+ * space's i_mmap_rwsem only if that mm maps one of the space's vmas, which
+ * is the mm the space belongs to (or a fork child that kept a copy with
+ * MADV_DOFORK, as before with an attachment's own inode).  Sharing the
+ * lock among the attachments of one mm adds waits (a vma of one attachment
+ * inserted or removed while another is zapped), never a new cycle: a zap
+ * holds it for reading and then takes only that mm's page table locks.
+ *
+ * The file is never in a file table.  Its ->mmap maps only the attachment
+ * that xpmem_attachment_map() is mapping, in the task doing it, under the
+ * space's map_lock (remap_file_pages() on an attachment vma reaches
+ * ->mmap too, and gets -EBUSY).
+ *
+ * A space is found by its mm in xpmem_spaces while it has attachments.
+ * The counter stops short of the largest offset a mapping may have; a
+ * space that runs out leaves the table (its attachments keep it) and the
+ * next attach of the mm makes a new one.
+ */
+struct xpmem_att_space {
+	struct hlist_node node;		/* in xpmem_spaces, while findable */
+	struct mm_struct *mm;		/* the attaching mm (mm_count) */
+	refcount_t users;		/* its attachments */
+	struct file *file;		/* holds the inode: the address_space */
+	pgoff_t next_pgoff;		/* under xpmem_spaces_lock */
+	bool hashed;			/* under xpmem_spaces_lock */
+	struct mutex map_lock;		/* one xpmem_attachment_map() at a time */
+	/* under map_lock: what ->mmap may map, and for which task */
+	struct xpmem_attachment *mapping;
+	struct task_struct *mapping_task;
+};
+
+static DEFINE_HASHTABLE(xpmem_spaces, 6);
+static DEFINE_SPINLOCK(xpmem_spaces_lock);
+
+static const struct file_operations xpmem_att_fops;
+
+/* offsets a space hands out, in pages: every byte offset fits in a loff_t */
+static pgoff_t xpmem_space_pages_limit(void)
+{
+#ifdef CONFIG_XPMEM_TEST_HOOKS
+	unsigned int max = READ_ONCE(xpmem_space_pages_max);
+
+	if (max)
+		return max;
+#endif
+	return (pgoff_t)(LLONG_MAX >> PAGE_SHIFT);
+}
+
+static struct xpmem_att_space *xpmem_space_new(struct mm_struct *mm)
+{
+	struct xpmem_att_space *space = kzalloc(sizeof(*space), GFP_KERNEL_ACCOUNT);
+	struct inode *inode;
+	struct file *file;
+
+	if (!space)
+		return ERR_PTR(-ENOMEM);
+	inode = alloc_anon_inode(xpmem_mnt->mnt_sb);
+	if (IS_ERR(inode)) {
+		kfree(space);
+		return ERR_CAST(inode);
+	}
+	__module_get(THIS_MODULE);	/* dropped by the file's last fput */
+	file = alloc_file_pseudo(inode, xpmem_mnt, "xpmem", O_RDWR, &xpmem_att_fops);
+	if (IS_ERR(file)) {
+		module_put(THIS_MODULE);
+		iput(inode);
+		kfree(space);
+		return ERR_CAST(file);
+	}
+	file->private_data = space;
+	space->file = file;
+	mmgrab(mm);
+	space->mm = mm;
+	refcount_set(&space->users, 1);
+	mutex_init(&space->map_lock);
+	xpmem_count(att_spaces);
+	return space;
+}
+
+static void xpmem_space_free(struct xpmem_att_space *space)
+{
+	mmdrop(space->mm);
+	fput(space->file);	/* the vmas hold their own references */
+	kfree(space);
+	xpmem_uncount(att_spaces);
+}
+
+static void xpmem_space_put(struct xpmem_att_space *space)
+{
+	/* the last put unhashes under the lock: a lookup never finds a count of 0 */
+	if (refcount_dec_not_one(&space->users))
+		return;
+	spin_lock(&xpmem_spaces_lock);
+	if (!refcount_dec_and_test(&space->users)) {
+		spin_unlock(&xpmem_spaces_lock);
+		return;
+	}
+	if (space->hashed)
+		hash_del(&space->node);
+	spin_unlock(&xpmem_spaces_lock);
+	xpmem_space_free(space);
+}
+
+/*
+ * Reserve @pages offsets in the current mm's space for a new attachment:
+ * the space, referenced, and the first offset in *@pgoff.
+ */
+static struct xpmem_att_space *xpmem_space_reserve(unsigned long pages, pgoff_t *pgoff)
+{
+	struct mm_struct *mm = current->mm;
+	struct xpmem_att_space *space, *fresh = NULL;
+	pgoff_t limit = xpmem_space_pages_limit();
+
+	if (pages > limit)
+		return ERR_PTR(-ENOMEM);
+again:
+	spin_lock(&xpmem_spaces_lock);
+	hash_for_each_possible(xpmem_spaces, space, node, (unsigned long)mm) {
+		if (space->mm != mm)
+			continue;
+		if (space->next_pgoff <= limit - pages) {
+			/* hashed: its count is not 0 (the last put unhashes it first) */
+			refcount_inc(&space->users);
+			goto found;
+		}
+		/* offsets used up: its attachments keep it, the mm gets a new one */
+		hash_del(&space->node);
+		space->hashed = false;
+		xpmem_count(att_space_renewals);
+		break;
+	}
+	if (fresh) {
+		space = fresh;
+		fresh = NULL;
+		space->hashed = true;
+		hash_add(xpmem_spaces, &space->node, (unsigned long)mm);
+		goto found;
+	}
+	spin_unlock(&xpmem_spaces_lock);
+	fresh = xpmem_space_new(mm);
+	if (IS_ERR(fresh))
+		return fresh;
+	goto again;
+found:
+	*pgoff = space->next_pgoff;
+	space->next_pgoff += pages;
+	spin_unlock(&xpmem_spaces_lock);
+	if (fresh)		/* another attach of this mm made one meanwhile */
+		xpmem_space_put(fresh);
+	return space;
+}
+
 /* ---- lifetime ------------------------------------------------------------ */
 
 static void xpmem_att_release(struct kref *ref)
@@ -95,7 +261,7 @@ static void xpmem_att_release(struct kref *ref)
 	xpmem_access_del_dependent(att->ap, &att->dep);
 	if (att->mm)
 		mmdrop(att->mm);
-	iput(att->inode);
+	xpmem_space_put(att->space);
 	xpmem_access_put(att->ap);
 	xpmem_user_uncharge(att->user, XPMEM_OWNS_ATTACHMENT);
 	xpmem_uncount(attachments);
@@ -112,24 +278,39 @@ void xpmem_att_put(struct xpmem_attachment *att)
 	kref_put(&att->ref, xpmem_att_release);
 }
 
+/* the byte offset in its space's file of offset @offset in the attachment */
+static loff_t xpmem_att_file_pos(struct xpmem_attachment *att, unsigned long offset)
+{
+	return ((loff_t)att->pgoff << PAGE_SHIFT) + offset;
+}
+
 /* Zap [offset, offset + len) of the attachment in every vma that maps it. */
 void xpmem_att_zap(struct xpmem_attachment *att, unsigned long offset, unsigned long len)
 {
-	xpmem_zap_mapping(att->inode->i_mapping, offset, len);
+	xpmem_zap_mapping(att->space->file->f_mapping, xpmem_att_file_pos(att, offset), len);
 }
 
 /* The same queued to the zap worker; xpmem_zap_mapping_wait_queued(@zw) waits. */
 void xpmem_att_zap_queue(struct xpmem_attachment *att, unsigned long offset,
 			 unsigned long len, struct xpmem_zap_work *zw)
 {
-	xpmem_zap_mapping_queue(zw, att->inode->i_mapping, offset, len);
+	xpmem_zap_mapping_queue(zw, att->space->file->f_mapping,
+				xpmem_att_file_pos(att, offset), len);
 }
 
 /* The same from a notifier callback: in the zap worker, waiting for it. */
 void xpmem_att_zap_wait(struct xpmem_attachment *att, unsigned long offset,
 			unsigned long len)
 {
-	xpmem_zap_mapping_wait(att->inode->i_mapping, offset, len);
+	xpmem_zap_mapping_wait(att->space->file->f_mapping,
+			       xpmem_att_file_pos(att, offset), len);
+}
+
+/* The offset in @att of @addr, an address in one of its vmas @vma. */
+unsigned long xpmem_vma_att_offset(struct vm_area_struct *vma, struct xpmem_attachment *att,
+				   unsigned long addr)
+{
+	return ((vma->vm_pgoff - att->pgoff) << PAGE_SHIFT) + (addr - vma->vm_start);
 }
 
 /*
@@ -200,7 +381,7 @@ static void xpmem_att_dep_show(struct xpmem_dependent *d, struct seq_file *m)
 							   xpmem_count_pte, &mapped);
 			seq_printf(m, "  attachment %s addr %#lx size %#lx offset %#lx mapped %lu%s\n",
 				   att->ops->name, vma->vm_start, vma->vm_end - vma->vm_start,
-				   vma->vm_pgoff << PAGE_SHIFT, mapped, revoked);
+				   xpmem_vma_att_offset(vma, att, vma->vm_start), mapped, revoked);
 			any = true;
 		}
 	}
@@ -245,8 +426,7 @@ static unsigned long xpmem_att_src(struct vm_area_struct *vma,
 				   struct xpmem_attachment *att,
 				   unsigned long addr)
 {
-	return att->src_start + (vma->vm_pgoff << PAGE_SHIFT) +
-	       (addr - vma->vm_start);
+	return att->src_start + xpmem_vma_att_offset(vma, att, addr);
 }
 
 struct xpmem_install {
@@ -654,7 +834,7 @@ static vm_fault_t xpmem_att_pfn_mkwrite(struct vm_fault *vmf)
 	if (same)
 		return 0;
 	/* VM_MIXEDMAP / VM_PFNMAP: zap the one PTE by file offset */
-	xpmem_att_zap(att, (vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start), PAGE_SIZE);
+	xpmem_att_zap(att, xpmem_vma_att_offset(vma, att, addr), PAGE_SIZE);
 	return VM_FAULT_NOPAGE;
 }
 
@@ -798,16 +978,25 @@ static const struct vm_operations_struct xpmem_att_notify_vm_ops = {
 
 /* ---- creating the vma ------------------------------------------------------ */
 
-/* ->mmap of the attachment's pseudo file; reached only from xpmem_attachment_map(). */
+/*
+ * ->mmap of a space's pseudo file: maps the attachment that
+ * xpmem_attachment_map() is mapping, in the task doing it, and nothing
+ * else (remap_file_pages() on an attachment vma comes here too).
+ */
 static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct xpmem_attachment *att = file->private_data;
+	struct xpmem_att_space *space = file->private_data;
+	struct xpmem_attachment *att;
 
+	/* only the task holding map_lock writes these, and only it reads them as its own */
+	if (READ_ONCE(space->mapping_task) != current)
+		return -EBUSY;
+	att = space->mapping;
 	if (att->mapped)	/* mapped once, by xpmem_attachment_map() itself */
 		return -EBUSY;
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
-	if (vma->vm_pgoff || vma->vm_end - vma->vm_start != att->size)
+	if (vma->vm_pgoff != att->pgoff || vma->vm_end - vma->vm_start != att->size)
 		return -EINVAL;
 	if (!att->writable) {
 		if (vma->vm_flags & VM_WRITE)
@@ -860,20 +1049,21 @@ int xpmem_attachment_init(struct xpmem_attachment *att, const struct xpmem_att_o
 			  struct xpmem_access *ap, unsigned long src_start, unsigned long size)
 {
 	struct xpmem_user *user = xpmem_user_charge(XPMEM_OWNS_ATTACHMENT);
-	struct inode *inode;
+	struct xpmem_att_space *space;
 
 	if (IS_ERR(user))
 		return PTR_ERR(user);
-	inode = alloc_anon_inode(xpmem_mnt->mnt_sb);
-	if (IS_ERR(inode)) {
+	/* its offsets in the space: fixed now, zaps may come before it is mapped */
+	space = xpmem_space_reserve(size >> PAGE_SHIFT, &att->pgoff);
+	if (IS_ERR(space)) {
 		xpmem_user_uncharge(user, XPMEM_OWNS_ATTACHMENT);
-		return PTR_ERR(inode);
+		return PTR_ERR(space);
 	}
 	kref_init(&att->ref);
 	att->ops = ops;
 	att->ap = ap;
 	att->user = user;
-	att->inode = inode;
+	att->space = space;
 	att->src_start = src_start;
 	att->size = size;
 	att->writable = ap->writable;
@@ -904,24 +1094,23 @@ void xpmem_attachment_abort(struct xpmem_attachment *att)
  */
 int xpmem_attachment_map(struct xpmem_attachment *att, unsigned long *vaddr)
 {
-	struct file *file;
+	struct xpmem_att_space *space = att->space;
 	unsigned long addr;
 
-	/* the file owns one inode reference, the attachment keeps its own */
-	ihold(att->inode);
-	__module_get(THIS_MODULE);	/* dropped by fput of the file */
-	file = alloc_file_pseudo(att->inode, xpmem_mnt, "xpmem", O_RDWR, &xpmem_att_fops);
-	if (IS_ERR(file)) {
-		module_put(THIS_MODULE);
-		iput(att->inode);
+	/* map_lock, then (in vm_mmap) the mm's mmap lock; nothing takes them the other way */
+	if (mutex_lock_killable(&space->map_lock)) {
 		xpmem_attachment_abort(att);
-		return PTR_ERR(file);
+		return -EINTR;
 	}
-	file->private_data = att;
-	addr = vm_mmap(file, *vaddr, att->size,
+	space->mapping = att;
+	WRITE_ONCE(space->mapping_task, current);
+	addr = vm_mmap(space->file, *vaddr, att->size,
 		       PROT_READ | (att->writable ? PROT_WRITE : 0),
-		       MAP_SHARED | (*vaddr ? MAP_FIXED : 0), 0);
-	fput(file);		/* the vma holds its own reference */
+		       MAP_SHARED | (*vaddr ? MAP_FIXED : 0),
+		       xpmem_att_file_pos(att, 0));
+	WRITE_ONCE(space->mapping_task, NULL);
+	space->mapping = NULL;
+	mutex_unlock(&space->map_lock);
 	if (IS_ERR_VALUE(addr)) {
 		/* never mapped: no vma will queue the teardown */
 		if (!att->mapped) {
@@ -958,7 +1147,7 @@ int xpmem_detach(unsigned long vaddr)
 	return vm_munmap(start, len);
 }
 
-/* ---- the pseudo filesystem that owns the attachment inodes ---------------- */
+/* ---- the pseudo filesystem that owns the spaces' inodes ------------------- */
 
 static int xpmem_fs_init_fs_context(struct fs_context *fc)
 {

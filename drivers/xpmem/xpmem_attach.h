@@ -22,6 +22,7 @@
 
 struct xpmem_attachment;
 struct xpmem_zap_work;
+struct xpmem_att_space;
 
 /* a page resolved for a fault: its pfn, and its page if it has one (referenced) */
 /*
@@ -103,7 +104,14 @@ struct xpmem_attachment {
 	bool revoked;			/* set under the install lock */
 	bool mapped;			/* the one vm_mmap() happened */
 	atomic_t nr_vmas;		/* vmas mapping this attachment */
-	struct inode *inode;		/* own address_space: zap target */
+	/*
+	 * The address_space it is mapped through and zapped with: its
+	 * attaching mm's (one per mm, xpmem_attach.c), at page offsets
+	 * [pgoff, pgoff + size / PAGE_SIZE) that no other attachment of that
+	 * space uses.  Referenced; fixed for the attachment's life.
+	 */
+	struct xpmem_att_space *space;
+	pgoff_t pgoff;
 	struct mm_struct *mm;		/* the mm it was mapped in (mm_count), for fdinfo */
 	struct work_struct teardown;	/* queued when the last vma goes */
 	struct xpmem_user *user;	/* counted against */
@@ -131,6 +139,8 @@ void xpmem_att_zap_queue(struct xpmem_attachment *att, unsigned long offset,
 			 unsigned long len, struct xpmem_zap_work *zw);
 int xpmem_attach_check_range(struct xpmem_access *ap, unsigned long offset,
 			     unsigned long size, unsigned long vaddr);
+unsigned long xpmem_vma_att_offset(struct vm_area_struct *vma, struct xpmem_attachment *att,
+				   unsigned long addr);
 int xpmem_detach(unsigned long vaddr);
 void xpmem_attach_flush(void);
 int xpmem_attach_init(void);

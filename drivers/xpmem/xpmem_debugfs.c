@@ -27,6 +27,10 @@
  *   install_delay_ms  the next fault that resolves a page waits this long
  *                 before it installs it (one shot), so that a test can
  *                 put an invalidation between resolve and install
+ *   attach_delay_ms  the next local attach, holding its permit and with
+ *                 its mirror in place, waits this long before it joins
+ *                 the permit's dependents (one shot), so that a test can
+ *                 release the permit in between
  *   contend_next_fault  1: the next fault of an attachment that may drop
  *                 its lock finds the source's lock busy (one shot), as
  *                 a writer on the source would make it, so that a test
@@ -35,6 +39,10 @@
  *   teardown_delay_ms  each attachment teardown queued by the close of its
  *                 last vma waits this long first, so that a test can
  *                 unload the module while one is pending
+ *   space_pages_max  N: an attaching mm's space (xpmem_attach.c) hands
+ *                 out at most N pages of offsets before the next attach
+ *                 starts a new one (0 = the real limit, 2^51 pages), so
+ *                 that a test can run one out
  */
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
@@ -64,6 +72,7 @@ static const struct {
 	XPMEM_LIVE(attachments),
 	XPMEM_LIVE(mirrors),
 	XPMEM_LIVE(attacher_mms),
+	XPMEM_LIVE(att_spaces),
 	XPMEM_LIVE(exports),
 	XPMEM_LIVE(export_atts),
 	XPMEM_EVENT(lookups_forged),
@@ -71,6 +80,7 @@ static const struct {
 	XPMEM_EVENT(limits_hit),
 	XPMEM_EVENT(gets),
 	XPMEM_EVENT(attaches),
+	XPMEM_EVENT(att_space_renewals),
 	XPMEM_EVENT(faults),
 	XPMEM_EVENT(fault_pages),
 	XPMEM_EVENT(fault_retries),
@@ -88,6 +98,7 @@ static const struct {
 	XPMEM_EVENT(batched_zaps),
 	XPMEM_EVENT(ack_wait_slow),
 	XPMEM_EVENT(install_delays),
+	XPMEM_EVENT(attach_delays),
 	XPMEM_EVENT(revokes),
 	XPMEM_EVENT(pages_given),
 	XPMEM_EVENT(pages_withheld),
@@ -155,12 +166,16 @@ void xpmem_debugfs_init(void)
 			   &xpmem_skip_zap_every);
 	debugfs_create_u32("install_delay_ms", 0600, xpmem_debugfs_dir,
 			   &xpmem_install_delay_ms);
+	debugfs_create_u32("attach_delay_ms", 0600, xpmem_debugfs_dir,
+			   &xpmem_attach_delay_ms);
 	debugfs_create_u32("contend_next_fault", 0600, xpmem_debugfs_dir,
 			   &xpmem_contend_next_fault);
 	debugfs_create_u32("teardown_delay_ms", 0600, xpmem_debugfs_dir,
 			   &xpmem_teardown_delay_ms);
 	debugfs_create_u32("zaps_held_max", 0600, xpmem_debugfs_dir,
 			   &xpmem_zaps_held_max);
+	debugfs_create_u32("space_pages_max", 0600, xpmem_debugfs_dir,
+			   &xpmem_space_pages_max);
 #endif
 	xpmem_proto_debugfs(xpmem_debugfs_dir);
 }

@@ -648,8 +648,7 @@ static int xpmem_local_access(struct xpmem_attachment *att, struct vm_area_struc
 	}
 	while (done < len) {
 		unsigned long a = addr + done, off = offset_in_page(a);
-		unsigned long src = att->src_start + (vma->vm_pgoff << PAGE_SHIFT) +
-				    (a - off - vma->vm_start);
+		unsigned long src = att->src_start + xpmem_vma_att_offset(vma, att, a - off);
 		int n = min_t(unsigned long, len - done, PAGE_SIZE - off);
 		struct page *page;
 		void *kaddr;
@@ -838,7 +837,8 @@ static void xpmem_local_vma_open(struct xpmem_attachment *att, struct vm_area_st
 	/* fork: from 6.11 this runs before the page table copy, and stops it */
 	xpmem_vm_flags_set(vma, VM_WIPEONFORK);
 	if (XPMEM_FORK_OPENS_AFTER_COPY)	/* copied already: drop it */
-		xpmem_att_zap(att, vma->vm_pgoff << PAGE_SHIFT, vma->vm_end - vma->vm_start);
+		xpmem_att_zap(att, xpmem_vma_att_offset(vma, att, vma->vm_start),
+			      vma->vm_end - vma->vm_start);
 }
 
 static void xpmem_local_vma_close(struct xpmem_attachment *att, struct vm_area_struct *vma)
@@ -998,6 +998,7 @@ static int xpmem_local_attach(struct xpmem_access *ap, unsigned long offset,
 	ret = xpmem_local_mirror_source(la);
 	if (ret)
 		goto err_abort;
+	xpmem_test_attach_delay();
 	ret = xpmem_attachment_add(&la->att);
 	if (ret)
 		goto err_abort;

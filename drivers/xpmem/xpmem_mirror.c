@@ -629,7 +629,7 @@ int xpmem_mirror_insert(struct xpmem_mirror *m, const struct xpmem_mirror_ops *o
 	 * tree yet" outside it and registers one later, by when the mm may
 	 * have got its tracker and an attachment (xpmem_local.c), and the
 	 * registration would take that attachment's lock (the lock cycle of
-	 * docs/design.md, "Why each attachment has its own inode").  Locked,
+	 * docs/design.md, "Why attachments are mapped through their mm's space").  Locked,
 	 * the check and the registration are one section with the tracker's.
 	 */
 	if (mmap_write_lock_killable(mm))

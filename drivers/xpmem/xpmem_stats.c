@@ -124,6 +124,21 @@ void xpmem_test_zap_delay(void)
 	atomic_dec(&xpmem_zaps_held);
 }
 
+unsigned int xpmem_attach_delay_ms;
+
+void xpmem_test_attach_delay(void)
+{
+	unsigned int delay;
+
+	if (!READ_ONCE(xpmem_attach_delay_ms))
+		return;
+	delay = xchg(&xpmem_attach_delay_ms, 0);
+	if (delay) {	/* an attach that a release of its permit overtakes */
+		xpmem_count(attach_delays);
+		msleep(delay);
+	}
+}
+
 unsigned int xpmem_contend_next_fault;
 
 bool xpmem_test_contend_fault(void)
@@ -133,6 +148,7 @@ bool xpmem_test_contend_fault(void)
 }
 
 unsigned int xpmem_teardown_delay_ms;
+unsigned int xpmem_space_pages_max;
 
 void xpmem_test_teardown_delay(void)
 {

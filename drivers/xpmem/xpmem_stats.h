@@ -27,6 +27,7 @@ struct xpmem_counters {
 	long attachments;
 	long mirrors;		/* interval notifiers on exporting mms */
 	long attacher_mms;	/* mms tracked for page lookups (xpmem_local.c) */
+	long att_spaces;	/* attaching mms' address_spaces (xpmem_attach.c) */
 	long exports;		/* permits partitions hold here */
 	long export_atts;	/* their attachments (rmap entries) */
 	/* event counts: only ever grow */
@@ -35,6 +36,7 @@ struct xpmem_counters {
 	long limits_hit;	/* a per-user or per-peer limit said EDQUOT */
 	long gets;		/* successful xpmem_get calls */
 	long attaches;		/* successful xpmem_attach calls */
+	long att_space_renewals;	/* a space's offsets ran out: a new one */
 	long faults;
 	long fault_pages;	/* PTEs faults set (fault-around: up to 16 each) */
 	long fault_retries;	/* sequence changed during a fault */
@@ -52,6 +54,7 @@ struct xpmem_counters {
 	long batched_zaps;	/* zaps and INVALs started by another mirror's call */
 	long ack_wait_slow;	/* zap waits that exceeded the warning time */
 	long install_delays;	/* faults held by the test hook install_delay_ms */
+	long attach_delays;	/* attaches held by the test hook attach_delay_ms */
 	long revokes;
 	long pages_given;	/* find_special_page answered a page */
 	long pages_withheld;	/* ... answered none (zap, fork, exit) */
@@ -119,6 +122,13 @@ static inline unsigned long xpmem_test_zap_delay_jiffies(void)
 extern unsigned int xpmem_install_delay_ms;
 void xpmem_test_install_delay(void);
 /*
+ * debugfs attach_delay_ms: the next local attach, holding its permit and
+ * with its mirror in place, waits this long before it joins the permit's
+ * dependents (one attach), so that a test can release the permit then
+ */
+extern unsigned int xpmem_attach_delay_ms;
+void xpmem_test_attach_delay(void);
+/*
  * debugfs contend_next_fault: true (non-zero) once, for the next fault of
  * an attachment that may drop its lock, which then acts as if the
  * source's lock were busy (the value goes back to 0)
@@ -132,6 +142,11 @@ bool xpmem_test_contend_fault(void);
  */
 extern unsigned int xpmem_teardown_delay_ms;
 void xpmem_test_teardown_delay(void);
+/*
+ * debugfs space_pages_max: an attaching mm's space hands out at most this
+ * many pages of offsets (0 = the real limit), so that a test can run it out
+ */
+extern unsigned int xpmem_space_pages_max;
 static inline bool xpmem_test_pin_enabled(void)
 {
 	return READ_ONCE(xpmem_test_pin_pages);
@@ -142,6 +157,10 @@ static inline void xpmem_test_ack_delay(void)
 }
 
 static inline void xpmem_test_install_delay(void)
+{
+}
+
+static inline void xpmem_test_attach_delay(void)
 {
 }
 

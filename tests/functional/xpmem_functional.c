@@ -1494,6 +1494,116 @@ out:
 	return ret ? ret : live_counters_settle();
 }
 
+#define SPACE_MAX	"/sys/kernel/debug/xpmem/space_pages_max"
+
+/*
+ * The attachments of one process are mapped through one file, its space,
+ * each at its own range of offsets (xpmem_attach.c).  Each attachment
+ * reads and writes its own source page, and an invalidation zaps exactly
+ * the attachment of the page it drops, in the first space of the process
+ * and in the next one that the test hook space_pages_max makes it start
+ * when the first runs out of offsets (after 6 pages: attachments 0-5 in
+ * the first, 6-7 in the second).  An attachment larger than a space can
+ * hold fails with ENOMEM.  A driver that zapped by the space's offsets
+ * wrongly (another attachment's range, or every attachment of the
+ * process) fails here.
+ */
+static int t_attachments_of_one_process_share_a_space_but_not_its_offsets(void)
+{
+	enum { N = 8 };
+	char *src = mmap(NULL, N * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int hooks = access(SPACE_MAX, W_OK) == 0;
+	volatile char *att[N] = { 0 };
+	const int dropped[] = { 2, 7 };
+	long renewals = counter("att_space_renewals");
+	xpmem_segid_t seg;
+	xpmem_apid_t apid;
+	int ret = 1;
+
+	FAIL_IF(src == MAP_FAILED, "mmap");
+	madvise(src, N * PG, MADV_NOHUGEPAGE);
+	for (int i = 0; i < N; i++)
+		src[i * PG] = (char)(10 + i);
+	seg = xpmem_make(src, N * PG, XPMEM_PERMIT_MODE, (void *)0600);
+	apid = xpmem_get(seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	FAIL_IF(seg <= 0 || apid <= 0, "make/get");
+	if (!hooks)
+		tap_diag("no test hooks: one space only, its renewal is not checked");
+	else
+		FAIL_IF(write_sys(SPACE_MAX, "6"), "cannot set space_pages_max");
+	for (int i = 0; i < N; i++) {
+		att[i] = xpmem_attach((struct xpmem_addr){ .apid = apid, .offset = i * PG },
+				      PG, NULL);
+		if (att[i] == (void *)-1) {
+			tap_diag("attach %d: %s", i, strerror(errno));
+			att[i] = NULL;
+			goto out;
+		}
+	}
+	if (hooks) {
+		void *big = xpmem_attach((struct xpmem_addr){ .apid = apid }, N * PG, NULL);
+
+		if (big != (void *)-1 || errno != ENOMEM) {
+			tap_diag("an attachment of %d pages in spaces of 6: %s, want ENOMEM", N,
+				 big == (void *)-1 ? strerror(errno) : "attached");
+			if (big != (void *)-1)
+				xpmem_detach(big);
+			goto out;
+		}
+		if (counter("att_space_renewals") - renewals != 1) {
+			tap_diag("%ld new spaces for 8 one-page attachments in spaces of 6, want 1",
+				 counter("att_space_renewals") - renewals);
+			goto out;
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		if (att[i][0] != 10 + i) {
+			tap_diag("attachment %d reads %d, want %d", i, att[i][0], 10 + i);
+			goto out;
+		}
+		att[i][1] = (char)(50 + i);
+		if (src[i * PG + 1] != 50 + i) {
+			tap_diag("attachment %d's write reached the source as %d", i, src[i * PG + 1]);
+			goto out;
+		}
+	}
+	for (unsigned int d = 0; d < sizeof(dropped) / sizeof(dropped[0]); d++) {
+		if (madvise(src + dropped[d] * PG, PG, MADV_DONTNEED)) {
+			tap_diag("madvise: %s", strerror(errno));
+			goto out;
+		}
+		for (int i = 0; i < N; i++) {
+			int gone = 0;
+
+			for (unsigned int e = 0; e <= d; e++)
+				gone |= i == dropped[e];
+			if (page_present((void *)att[i]) != !gone) {
+				tap_diag("after dropping source page %d: attachment %d %s", dropped[d],
+					 i, gone ? "still maps it" : "was zapped too");
+				goto out;
+			}
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		int gone = i == dropped[0] || i == dropped[1];
+
+		if (att[i][0] != (gone ? 0 : 10 + i)) {
+			tap_diag("attachment %d reads %d after the drops", i, att[i][0]);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	if (hooks)
+		write_sys(SPACE_MAX, "0");
+	for (int i = 0; i < N; i++)
+		if (att[i])
+			xpmem_detach((void *)att[i]);
+	FAIL_IF(xpmem_release(apid) || xpmem_remove(seg), "teardown");
+	munmap(src, N * PG);
+	return ret ? ret : live_counters_settle();
+}
+
 static int t_counters_return_to_zero(void)
 {
 	return live_counters_settle();
@@ -1510,6 +1620,7 @@ static const struct tap_test tests[] = {
 	TEST(fault_maps_the_present_pages_after_it),
 	TEST(invalidation_zaps_only_where_the_attacher_mapped),
 	TEST(invalidation_of_a_page_many_attachments_map_zaps_each_once),
+	TEST(attachments_of_one_process_share_a_space_but_not_its_offsets),
 	TEST(attacher_sees_source_writes),
 	TEST(source_sees_attacher_writes),
 	TEST(read_then_write_through_rdwr_attachment),

@@ -1447,6 +1447,74 @@ static int t_detach_while_a_fault_resolves_unlocked_installs_nothing(void)
 	return live_counters_settle();
 }
 
+struct attach_race {
+	xpmem_apid_t apid;
+	void *att;
+	int err;
+	volatile int done;
+};
+
+static void *held_attach(void *arg)
+{
+	struct attach_race *r = arg;
+
+	r->att = xpmem_attach((struct xpmem_addr){ .apid = r->apid }, ACK_PAGES * PG, NULL);
+	r->err = r->att == (void *)-1 ? errno : 0;
+	r->done = 1;
+	return NULL;
+}
+
+/*
+ * A release of a permit while an attach of it is in flight: the release
+ * goes through at once (it does not wait for the attach), and the attach
+ * then fails with ENOENT and leaves nothing behind (its mirror removed, no
+ * attachment of an ended permit mapped).  The test hook attach_delay_ms
+ * holds the attach after it found its permit and put its mirror in place,
+ * before it joins the permit's dependents, so the release comes in
+ * between every time.  A driver that did not look at the permit's end
+ * when it adds the attachment maps an attachment of the released permit,
+ * which the release never revoked: this test fails there.
+ */
+static int t_release_during_an_attach_of_its_permit_fails_that_attach(void)
+{
+	unsigned int ms = (unsigned int)(ACK_DELAY_MS * tap_time_scale());
+	long held0 = counter("attach_delays");
+	struct attach_race r = { 0 };
+	char *buf = ack_export();
+	pthread_t t;
+	char v[16];
+
+	FAIL_IF(!buf, "export");
+	FAIL_IF(held0 < 0, "no attach_delays counter: a module without the test hooks");
+	memset(buf, 0x5a, ACK_PAGES * PG);
+	r.apid = xpmem_get(g_ack_seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, NULL);
+	FAIL_IF(r.apid <= 0, "get");
+	snprintf(v, sizeof(v), "%u", ms);
+	FAIL_IF(write_file("/sys/kernel/debug/xpmem/attach_delay_ms", v), "attach_delay_ms hook");
+	pthread_create(&t, NULL, held_attach, &r);
+	if (wait_until_counter("attach_delays", held0 + 1, 30)) {
+		write_file("/sys/kernel/debug/xpmem/attach_delay_ms", "0");
+		pthread_join(t, NULL);
+		FAIL_IF(1, "the attach never reached the hook (%s)",
+			r.err ? strerror(r.err) : "it attached");
+	}
+	FAIL_IF(r.done, "the attach finished while the hook should hold it");
+	FAIL_IF(xpmem_release(r.apid), "release during the attach: %s", strerror(errno));
+	FAIL_IF(r.done, "the attach finished before the release returned: the release waited for it");
+	pthread_join(t, NULL);
+	if (!r.err) {
+		tap_diag("the attach of the released permit succeeded; its first byte reads %#x",
+			 ((volatile unsigned char *)r.att)[0]);
+		xpmem_detach(r.att);
+		FAIL_IF(1, "an attachment of a released permit is mapped");
+	}
+	tap_diag("the attach held across the release failed with %s", strerror(r.err));
+	FAIL_IF(r.err != ENOENT, "want ENOENT");
+	FAIL_IF(xpmem_remove(g_ack_seg), "remove");
+	munmap(buf, ACK_PAGES * PG);
+	return live_counters_settle();
+}
+
 #define TEST(name, secs) { #name, t_##name, secs }
 
 int main(int argc, char **argv)
@@ -1469,6 +1537,7 @@ int main(int argc, char **argv)
 		TEST(fault_resolved_before_an_invalidation_installs_the_new_page, 120),
 		TEST(futex_on_an_attachment_of_a_busy_source_succeeds, 120),
 		TEST(detach_while_a_fault_resolves_unlocked_installs_nothing, 120),
+		TEST(release_during_an_attach_of_its_permit_fails_that_attach, 120),
 	};
 
 	PG = (size_t)sysconf(_SC_PAGESIZE);
