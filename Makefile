@@ -78,7 +78,7 @@ OMPI_BINS := $(if $(shell command -v $(OMPICC)),$(patsubst tests/mpi/%.c,$(B)/te
 OSHCC      ?= oshcc
 SHMEM_BINS := $(if $(shell command -v $(OSHCC)),$(patsubst %.c,$(B)/%,$(wildcard tests/shmem/*.c bench/shmem/*.c)))
 
-.PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-shmem bench-partitions bench-peer install deb deps clean
+.PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-mpi-coll bench-shmem bench-partitions bench-peer install deb deps clean
 all: module module-test lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -216,9 +216,18 @@ bench: deps
 	tests/mpi/build-ompi-xpmem
 	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/mpi/run
 	bench/mpi/report
+	$(MAKE) bench-mpi-coll
 	$(MAKE) bench-shmem
 	$(MAKE) bench-partitions
 BENCH_KERNEL ?= debian-6.12
+
+# MPI_Bcast / MPI_Allreduce, reused and fresh buffers, np 2/4/8, UCX xpmem
+# vs posix+cma, one guest boot; build/bench/mpi-coll.md and .png
+bench-mpi-coll: deps
+	$(MAKE) all
+	tests/mpi/build-ucx-xpmem
+	scripts/xpmem-vm --kernel $(BENCH_KERNEL) --mem 2048 run -- bench/mpi/run-coll
+	bench/mpi/report-coll
 
 bench-shmem: deps
 	$(MAKE) all
