@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -276,6 +277,110 @@ static inline int memcg_group(const char *name, const char *max)
 	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/memory.swap.max", name);
 	write_file(path, "0");
 	return 0;
+}
+
+/* ---- huge-page memory ------------------------------------------------------------- */
+
+/*
+ * Memory backed by huge pages for exports, 4 MiB (two 2 MiB pages): get_user_pages
+ * through an attachment must get every 4 KiB page of them, head or tail,
+ * whatever level the source maps them at.  The kinds:
+ *   thp             anonymous THP, PMD-mapped in the source
+ *   thp_pte_mapped  the same after an mprotect round trip split the PMDs
+ *                   (the folios stay large, now mapped by PTEs)
+ *   hugetlb         anonymous MAP_HUGETLB, 2 MiB pages
+ * On a kernel without THP (Debian's PREEMPT_RT) the THP kinds skip.
+ */
+#define HUGE_SZ		(2UL << 20)
+#define HUGE_LEN	(2 * HUGE_SZ)
+
+enum huge_kind { HK_THP, HK_THP_PTE, HK_HUGETLB };
+
+/*
+ * HUGE_LEN bytes of @kind filled with fill_bytes(@seed), not shared with
+ * fork children (MADV_DONTFORK); NULL with *why set if this kernel cannot
+ * back it (a skip) or with *why NULL on a failure.
+ */
+static inline unsigned char *huge_backed(enum huge_kind kind, unsigned int seed, const char **why)
+{
+	unsigned char *src, *raw;
+	long kb;
+
+	*why = NULL;
+	if (kind == HK_HUGETLB) {
+		char nr[32];
+		FILE *f = fopen("/proc/sys/vm/nr_hugepages", "r");
+		long have = 0;
+
+		if (f) {
+			if (fscanf(f, "%ld", &have) != 1)
+				have = 0;
+			fclose(f);
+		}
+		if (have < 4) {
+			snprintf(nr, sizeof(nr), "%d", 4);
+			write_file("/proc/sys/vm/nr_hugepages", nr);
+		}
+		src = mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+		if (src == MAP_FAILED) {
+			printf("# MAP_HUGETLB: %s\n", strerror(errno));
+			return NULL;
+		}
+	} else {
+		char v[8] = "";
+		FILE *f;
+
+		if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK)) {
+			*why = "this kernel has no THP";
+			return NULL;
+		}
+		/* a CONFIG_DEBUG_VM kernel: tails of PMD-mapped THP are not given */
+		f = fopen("/sys/module/xpmem/parameters/gup_on_pmd_mapped_thp", "r");
+		if (kind == HK_THP && f && fgets(v, sizeof(v), f) && v[0] == 'N') {
+			fclose(f);
+			*why = "CONFIG_DEBUG_VM kernel: the driver gives get_user_pages no tail page of a PMD-mapped THP (gup_on_pmd_mapped_thp=N)";
+			return NULL;
+		}
+		if (f)
+			fclose(f);
+		raw = mmap(NULL, HUGE_LEN + HUGE_SZ, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (raw == MAP_FAILED)
+			return NULL;
+		src = (unsigned char *)(((uintptr_t)raw + HUGE_SZ - 1) & ~(HUGE_SZ - 1));
+		madvise(src, HUGE_LEN, MADV_HUGEPAGE);
+	}
+	/*
+	 * The attachers are this process's fork children: without this the
+	 * fork would share the huge pages with them, and the attachment's
+	 * write faults would break that copy-on-write by splitting them
+	 */
+	madvise(src, HUGE_LEN, MADV_DONTFORK);
+	fill_bytes(src, HUGE_LEN, seed);
+	if (kind != HK_HUGETLB) {
+		kb = smaps_field_kb(src, "AnonHugePages");
+		if (kb < (long)(HUGE_LEN >> 10)) {
+			printf("# AnonHugePages %ld kB of %lu: the source is not THP-backed\n", kb,
+				 HUGE_LEN >> 10);
+			return NULL;
+		}
+	}
+	if (kind == HK_THP_PTE) {
+		size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+		/* split both PMDs: the folios stay large, mapped by PTEs */
+		for (size_t off = 0; off < HUGE_LEN; off += HUGE_SZ)
+			if (mprotect(src + off + pg, pg, PROT_READ) ||
+			    mprotect(src + off + pg, pg, PROT_READ | PROT_WRITE))
+				return NULL;
+		kb = smaps_field_kb(src, "AnonHugePages");
+		if (kb != 0) {
+			printf("# AnonHugePages %ld kB after the mprotect round trip: not split\n", kb);
+			return NULL;
+		}
+	}
+	return src;
 }
 
 #endif /* XPMEM_TESTS_TESTLIB_H */
