@@ -84,16 +84,22 @@ void xpmem_test_ack_delay(void)
 		msleep(delay);
 }
 
+/*
+ * A one-shot hook's value, taken: the caller that reads it non-zero is
+ * the only one (the value goes back to 0).  A plain read first: every
+ * fault and attach passes here in the test builds.
+ */
+static unsigned int xpmem_test_take(unsigned int *hook)
+{
+	return READ_ONCE(*hook) ? xchg(hook, 0) : 0;
+}
+
 unsigned int xpmem_install_delay_ms;
 
 void xpmem_test_install_delay(void)
 {
-	unsigned int delay;
+	unsigned int delay = xpmem_test_take(&xpmem_install_delay_ms);
 
-	/* a plain read first: every fault passes here in the test builds */
-	if (!READ_ONCE(xpmem_install_delay_ms))
-		return;
-	delay = xchg(&xpmem_install_delay_ms, 0);
 	if (delay) {	/* a fault that resolved just before an invalidation */
 		xpmem_count(install_delays);
 		msleep(delay);
@@ -128,11 +134,8 @@ unsigned int xpmem_attach_delay_ms;
 
 void xpmem_test_attach_delay(void)
 {
-	unsigned int delay;
+	unsigned int delay = xpmem_test_take(&xpmem_attach_delay_ms);
 
-	if (!READ_ONCE(xpmem_attach_delay_ms))
-		return;
-	delay = xchg(&xpmem_attach_delay_ms, 0);
 	if (delay) {	/* an attach that a release of its permit overtakes */
 		xpmem_count(attach_delays);
 		msleep(delay);
@@ -143,8 +146,7 @@ unsigned int xpmem_contend_next_fault;
 
 bool xpmem_test_contend_fault(void)
 {
-	/* a plain read first: every fault passes here in the test builds */
-	return READ_ONCE(xpmem_contend_next_fault) && xchg(&xpmem_contend_next_fault, 0);
+	return xpmem_test_take(&xpmem_contend_next_fault);
 }
 
 unsigned int xpmem_teardown_delay_ms;
