@@ -106,15 +106,21 @@ static struct xpmem_attachment *xpmem_vma_att(struct vm_area_struct *vma)
  * inserted or removed while another is zapped), never a new cycle: a zap
  * holds it for reading and then takes only that mm's page table locks.
  *
- * The file is never in a file table.  Its ->mmap maps only the attachment
- * that xpmem_attachment_map() is mapping, in the task doing it, under the
- * space's map_lock (remap_file_pages() on an attachment vma reaches
- * ->mmap too, and gets -EBUSY).
+ * The file is never in a file table.  Its ->mmap maps only an attachment
+ * that xpmem_attachment_map() is mapping, in the task doing it (a pending
+ * map: remap_file_pages() on an attachment vma reaches ->mmap too, and
+ * gets -EBUSY).  No sleeping lock is held across vm_mmap(), which may wait
+ * for user space (a userfaultfd monitor of an unmap, mm_populate()).
  *
- * A space is found by its mm in xpmem_spaces while it has attachments.
- * The counter stops short of the largest offset a mapping may have; a
- * space that runs out leaves the table (its attachments keep it) and the
- * next attach of the mm makes a new one.
+ * A space is found by its mm in xpmem_spaces while it has attachments
+ * (users); the last one's put drops the space's reference of the file,
+ * and the file's release frees the space: whoever holds the file (a vma,
+ * remap_file_pages() in progress) can read file->private_data.  The
+ * counter stops short of the largest offset a mapping may have; a space
+ * that runs out leaves the table (its attachments keep it) and the next
+ * attach of the mm makes a new one.  Every attachment takes one offset
+ * more than its pages: no two are contiguous in the file, so no merge of
+ * two attachments' vmas could ever look right to the core.
  */
 struct xpmem_att_space {
 	struct hlist_node node;		/* in xpmem_spaces, while findable */
@@ -123,10 +129,15 @@ struct xpmem_att_space {
 	struct file *file;		/* holds the inode: the address_space */
 	pgoff_t next_pgoff;		/* under xpmem_spaces_lock */
 	bool hashed;			/* under xpmem_spaces_lock */
-	struct mutex map_lock;		/* one xpmem_attachment_map() at a time */
-	/* under map_lock: what ->mmap may map, and for which task */
-	struct xpmem_attachment *mapping;
-	struct task_struct *mapping_task;
+	spinlock_t pending_lock;	/* innermost */
+	struct list_head pending;	/* xpmem_att_pending: maps in progress */
+};
+
+/* an xpmem_attachment_map() in progress: what ->mmap may map, for which task */
+struct xpmem_att_pending {
+	struct list_head node;
+	struct task_struct *task;
+	struct xpmem_attachment *att;
 };
 
 static DEFINE_HASHTABLE(xpmem_spaces, 6);
@@ -172,17 +183,21 @@ static struct xpmem_att_space *xpmem_space_new(struct mm_struct *mm)
 	mmgrab(mm);
 	space->mm = mm;
 	refcount_set(&space->users, 1);
-	mutex_init(&space->map_lock);
+	spin_lock_init(&space->pending_lock);
+	INIT_LIST_HEAD(&space->pending);
 	xpmem_count(att_spaces);
 	return space;
 }
 
-static void xpmem_space_free(struct xpmem_att_space *space)
+/* ->release of the space's file: its last reference (a vma's or the space's) */
+static int xpmem_space_release(struct inode *inode, struct file *file)
 {
+	struct xpmem_att_space *space = file->private_data;
+
 	mmdrop(space->mm);
-	fput(space->file);	/* the vmas hold their own references */
 	kfree(space);
 	xpmem_uncount(att_spaces);
+	return 0;
 }
 
 static void xpmem_space_put(struct xpmem_att_space *space)
@@ -198,7 +213,33 @@ static void xpmem_space_put(struct xpmem_att_space *space)
 	if (space->hashed)
 		hash_del(&space->node);
 	spin_unlock(&xpmem_spaces_lock);
-	xpmem_space_free(space);
+	/*
+	 * The vmas hold their own references.  In a worker (a teardown)
+	 * the last reference goes now, not in a later delayed fput: the
+	 * file holds the module, and an unload after the last detach
+	 * should not find it still in use.
+	 */
+	if (current->flags & PF_KTHREAD)
+		__fput_sync(space->file);
+	else
+		fput(space->file);
+}
+
+/* The attachment current is mapping through @space, if any. */
+static struct xpmem_attachment *xpmem_space_pending(struct xpmem_att_space *space)
+{
+	struct xpmem_attachment *att = NULL;
+	struct xpmem_att_pending *p;
+
+	spin_lock(&space->pending_lock);
+	list_for_each_entry(p, &space->pending, node) {
+		if (p->task == current) {
+			att = p->att;
+			break;
+		}
+	}
+	spin_unlock(&space->pending_lock);
+	return att;
 }
 
 /*
@@ -211,7 +252,7 @@ static struct xpmem_att_space *xpmem_space_reserve(unsigned long pages, pgoff_t 
 	struct xpmem_att_space *space, *fresh = NULL;
 	pgoff_t limit = xpmem_space_pages_limit();
 
-	if (pages > limit)
+	if (pages >= limit)
 		return ERR_PTR(-ENOMEM);
 again:
 	spin_lock(&xpmem_spaces_lock);
@@ -243,7 +284,7 @@ again:
 	goto again;
 found:
 	*pgoff = space->next_pgoff;
-	space->next_pgoff += pages;
+	space->next_pgoff += pages + 1;		/* and a gap */
 	spin_unlock(&xpmem_spaces_lock);
 	if (fresh)		/* another attach of this mm made one meanwhile */
 		xpmem_space_put(fresh);
@@ -985,13 +1026,10 @@ static const struct vm_operations_struct xpmem_att_notify_vm_ops = {
  */
 static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct xpmem_att_space *space = file->private_data;
-	struct xpmem_attachment *att;
+	struct xpmem_attachment *att = xpmem_space_pending(file->private_data);
 
-	/* only the task holding map_lock writes these, and only it reads them as its own */
-	if (READ_ONCE(space->mapping_task) != current)
+	if (!att)	/* not from xpmem_attachment_map() in this task */
 		return -EBUSY;
-	att = space->mapping;
 	if (att->mapped)	/* mapped once, by xpmem_attachment_map() itself */
 		return -EBUSY;
 	if (!(vma->vm_flags & VM_SHARED))
@@ -1020,6 +1058,7 @@ static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
 static const struct file_operations xpmem_att_fops = {
 	.owner = THIS_MODULE,
 	.mmap = xpmem_att_mmap,
+	.release = xpmem_space_release,
 };
 
 /* The common checks of an attach of [offset, + size) of @ap's segment at @vaddr. */
@@ -1095,22 +1134,19 @@ void xpmem_attachment_abort(struct xpmem_attachment *att)
 int xpmem_attachment_map(struct xpmem_attachment *att, unsigned long *vaddr)
 {
 	struct xpmem_att_space *space = att->space;
+	struct xpmem_att_pending pending = { .task = current, .att = att };
 	unsigned long addr;
 
-	/* map_lock, then (in vm_mmap) the mm's mmap lock; nothing takes them the other way */
-	if (mutex_lock_killable(&space->map_lock)) {
-		xpmem_attachment_abort(att);
-		return -EINTR;
-	}
-	space->mapping = att;
-	WRITE_ONCE(space->mapping_task, current);
+	spin_lock(&space->pending_lock);
+	list_add(&pending.node, &space->pending);
+	spin_unlock(&space->pending_lock);
 	addr = vm_mmap(space->file, *vaddr, att->size,
 		       PROT_READ | (att->writable ? PROT_WRITE : 0),
 		       MAP_SHARED | (*vaddr ? MAP_FIXED : 0),
 		       xpmem_att_file_pos(att, 0));
-	WRITE_ONCE(space->mapping_task, NULL);
-	space->mapping = NULL;
-	mutex_unlock(&space->map_lock);
+	spin_lock(&space->pending_lock);
+	list_del(&pending.node);
+	spin_unlock(&space->pending_lock);
 	if (IS_ERR_VALUE(addr)) {
 		/* never mapped: no vma will queue the teardown */
 		if (!att->mapped) {

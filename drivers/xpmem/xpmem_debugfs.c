@@ -41,7 +41,7 @@
  *                 unload the module while one is pending
  *   space_pages_max  N: an attaching mm's space (xpmem_attach.c) hands
  *                 out at most N pages of offsets before the next attach
- *                 starts a new one (0 = the real limit, 2^51 pages), so
+ *                 starts a new one (0 = the real limit, LLONG_MAX bytes), so
  *                 that a test can run one out
  */
 #include <linux/debugfs.h>

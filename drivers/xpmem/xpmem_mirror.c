@@ -103,6 +103,9 @@ void xpmem_zap_mapping(struct address_space *mapping, loff_t start, loff_t len)
 {
 	struct xpmem_zap z = { .task = current };
 
+	/* 0 means "to the end of the file": every later attachment of the space */
+	if (WARN_ON_ONCE(len <= 0))
+		return;
 	spin_lock(&xpmem_zaps_lock);
 	list_add(&z.node, &xpmem_zaps);
 	spin_unlock(&xpmem_zaps_lock);

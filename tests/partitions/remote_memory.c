@@ -920,7 +920,14 @@ static int run_kill(void)
 		/* a partition restarts its driver: a new incarnation, welcome again */
 		xpmem_apid_t a;
 		char *p;
-		int r = system("rmmod xpmem && insmod build/modules-test/$(uname -r)/xpmem.ko partition=1");
+		/*
+		 * the teardowns of this process's last detaches run in a
+		 * worker and hold the module until they end: retry the unload
+		 * for a while (10 s)
+		 */
+		int r = system("for i in $(seq 100); do rmmod xpmem 2>/dev/null && break; sleep 0.1; done; "
+			       "! grep -q '^xpmem ' /proc/modules && "
+			       "insmod build/modules-test/$(uname -r)/xpmem.ko partition=1");
 
 		for (int i = 0; i < 100; i++) {
 			if (!system("grep -q '^partition 0 alive' /sys/kernel/debug/xpmem/partitions"))
