@@ -46,6 +46,9 @@ KERNELS := $(KERNEL)
 endif
 KERNELS ?= $(shell scripts/kernels | cut -d' ' -f1)
 
+# an arm64 release (scripts/arm64-kernel/build) is cross-built
+KARCH_FLAGS := $(if $(filter %-arm64,$(KVER)),ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-)
+
 MOD_SRC := $(wildcard drivers/xpmem/*.c drivers/xpmem/*.h) \
 	   drivers/xpmem/Kbuild include/uapi/xpmem.h
 MOD_OUT := $(B)/modules/$(KVER)
@@ -78,7 +81,7 @@ OMPI_BINS := $(if $(shell command -v $(OMPICC)),$(patsubst tests/mpi/%.c,$(B)/te
 OSHCC      ?= oshcc
 SHMEM_BINS := $(if $(shell command -v $(OSHCC)),$(patsubst %.c,$(B)/%,$(wildcard tests/shmem/*.c bench/shmem/*.c)))
 
-.PHONY: all module module-test lib tests tests-demo check check-full check-oversub fuzz static demo bench bench-local bench-mpi-coll bench-shmem bench-partitions bench-peer install deb deps clean
+.PHONY: all module module-test lib tests tests-demo tests-arm64 arm64-programs check check-full check-oversub fuzz static demo bench bench-local bench-mpi-coll bench-shmem bench-partitions bench-peer install deb deps clean
 all: module module-test lib tests
 
 # ---- kernel module: built in a private copy per release -------------------
@@ -95,7 +98,7 @@ define build_module
 	@mkdir -p $(1)/src/drivers/xpmem $(1)/src/include/uapi
 	@cp drivers/xpmem/*.c drivers/xpmem/*.h drivers/xpmem/Kbuild $(1)/src/drivers/xpmem/
 	@cp include/uapi/xpmem.h $(1)/src/include/uapi/
-	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(1)/src/drivers/xpmem CONFIG_XPMEM=m W=1 $(2) modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(1)/src/drivers/xpmem CONFIG_XPMEM=m W=1 $(KARCH_FLAGS) $(2) modules
 	@cp $(1)/src/drivers/xpmem/xpmem.ko $(1)/xpmem.ko
 endef
 $(MOD_OUT)/xpmem.ko: $(MOD_SRC)
@@ -155,6 +158,15 @@ $(B)/tests/rdma/xpmem_rdma: tests/rdma/xpmem_rdma.c tests/tap.h tests/testlib.h 
 $(B)/tests/%: tests/%.c tests/tap.h tests/testlib.h tests/time_scale.h tests/oversub/pattern.h tests/partitions/fabric.h include/uapi/xpmem.h $(LIB_SO)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
+
+# The arm64 guest's programs (debian-6.12-arm64): libxpmem and the
+# functional, fuzz and harness programs cross-built into build/arm64/
+# (guest-init mounts its lib/ and tests/ over build/lib and build/tests
+# in an arm64 guest)
+ARM64_CROSS ?= aarch64-linux-gnu-
+tests-arm64:
+	$(MAKE) B=$(B)/arm64 CC=$(ARM64_CROSS)gcc AR=$(ARM64_CROSS)ar arm64-programs
+arm64-programs: $(LIB_SO) $(LIB_A) $(filter-out $(B)/tests/demo/% $(B)/tests/partitions/%,$(TEST_BINS))
 
 # ---- running ------------------------------------------------------------------
 deps:

@@ -494,7 +494,7 @@ static int xpmem_install_pte(pte_t *ptep, unsigned long addr, void *data)
 	in->retry = xpmem_att_changed(in->att, in->seq);
 	/* another thread's fault may have won: its PTE is just as current */
 	if (!in->retry && pte_none(ptep_get(ptep))) {
-		set_pte_at(in->mm, addr, ptep, in->pte);
+		xpmem_set_special_pte(in->mm, addr, ptep, in->pte);
 		in->att->ops->installed(in->att, in->src, PAGE_SIZE);
 	}
 	spin_unlock(lock);
@@ -532,7 +532,7 @@ static int xpmem_install_more_pte(pte_t *ptep, unsigned long addr, void *data)
 	spin_lock(lock);
 	run->stop = xpmem_att_changed(run->att, run->seq);
 	if (!run->stop && pte_none(ptep_get(ptep))) {
-		set_pte_at(run->mm, addr, ptep, pte);
+		xpmem_set_special_pte(run->mm, addr, ptep, pte);
 		run->att->ops->installed(run->att, run->src + ((unsigned long)i << PAGE_SHIFT),
 					 PAGE_SIZE);
 		run->installed++;

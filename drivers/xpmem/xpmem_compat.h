@@ -161,7 +161,8 @@ static inline bool xpmem_vma_fork_may_copy(struct vm_area_struct *vma)
  * Through an attachment those pages are the exporter's, so the attachment
  * gives them to none of these callers (xpmem_attach.c): an attacher acts
  * on its own mapping only.  The number is the architecture's, and the
- * 32-bit one for a compat call; other architectures answer false.
+ * 32-bit one for an x86 compat call; every architecture's native numbers
+ * are the same names (the arm64 guest job runs the same tests).
  *
  * Work the kernel runs on a task's behalf outside its system call (an
  * io_uring worker running a queued IORING_OP_MADVISE, which io_uring
@@ -172,7 +173,7 @@ static inline bool xpmem_vma_fork_may_copy(struct vm_area_struct *vma)
  * Deciding by what a caller cannot show, rather than by a list of the
  * requests it might be running, closes every queued path at once.
  */
-#ifdef CONFIG_X86_64
+#include <linux/compat.h>
 #include <linux/sched/task_stack.h>
 #include <asm/syscall.h>
 #include <asm/unistd.h>
@@ -193,17 +194,19 @@ static inline bool xpmem_in_page_moving_syscall(void)
 		       nr == __NR_ia32_move_pages;
 #endif
 #ifdef __X32_SYSCALL_BIT
-	nr &= ~__X32_SYSCALL_BIT;
+	nr &= ~__X32_SYSCALL_BIT;	/* x32 shares the 64-bit numbers */
+#elif defined(CONFIG_COMPAT)
+	/*
+	 * A compat task of another architecture (arm64's AArch32) numbers
+	 * its calls by a table this header does not list: it cannot show
+	 * what it does, so, as above, it is counted as page-moving.
+	 */
+	if (in_compat_syscall())
+		return true;
 #endif
 	return nr == __NR_madvise || nr == __NR_process_madvise || nr == __NR_mbind ||
 	       nr == __NR_migrate_pages || nr == __NR_move_pages;
 }
-#else
-static inline bool xpmem_in_page_moving_syscall(void)
-{
-	return current->flags & (PF_KTHREAD | PF_IO_WORKER);
-}
-#endif
 
 /*
  * get_user_pages on an attachment (futexes, O_DIRECT, process_vm_*, RDMA
@@ -311,5 +314,36 @@ static inline int xpmem_apply_to_existing_page_range(struct mm_struct *mm,
  */
 #define XPMEM_HUGETLB_TAIL_PINNABLE \
 	(!IS_ENABLED(CONFIG_DEBUG_VM) || !XPMEM_KERNEL_OLDER_THAN(6, 12, 0))
+
+/*
+ * Set one special PTE (pte_special(): an attachment's, never a normal
+ * page of the attacher) where there was none.  arm64's set_pte_at() calls
+ * __sync_cache_and_tags(), which skips a special PTE at run time but
+ * references mte_sync_tags(), which no module may link against; what is
+ * left for a special PTE is the store itself, __set_pte() (arm64's
+ * set_pte()), with the page-table check of set_ptes() (a no-op unless
+ * CONFIG_PAGE_TABLE_CHECK).  A special PTE is never part of a contiguous
+ * (contpte) block: those are folded only over one folio's normal pages.
+ */
+#ifdef CONFIG_ARM64
+static inline void xpmem_set_special_pte(struct mm_struct *mm, unsigned long addr,
+					 pte_t *ptep, pte_t pte)
+{
+	if (WARN_ON_ONCE(!pte_special(pte)))
+		return;
+#if XPMEM_KERNEL_OLDER_THAN(6, 5, 0)
+	page_table_check_pte_set(mm, addr, ptep, pte);
+#else
+	page_table_check_ptes_set(mm, ptep, pte, 1);
+#endif
+	set_pte(ptep, pte);
+}
+#else
+static inline void xpmem_set_special_pte(struct mm_struct *mm, unsigned long addr,
+					 pte_t *ptep, pte_t pte)
+{
+	set_pte_at(mm, addr, ptep, pte);
+}
+#endif
 
 #endif /* _XPMEM_COMPAT_H */
