@@ -160,13 +160,14 @@ $(B)/tests/%: tests/%.c tests/tap.h tests/testlib.h tests/time_scale.h tests/ove
 	$(CC) $(TEST_CFLAGS) -o $@ $< -L$(B)/lib -lxpmem -Wl,-rpath,$(CURDIR)/$(B)/lib
 
 # The arm64 guest's programs (debian-6.12-arm64): libxpmem and the
-# functional, fuzz and harness programs cross-built into build/arm64/
+# functional, fuzz, oversub, partitions and harness programs cross-built
+# into build/arm64/
 # (guest-init mounts its lib/ and tests/ over build/lib and build/tests
 # in an arm64 guest)
 ARM64_CROSS ?= aarch64-linux-gnu-
 tests-arm64:
 	$(MAKE) B=$(B)/arm64 CC=$(ARM64_CROSS)gcc AR=$(ARM64_CROSS)ar arm64-programs
-arm64-programs: $(LIB_SO) $(LIB_A) $(filter-out $(B)/tests/demo/% $(B)/tests/partitions/%,$(TEST_BINS))
+arm64-programs: $(LIB_SO) $(LIB_A) $(filter-out $(B)/tests/demo/%,$(TEST_BINS))
 
 # ---- running ------------------------------------------------------------------
 deps:

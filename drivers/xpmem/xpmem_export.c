@@ -594,7 +594,14 @@ static void xpmem_export_get(int peer, u64 gen, const u64 *p)
 		goto fail;
 	}
 	xpmem_count(exports);
-	/* the peer went down meanwhile: its cleanup may have missed this */
+	/*
+	 * The peer went down meanwhile: its cleanup may have missed this.
+	 * Full barrier: the store of the handle above and the load of the
+	 * generation are ordered against xpmem_proto_peer_down()'s increment
+	 * and its cleanup's walk (queue_work() orders those), so either the
+	 * walk sees this export or this sees the new generation.
+	 */
+	smp_mb();
 	if (xpmem_peer_gen(peer) != gen) {
 		if (xpmem_handle_free(&xpmem_exports, exp->handle, exp))
 			xpmem_export_destroy(exp);
@@ -775,7 +782,12 @@ static void xpmem_export_fault(int peer, u64 gen, const u64 *p)
 		mmput_async(mm);
 		if (err)
 			break;
-		reply[2] = PFN_PHYS(page_to_pfn(page));
+		/* the page as the peer's window of this partition shows it */
+		if (!xpmem_own_window_offset(PFN_PHYS(page_to_pfn(page)), &reply[2])) {
+			put_page(page);
+			err = -EFAULT;
+			break;
+		}
 		put_page(page);		/* nothing stays pinned */
 		err = xpmem_export_publish(att, seq, peer, att->src_start + off, reply);
 		if (!err) {

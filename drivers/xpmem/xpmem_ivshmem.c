@@ -42,6 +42,7 @@
 #include <linux/debugfs.h>
 #include <linux/delay.h>
 #include <linux/io.h>
+#include <linux/ioport.h>
 #include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
@@ -68,6 +69,20 @@
 static int xpmem_partition = -1;
 module_param_named(partition, xpmem_partition, int, 0444);
 MODULE_PARM_DESC(partition, "this partition's number on the fabric (0-3; -1: no fabric)");
+
+/*
+ * A peer's window of this partition shows this partition's RAM from its
+ * first byte: a page's offset in it is its physical address less where
+ * the RAM begins.  QEMU's pc machine (x86) puts RAM at 0; its virt machine
+ * (arm64) at 0x40000000, the lowest System RAM there.  A partition whose
+ * RAM is not one range from there (an x86 guest of more than about 3 GiB
+ * has RAM above the PCI hole at 4 GiB) shows its peers only that range:
+ * pages beyond it fail the peer's window check (-EFAULT at the attacher).
+ */
+static unsigned long long xpmem_ram_base = ULLONG_MAX;
+module_param_named(ram_base, xpmem_ram_base, ullong, 0444);
+MODULE_PARM_DESC(ram_base,
+		 "physical address of the first byte of this partition's RAM, offset 0 of its peers' windows (default: 0 on x86, else the lowest System RAM)");
 
 static unsigned int xpmem_timeout_param_ms = 3000;
 module_param_named(peer_timeout_ms, xpmem_timeout_param_ms, uint, 0644);
@@ -161,13 +176,15 @@ static int xpmem_fabric_send(struct xpmem_fabric *fab, int dst, u16 type,
 	u64 head, tail;
 	unsigned int i;
 
-	if (READ_ONCE(peer->state) != XPMEM_PEER_ALIVE || !theirs)
+	/* acquire: see what the poll thread published before ALIVE (seen[]) */
+	if (smp_load_acquire(&peer->state) != XPMEM_PEER_ALIVE || !theirs)
 		return -EHOSTDOWN;
 	if (npayload > ARRAY_SIZE(msg->payload))
 		return -EINVAL;
 	spin_lock(&peer->tx_lock);
 	head = le64_to_cpu(READ_ONCE(ring->head));
-	tail = le64_to_cpu(READ_ONCE(theirs->in[fab->me].tail));
+	/* acquire: the slot is free before we write it (not a control dependency) */
+	tail = le64_to_cpu(smp_load_acquire(&theirs->in[fab->me].tail));
 	if (head - tail >= XPMEM_RING_ENTRIES) {
 		spin_unlock(&peer->tx_lock);
 		return -ENOBUFS;	/* the peer is not consuming */
@@ -260,10 +277,44 @@ static bool xpmem_ivshmem_alive(int p)
 
 	rcu_read_lock();
 	fab = xpmem_fabric_of_peer(p);
-	if (fab)
-		alive = READ_ONCE(fab->peer[p].state) == XPMEM_PEER_ALIVE;
+	if (fab) {
+		/* acquire: pairs with xpmem_peer_set_state()'s release */
+		alive = smp_load_acquire(&fab->peer[p].state) == XPMEM_PEER_ALIVE;
+	}
 	rcu_read_unlock();
 	return alive;
+}
+
+/* ->own_offset: @phys of this partition as its peers' windows show it */
+static bool xpmem_ivshmem_own_offset(phys_addr_t phys, u64 *offset)
+{
+	if (phys < xpmem_ram_base)
+		return false;
+	*offset = phys - xpmem_ram_base;
+	return true;
+}
+
+static int xpmem_lowest_ram(struct resource *res, void *arg)
+{
+	unsigned long long *lowest = arg;
+
+	*lowest = min_t(unsigned long long, *lowest, res->start);
+	return 0;
+}
+
+/* ram_base when not given: see its comment */
+static void xpmem_ivshmem_find_ram_base(void)
+{
+	if (xpmem_ram_base != ULLONG_MAX)
+		return;
+	if (IS_ENABLED(CONFIG_X86)) {
+		xpmem_ram_base = 0;	/* the first page is RAM the kernel keeps */
+		return;
+	}
+	walk_iomem_res_desc(IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY,
+			    0, -1, &xpmem_ram_base, xpmem_lowest_ram);
+	if (xpmem_ram_base == ULLONG_MAX)
+		xpmem_ram_base = 0;
 }
 
 /* ->window: peer @p's RAM as a physical range of this partition */
@@ -271,7 +322,8 @@ static bool xpmem_ivshmem_window(int p, phys_addr_t *start, phys_addr_t *len)
 {
 	if (p < 0 || p >= XPMEM_MAX_PARTITIONS)
 		return false;
-	*start = READ_ONCE(xpmem_windows[p].start);
+	/* acquire: the length published with this start (the probe's release) */
+	*start = smp_load_acquire(&xpmem_windows[p].start);
 	*len = READ_ONCE(xpmem_windows[p].len);
 	return *start != 0;
 }
@@ -289,7 +341,8 @@ static void xpmem_ivshmem_fence(int p, const char *why)
 	fab = xpmem_fabric_of_peer(p);
 	if (fab) {
 		WRITE_ONCE(fab->peer[p].fence_why, why);
-		WRITE_ONCE(fab->peer[p].fence_request, true);
+		/* release: the poll thread that sees the request sees why */
+		smp_store_release(&fab->peer[p].fence_request, true);
 	}
 	rcu_read_unlock();
 }
@@ -361,7 +414,15 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	u64 head, tail;
 	bool any = false;
 
-	if (!peer->mbox)
+	/*
+	 * Only from a peer counted alive: one that already sees our seen[]
+	 * may send before our check has read it (the check runs before this,
+	 * but the peer's seen[] store and its send can fall between the two):
+	 * its messages wait in the ring for the check that makes it alive,
+	 * instead of being consumed and dropped.  A new incarnation's check
+	 * discards what an older one left (the tail reset).
+	 */
+	if (!peer->mbox || peer->state != XPMEM_PEER_ALIVE)
 		return false;
 	ring = &peer->mbox->out[fab->me];
 	head = le64_to_cpu(READ_ONCE(ring->head));
@@ -383,6 +444,7 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 		/* finish reading the entry before handing its slot back */
 		smp_mb();
 		WRITE_ONCE(consumed->tail, cpu_to_le64(tail));
+		/* a message may take it down (a forged one, a fence) */
 		if (peer->state == XPMEM_PEER_ALIVE) {
 			const char *why;
 			u64 val;
@@ -412,7 +474,8 @@ static void xpmem_peer_set_state(struct xpmem_fabric *fab, struct xpmem_peer *pe
 		xpmem_peer_state_name[state], xpmem_peer_state_name[old]);
 	if (state == XPMEM_PEER_DEAD)
 		xpmem_count(fabric_peers_dead);
-	WRITE_ONCE(peer->state, state);
+	/* release: a sender that sees ALIVE sees the handshake before it */
+	smp_store_release(&peer->state, state);
 	/*
 	 * Whatever was shared with that incarnation is over: fail its
 	 * requests, complete the acks we waited for, revoke its mappings
@@ -429,9 +492,11 @@ static void xpmem_peer_set_state(struct xpmem_fabric *fab, struct xpmem_peer *pe
  */
 static bool xpmem_peer_map(struct xpmem_peer *peer)
 {
-	resource_size_t start = READ_ONCE(xpmem_peer_mboxes[peer->id].start);
 	struct xpmem_mailbox *mb;
+	resource_size_t start;
 
+	/* acquire: the length published with this start (the probe's release) */
+	start = smp_load_acquire(&xpmem_peer_mboxes[peer->id].start);
 	if (peer->mbox)
 		return true;
 	if (!start || READ_ONCE(xpmem_peer_mboxes[peer->id].len) < sizeof(*mb))
@@ -452,8 +517,16 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	if (!READ_ONCE(xpmem_windows[peer->id].start) || !xpmem_peer_map(peer))
 		return;		/* not (yet) a partition we can talk to */
 	s = &peer->mbox->slot;
+	/*
+	 * The nonce first, then what its incarnation wrote before it (the
+	 * writer's smp_wmb() in xpmem_fabric_start()): a new nonce is never
+	 * read with the previous incarnation's seen[] or state.  The other
+	 * partition's CPUs are this machine's, so smp_* barriers order it.
+	 */
 	magic = le64_to_cpu(READ_ONCE(s->magic));
 	nonce = le64_to_cpu(READ_ONCE(s->nonce));
+	/* pairs with the smp_wmb() before the nonce in xpmem_fabric_start() */
+	smp_rmb();
 	beat = le64_to_cpu(READ_ONCE(s->heartbeat));
 	state = le32_to_cpu(READ_ONCE(s->state));
 	if (magic != XPMEM_FABRIC_MAGIC ||
@@ -477,14 +550,19 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 		 */
 		WRITE_ONCE(fab->mbox->in[peer->id].tail,
 			   READ_ONCE(peer->mbox->out[fab->me].head));
-		/* tell it which of its incarnations we talk to */
-		WRITE_ONCE(own->seen[peer->id], cpu_to_le64(nonce));
+		/*
+		 * Tell it which of its incarnations we talk to.  Release: the
+		 * head above is read before it can see this and send (else
+		 * the reset would skip its first message).
+		 */
+		smp_store_release(&own->seen[peer->id], cpu_to_le64(nonce));
 	}
 	if (state == XPMEM_SLOT_LEAVING) {
 		xpmem_peer_set_state(fab, peer, XPMEM_PEER_LEFT);
 		return;
 	}
-	if (peer->state == XPMEM_PEER_ALIVE && READ_ONCE(peer->fence_request)) {
+	/* acquire: pairs with xpmem_ivshmem_fence()'s release (fence_why) */
+	if (peer->state == XPMEM_PEER_ALIVE && smp_load_acquire(&peer->fence_request)) {
 		/* it stopped answering though it beats: cut it off, tell it */
 		pr_err("xpmem: fencing partition %d: %s\n", peer->id,
 		       READ_ONCE(peer->fence_why));
@@ -609,14 +687,20 @@ static int xpmem_fabric_start(struct pci_dev *pdev)
 	}
 	own = &fab->mbox->slot;
 	WRITE_ONCE(own->version, cpu_to_le32(XPMEM_WIRE_VERSION));
-	WRITE_ONCE(own->nonce, cpu_to_le64(fab->nonce));
 	WRITE_ONCE(own->heartbeat, 0);
 	for (p = 0; p < XPMEM_MAX_PARTITIONS; p++) {
 		WRITE_ONCE(own->fenced[p], 0);
 		WRITE_ONCE(own->seen[p], 0);
 	}
 	WRITE_ONCE(own->state, cpu_to_le32(XPMEM_SLOT_UP));
-	/* the slot is complete before it claims to be one */
+	/*
+	 * The slot is complete before the nonce that names this incarnation
+	 * (after a restart the magic is already there: the nonce is what a
+	 * peer acts on, xpmem_peer_check()), and before the magic.
+	 */
+	smp_wmb();
+	WRITE_ONCE(own->nonce, cpu_to_le64(fab->nonce));
+	/* and the nonce before the magic (a first start) */
 	smp_wmb();
 	WRITE_ONCE(own->magic, cpu_to_le64(XPMEM_FABRIC_MAGIC));
 
@@ -704,11 +788,13 @@ static int xpmem_fabric_probe(struct pci_dev *pdev, const struct pci_device_id *
 		dev_err(&pdev->dev, "xpmem: device at slot %#x is our own\n", slot);
 	} else if (mailbox) {
 		WRITE_ONCE(xpmem_peer_mboxes[p].len, pci_resource_len(pdev, 2));
-		WRITE_ONCE(xpmem_peer_mboxes[p].start, pci_resource_start(pdev, 2));
+		/* release: start last, with its length (xpmem_peer_map()) */
+		smp_store_release(&xpmem_peer_mboxes[p].start, pci_resource_start(pdev, 2));
 		ret = 0;
 	} else {
 		WRITE_ONCE(xpmem_windows[p].len, pci_resource_len(pdev, 2));
-		WRITE_ONCE(xpmem_windows[p].start, pci_resource_start(pdev, 2));
+		/* release: start last, with its length (xpmem_ivshmem_window()) */
+		smp_store_release(&xpmem_windows[p].start, pci_resource_start(pdev, 2));
 		ret = 0;
 	}
 	mutex_unlock(&xpmem_fabric_lock);
@@ -879,6 +965,7 @@ static const struct xpmem_transport xpmem_ivshmem_ops = {
 	.send = xpmem_ivshmem_send,
 	.alive = xpmem_ivshmem_alive,
 	.window = xpmem_ivshmem_window,
+	.own_offset = xpmem_ivshmem_own_offset,
 	.fence = xpmem_ivshmem_fence,
 	.count_bad = xpmem_ivshmem_count_bad,
 	.timeout_ms = xpmem_ivshmem_timeout_ms,
@@ -901,6 +988,7 @@ int xpmem_ivshmem_start(const struct xpmem_transport_client *client)
 {
 	if (xpmem_ivshmem_me() < 0)
 		return 0;
+	xpmem_ivshmem_find_ram_base();
 	xpmem_client = client;
 	return pci_register_driver(&xpmem_fabric_driver);
 }

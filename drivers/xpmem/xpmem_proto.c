@@ -129,6 +129,11 @@ bool xpmem_peer_window(int peer, phys_addr_t *start, phys_addr_t *len)
 	return xpmem_transport && xpmem_transport->window(peer, start, len);
 }
 
+bool xpmem_own_window_offset(phys_addr_t phys, u64 *offset)
+{
+	return xpmem_transport && xpmem_transport->own_offset(phys, offset);
+}
+
 void xpmem_peer_fence(int peer, const char *why)
 {
 	if (xpmem_transport)
@@ -429,6 +434,8 @@ static void xpmem_proto_peer_down(int p)
 	int i;
 
 	atomic64_inc(&xpmem_rpeer[p].gen);
+	/* pairs with the smp_mb() of xpmem_export_get() (the walk below) */
+	smp_mb__after_atomic();
 	xpmem_rpc_fail_peer(p);
 	for (i = 0; i < XPMEM_PROTO_SIDES; i++)
 		if (xpmem_peer_ops[i] && xpmem_peer_ops[i]->down)

@@ -56,6 +56,7 @@ int xpmem_proto_me(void);
 u64 xpmem_peer_gen(int peer);
 bool xpmem_peer_alive(int peer);
 bool xpmem_peer_window(int peer, phys_addr_t *start, phys_addr_t *len);
+bool xpmem_own_window_offset(phys_addr_t phys, u64 *offset);
 void xpmem_peer_fence(int peer, const char *why);
 void xpmem_peer_count_bad(int peer, const char *why, u64 val);
 unsigned int xpmem_peer_timeout_ms(void);

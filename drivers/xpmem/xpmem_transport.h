@@ -45,6 +45,8 @@ struct xpmem_transport {
 	bool (*alive)(int peer);
 	/* peer @peer's RAM as a physical range of this partition */
 	bool (*window)(int peer, phys_addr_t *start, phys_addr_t *len);
+	/* where this partition's @phys shows in its peers' windows of it */
+	bool (*own_offset)(phys_addr_t phys, u64 *offset);
 	/* declare @peer dead though it beats (it stopped answering); it is told */
 	void (*fence)(int peer, const char *why);
 	/* a message that passed the transport's checks but not the protocol's */

@@ -4,7 +4,9 @@
  * (scripts/xpmem-partitions), before any driver relies on it: a page of
  * one partition's RAM must be readable and writable from every other
  * partition through the fabric window, at the page's guest-physical
- * address; every partition's mailbox region must be visible to its peers,
+ * address less where that partition's RAM begins (0 on QEMU's x86 pc
+ * machine, 0x40000000 on its arm64 virt machine: the lowest System RAM of
+ * /proc/iomem there; the driver's ram_base); every partition's mailbox region must be visible to its peers,
  * and writable by its owner only.  TAP, run in every partition with
  * XPMEM_PARTITION / XPMEM_PARTITIONS set.
  *
@@ -39,7 +41,7 @@
 /* what a partition publishes in the scratch area of its own mailbox */
 struct publication {
 	volatile uint64_t magic;	/* MAGIC once the rest is written */
-	volatile uint64_t phys;		/* guest-physical address of the page */
+	volatile uint64_t phys;		/* the page's offset in our RAM (window) */
 	volatile uint64_t nonce;
 	volatile uint64_t done;		/* = nonce when finished reading */
 	volatile uint64_t canary[MAX_PARTS];	/* peer j tries to overwrite canary[j] */
@@ -55,6 +57,31 @@ static void result(int ok, const char *name)
 	else
 		n_fail++;
 	fflush(stdout);
+}
+
+/*
+ * Where this partition's RAM begins, offset 0 of its peers' windows: 0 on
+ * x86 (whose first System RAM starts after page 0), else the lowest System
+ * RAM in /proc/iomem.
+ */
+static uint64_t ram_base(void)
+{
+#ifdef __x86_64__
+	return 0;
+#else
+	uint64_t lowest = UINT64_MAX, start, end;
+	char line[256];
+	FILE *f = fopen("/proc/iomem", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != ' ' && strstr(line, ": System RAM") &&
+		    sscanf(line, "%lx-%lx", &start, &end) == 2 && start < lowest)
+			lowest = start;
+	fclose(f);
+	return lowest == UINT64_MAX ? 0 : lowest;
+#endif
 }
 
 /* BAR 2 of the device at @slot, mapped writable even if the memory behind is not */
@@ -156,6 +183,8 @@ int main(void)
 	for (int j = 0; j < np; j++)
 		page[1 + j] = 0;	/* peers write their id + 1 here */
 	pub[me]->phys = virt_to_phys((void *)page);
+	if (pub[me]->phys)
+		pub[me]->phys -= ram_base();
 	pub[me]->nonce = nonce;
 	for (int j = 0; j < np; j++)
 		pub[me]->canary[j] = canary_value(nonce, j);
