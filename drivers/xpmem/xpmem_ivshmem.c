@@ -42,7 +42,6 @@
 #include <linux/debugfs.h>
 #include <linux/delay.h>
 #include <linux/io.h>
-#include <linux/ioport.h>
 #include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
@@ -73,16 +72,19 @@ MODULE_PARM_DESC(partition, "this partition's number on the fabric (0-3; -1: no 
 /*
  * A peer's window of this partition shows this partition's RAM from its
  * first byte: a page's offset in it is its physical address less where
- * the RAM begins.  QEMU's pc machine (x86) puts RAM at 0; its virt machine
- * (arm64) at 0x40000000, the lowest System RAM there.  A partition whose
- * RAM is not one range from there (an x86 guest of more than about 3 GiB
- * has RAM above the PCI hole at 4 GiB) shows its peers only that range:
- * pages beyond it fail the peer's window check (-EFAULT at the attacher).
+ * the RAM begins.  QEMU's pc machine (x86) puts RAM at 0, which is the
+ * default there.  Elsewhere it must be given (QEMU's arm64 virt machine:
+ * 0x40000000): a guess from the lowest System RAM would be wrong where
+ * firmware keeps the first pages (nomap), and a wrong base shows a peer
+ * another page than the one it asked for.  A partition whose RAM is not
+ * one range from there (an x86 guest of more than about 3 GiB has RAM
+ * above the PCI hole at 4 GiB) shows its peers only that range: pages
+ * beyond it fail the peer's window check (-EFAULT at the attacher).
  */
 static unsigned long long xpmem_ram_base = ULLONG_MAX;
 module_param_named(ram_base, xpmem_ram_base, ullong, 0444);
 MODULE_PARM_DESC(ram_base,
-		 "physical address of the first byte of this partition's RAM, offset 0 of its peers' windows (default: 0 on x86, else the lowest System RAM)");
+		 "physical address of the first byte of this partition's RAM, offset 0 of its peers' windows (default 0 on x86; required elsewhere, 0x40000000 on QEMU's virt machine)");
 
 static unsigned int xpmem_timeout_param_ms = 3000;
 module_param_named(peer_timeout_ms, xpmem_timeout_param_ms, uint, 0644);
@@ -113,9 +115,19 @@ struct xpmem_peer {
 	 * when the peer's device is there, unmapped at fabric stop.
 	 */
 	struct xpmem_mailbox *mbox;
-	spinlock_t tx_lock;		/* producer side of our out[id] */
+	spinlock_t tx_lock;		/* producer side of our out[id], tx_open, tx_to */
 	u64 tx_seq;
+	/*
+	 * Sending is open while the peer is alive, to the incarnation it
+	 * was alive as (the low 32 bits of its nonce, stamped on every
+	 * message): set under tx_lock when the state changes, so a send that
+	 * raced with a restart cannot stamp the new incarnation on what it
+	 * meant for the old one.
+	 */
+	bool tx_open;
+	u32 tx_to;
 	atomic64_t tx, rx, bad;
+	atomic64_t stale;		/* messages for another incarnation of ours, dropped */
 	bool fence_request;		/* ->fence asked for it */
 	const char *fence_why;
 };
@@ -171,17 +183,27 @@ static int xpmem_fabric_send(struct xpmem_fabric *fab, int dst, u16 type,
 {
 	struct xpmem_peer *peer = &fab->peer[dst];
 	struct xpmem_wire_ring *ring = &fab->mbox->out[dst];
-	struct xpmem_mailbox *theirs = READ_ONCE(peer->mbox);
+	struct xpmem_mailbox *theirs;
 	struct xpmem_wire_msg *msg;
 	u64 head, tail;
 	unsigned int i;
 
-	/* acquire: see what the poll thread published before ALIVE (seen[]) */
-	if (smp_load_acquire(&peer->state) != XPMEM_PEER_ALIVE || !theirs)
+	/*
+	 * Acquire: see what the poll thread published before ALIVE (its
+	 * mapping of the peer's mailbox, the nonce, seen[]).
+	 */
+	if (smp_load_acquire(&peer->state) != XPMEM_PEER_ALIVE)
+		return -EHOSTDOWN;
+	theirs = READ_ONCE(peer->mbox);
+	if (!theirs)
 		return -EHOSTDOWN;
 	if (npayload > ARRAY_SIZE(msg->payload))
 		return -EINVAL;
 	spin_lock(&peer->tx_lock);
+	if (!peer->tx_open) {
+		spin_unlock(&peer->tx_lock);
+		return -EHOSTDOWN;	/* it went down since the check above */
+	}
 	head = le64_to_cpu(READ_ONCE(ring->head));
 	/* acquire: the slot is free before we write it (not a control dependency) */
 	tail = le64_to_cpu(smp_load_acquire(&theirs->in[fab->me].tail));
@@ -195,7 +217,7 @@ static int xpmem_fabric_send(struct xpmem_fabric *fab, int dst, u16 type,
 	msg->src = cpu_to_le16(fab->me);
 	msg->dst = cpu_to_le16(dst);
 	msg->len = cpu_to_le32(npayload * sizeof(u64));
-	msg->reserved = 0;
+	msg->to_incarnation = cpu_to_le32(peer->tx_to);
 	msg->seq = cpu_to_le64(++peer->tx_seq);
 	for (i = 0; i < ARRAY_SIZE(msg->payload); i++)
 		msg->payload[i] = cpu_to_le64(i < npayload ? payload[i] : 0);
@@ -294,27 +316,18 @@ static bool xpmem_ivshmem_own_offset(phys_addr_t phys, u64 *offset)
 	return true;
 }
 
-static int xpmem_lowest_ram(struct resource *res, void *arg)
-{
-	unsigned long long *lowest = arg;
-
-	*lowest = min_t(unsigned long long, *lowest, res->start);
-	return 0;
-}
-
 /* ram_base when not given: see its comment */
-static void xpmem_ivshmem_find_ram_base(void)
+static int xpmem_ivshmem_find_ram_base(void)
 {
 	if (xpmem_ram_base != ULLONG_MAX)
-		return;
-	if (IS_ENABLED(CONFIG_X86)) {
-		xpmem_ram_base = 0;	/* the first page is RAM the kernel keeps */
-		return;
+		return 0;
+	if (!IS_ENABLED(CONFIG_X86)) {
+		pr_err("xpmem: partition=%d needs ram_base= on this architecture (where this partition's RAM begins; 0x40000000 on QEMU's virt machine)\n",
+		       xpmem_partition);
+		return -EINVAL;
 	}
-	walk_iomem_res_desc(IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY,
-			    0, -1, &xpmem_ram_base, xpmem_lowest_ram);
-	if (xpmem_ram_base == ULLONG_MAX)
-		xpmem_ram_base = 0;
+	xpmem_ram_base = 0;
+	return 0;
 }
 
 /* ->window: peer @p's RAM as a physical range of this partition */
@@ -414,15 +427,7 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	u64 head, tail;
 	bool any = false;
 
-	/*
-	 * Only from a peer counted alive: one that already sees our seen[]
-	 * may send before our check has read it (the check runs before this,
-	 * but the peer's seen[] store and its send can fall between the two):
-	 * its messages wait in the ring for the check that makes it alive,
-	 * instead of being consumed and dropped.  A new incarnation's check
-	 * discards what an older one left (the tail reset).
-	 */
-	if (!peer->mbox || peer->state != XPMEM_PEER_ALIVE)
+	if (!peer->mbox)
 		return false;
 	ring = &peer->mbox->out[fab->me];
 	head = le64_to_cpu(READ_ONCE(ring->head));
@@ -438,12 +443,30 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	/* read the entries only after the head that published them */
 	smp_rmb();
 	while (tail != head) {
+		bool ours;
+
 		/* copy first: the producer's memory is not ours to trust */
 		memcpy(&m, &ring->msg[tail & (XPMEM_RING_ENTRIES - 1)], sizeof(m));
+		ours = le32_to_cpu(m.to_incarnation) == lower_32_bits(fab->nonce);
+		/*
+		 * A message for this incarnation from a peer not (yet) counted
+		 * alive waits: the peer already sees our seen[] and sent
+		 * between this poll's check of its slot and now; the next
+		 * check counts it alive.  (A fenced peer's messages wait for
+		 * good, and it learns of the fence from our slot.)  A message
+		 * for another incarnation of ours is dropped, alive or not.
+		 */
+		if (ours && peer->state != XPMEM_PEER_ALIVE)
+			break;
 		tail++;
 		/* finish reading the entry before handing its slot back */
 		smp_mb();
 		WRITE_ONCE(consumed->tail, cpu_to_le64(tail));
+		any = true;
+		if (!ours) {
+			atomic64_inc(&peer->stale);
+			continue;
+		}
 		/* a message may take it down (a forged one, a fence) */
 		if (peer->state == XPMEM_PEER_ALIVE) {
 			const char *why;
@@ -456,7 +479,6 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 				xpmem_count(fabric_rx);
 			}
 		}
-		any = true;
 	}
 	return any;
 }
@@ -474,6 +496,12 @@ static void xpmem_peer_set_state(struct xpmem_fabric *fab, struct xpmem_peer *pe
 		xpmem_peer_state_name[state], xpmem_peer_state_name[old]);
 	if (state == XPMEM_PEER_DEAD)
 		xpmem_count(fabric_peers_dead);
+	if (state == XPMEM_PEER_ALIVE || old == XPMEM_PEER_ALIVE) {
+		spin_lock(&peer->tx_lock);
+		peer->tx_open = state == XPMEM_PEER_ALIVE;
+		peer->tx_to = lower_32_bits(peer->nonce);
+		spin_unlock(&peer->tx_lock);
+	}
 	/* release: a sender that sees ALIVE sees the handshake before it */
 	smp_store_release(&peer->state, state);
 	/*
@@ -858,12 +886,12 @@ static int xpmem_partitions_show(struct seq_file *m, void *unused)
 
 		if (p == fab->me)
 			continue;
-		seq_printf(m, "partition %d %s window %llu silent_ms %u tx %lld rx %lld bad %lld\n",
+		seq_printf(m, "partition %d %s window %llu silent_ms %u tx %lld rx %lld bad %lld stale %lld\n",
 			   p, xpmem_peer_state_name[READ_ONCE(peer->state)],
 			   (unsigned long long)READ_ONCE(xpmem_windows[p].len),
 			   peer->nonce ? jiffies_to_msecs(silent) : 0,
 			   atomic64_read(&peer->tx), atomic64_read(&peer->rx),
-			   atomic64_read(&peer->bad));
+			   atomic64_read(&peer->bad), atomic64_read(&peer->stale));
 	}
 out:
 	mutex_unlock(&xpmem_fabric_lock);
@@ -986,9 +1014,13 @@ const struct xpmem_transport *xpmem_ivshmem_transport(void)
 /* Bind the ivshmem devices of the fabric and start talking for @client. */
 int xpmem_ivshmem_start(const struct xpmem_transport_client *client)
 {
+	int ret;
+
 	if (xpmem_ivshmem_me() < 0)
 		return 0;
-	xpmem_ivshmem_find_ram_base();
+	ret = xpmem_ivshmem_find_ram_base();
+	if (ret)
+		return ret;
 	xpmem_client = client;
 	return pci_register_driver(&xpmem_fabric_driver);
 }

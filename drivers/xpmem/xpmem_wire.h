@@ -30,7 +30,7 @@
 #include <linux/types.h>
 
 #define XPMEM_FABRIC_MAGIC	0x4241464d454d5058ULL	/* "XPMEMFAB" */
-#define XPMEM_WIRE_VERSION	3
+#define XPMEM_WIRE_VERSION	4
 #define XPMEM_MAX_PARTITIONS	4
 #define XPMEM_RING_ENTRIES	128	/* a power of two */
 #define XPMEM_MAILBOX_SCRATCH	(512 * 1024)
@@ -100,7 +100,12 @@ struct xpmem_wire_msg {
 	__le16 src;		/* sending partition, must match the ring */
 	__le16 dst;		/* receiving partition, must match the ring */
 	__le32 len;		/* bytes of payload[] in use */
-	__le32 reserved;
+	/*
+	 * The receiver's incarnation it is for: the low 32 bits of the
+	 * receiver's nonce as the sender knew it.  A receiver drops a message
+	 * for another one (sent before the sender saw it restart).
+	 */
+	__le32 to_incarnation;
 	__le64 seq;		/* sender's per-ring sequence number */
 	__le64 payload[5];
 };

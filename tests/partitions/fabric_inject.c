@@ -9,7 +9,9 @@
  *	count and drop every one of them and keep working.  Prints the
  *	number of bad messages sent.  Run it only while ME's own driver
  *	sends nothing to DST (the test sequences that), since the driver is
- *	the ring's only legitimate producer.
+ *	the ring's only legitimate producer.  Then one well-formed PING for
+ *	another incarnation of DST (as if sent before DST restarted): DST
+ *	must drop it unanswered and count it as stale, not as bad.
  *
  *   fabric_inject forge ME VICTIM DST
  *	try to speak for partition VICTIM: write, through a writable mapping
@@ -33,7 +35,7 @@
 
 #define PARTS 4
 #define ENTRIES 128
-#define VERSION 3
+#define VERSION 4
 
 struct slot {
 	uint64_t magic, nonce, heartbeat;
@@ -42,7 +44,7 @@ struct slot {
 };
 struct msg {
 	uint16_t version, type, src, dst;
-	uint32_t len, reserved;
+	uint32_t len, to_incarnation;	/* the receiver's nonce, low 32 bits */
 	uint64_t seq, payload[5];
 };
 struct ring { volatile uint64_t head, pad[7]; struct msg m[ENTRIES]; };
@@ -101,6 +103,8 @@ static int inject_bad(int me, int dst)
 		{ .version = VERSION, .type = 9, .len = 8 },		/* an INVAL of the wrong length */
 	};
 
+	uint32_t incarnation = (uint32_t)peer->slot.nonce;	/* dst's, low 32 bits */
+
 	head = r->head;
 	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct msg m = bad[i];
@@ -115,6 +119,7 @@ static int inject_bad(int me, int dst)
 		else
 			m.dst = (dst + 1) % PARTS == me ? (dst + 2) % PARTS : (dst + 1) % PARTS;
 		m.seq = 1000 + i;
+		m.to_incarnation = incarnation;
 		m.payload[0] = 0xbadbadbadULL;
 		r->m[head % ENTRIES] = m;
 		__sync_synchronize();
@@ -135,6 +140,19 @@ static int inject_bad(int me, int dst)
 		usleep(1000);
 	if (*tail != r->head) {
 		fprintf(stderr, "receiver did not resynchronise the ring\n");
+		return 1;
+	}
+	/* a PING (type 1, one payload word) for another incarnation of dst */
+	head = r->head;
+	r->m[head % ENTRIES] = (struct msg){ .version = VERSION, .type = 1, .src = me,
+					     .dst = dst, .len = 8, .seq = 2000,
+					     .to_incarnation = incarnation ^ 1 };
+	__sync_synchronize();
+	r->head = ++head;
+	for (int i = 0; i < 5000 && *tail != head; i++)
+		usleep(1000);
+	if (*tail != head) {
+		fprintf(stderr, "receiver did not consume the stale message\n");
 		return 1;
 	}
 	printf("%d\n", sent);

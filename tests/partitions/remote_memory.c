@@ -923,11 +923,14 @@ static int run_kill(void)
 		/*
 		 * the teardowns of this process's last detaches run in a
 		 * worker and hold the module until they end: retry the unload
-		 * for a while (10 s)
+		 * for a while (10 s); loaded again with the parameters the
+		 * guest loaded it with (scripts/guest-init: partition=1, and
+		 * ram_base= on arm64)
 		 */
 		int r = system("for i in $(seq 100); do rmmod xpmem 2>/dev/null && break; sleep 0.1; done; "
 			       "! grep -q '^xpmem ' /proc/modules && "
-			       "insmod build/modules-test/$(uname -r)/xpmem.ko partition=1");
+			       "insmod build/modules-test/$(uname -r)/xpmem.ko "
+			       "$(echo \"${xpmemvm_modparams:-partition=1}\" | tr , ' ')");
 
 		for (int i = 0; i < 100; i++) {
 			if (!system("grep -q '^partition 0 alive' /sys/kernel/debug/xpmem/partitions"))
