@@ -329,12 +329,19 @@ static inline int xpmem_apply_to_existing_page_range(struct mm_struct *mm,
 static inline void xpmem_set_special_pte(struct mm_struct *mm, unsigned long addr,
 					 pte_t *ptep, pte_t pte)
 {
-	if (WARN_ON_ONCE(!pte_special(pte)))
-		return;
-#if XPMEM_KERNEL_OLDER_THAN(6, 5, 0)
+	VM_WARN_ON_ONCE(!pte_special(pte));
+	/*
+	 * The check's signature: one PTE with its address before 6.6's
+	 * set_ptes(); 6.6 made it ptes_set without the address; 6.19 (the
+	 * powerpc page-table-check series) gave the address back.  Only
+	 * 6.12's is compiled here (make static); 7.1's read in its source.
+	 */
+#if XPMEM_KERNEL_OLDER_THAN(6, 6, 0)
 	page_table_check_pte_set(mm, addr, ptep, pte);
-#else
+#elif XPMEM_KERNEL_OLDER_THAN(6, 19, 0)
 	page_table_check_ptes_set(mm, ptep, pte, 1);
+#else
+	page_table_check_ptes_set(mm, addr, ptep, pte, 1);
 #endif
 	set_pte(ptep, pte);
 }
