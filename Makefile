@@ -98,7 +98,7 @@ define build_module
 	@mkdir -p $(1)/src/drivers/xpmem $(1)/src/include/uapi
 	@cp drivers/xpmem/*.c drivers/xpmem/*.h drivers/xpmem/Kbuild $(1)/src/drivers/xpmem/
 	@cp include/uapi/xpmem.h $(1)/src/include/uapi/
-	$(MAKE) -C $(KDIR) M=$(CURDIR)/$(1)/src/drivers/xpmem CONFIG_XPMEM=m W=1 $(KARCH_FLAGS) $(2) modules
+	+$(MAKE) -C $(KDIR) M=$(CURDIR)/$(1)/src/drivers/xpmem CONFIG_XPMEM=m W=1 $(KARCH_FLAGS) $(2) modules
 	@cp $(1)/src/drivers/xpmem/xpmem.ko $(1)/xpmem.ko
 endef
 $(MOD_OUT)/xpmem.ko: $(MOD_SRC)
