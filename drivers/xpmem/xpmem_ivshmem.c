@@ -443,7 +443,9 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	/* read the entries only after the head that published them */
 	smp_rmb();
 	while (tail != head) {
+		const char *why;
 		bool ours;
+		u64 val;
 
 		/* copy first: the producer's memory is not ours to trust */
 		memcpy(&m, &ring->msg[tail & (XPMEM_RING_ENTRIES - 1)], sizeof(m));
@@ -467,17 +469,15 @@ static bool xpmem_fabric_rx(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 			atomic64_inc(&peer->stale);
 			continue;
 		}
-		/* a message may take it down (a forged one, a fence) */
-		if (peer->state == XPMEM_PEER_ALIVE) {
-			const char *why;
-			u64 val;
-
-			if (xpmem_fabric_handle(fab, peer, &m, &why, &val)) {
-				xpmem_fabric_bad(peer, why, val);
-			} else {
-				atomic64_inc(&peer->rx);
-				xpmem_count(fabric_rx);
-			}
+		/*
+		 * Alive, as checked above; a message that takes it down (a
+		 * forged one, a fence) makes the next one wait or drop.
+		 */
+		if (xpmem_fabric_handle(fab, peer, &m, &why, &val)) {
+			xpmem_fabric_bad(peer, why, val);
+		} else {
+			atomic64_inc(&peer->rx);
+			xpmem_count(fabric_rx);
 		}
 	}
 	return any;
@@ -545,15 +545,15 @@ static void xpmem_peer_check(struct xpmem_fabric *fab, struct xpmem_peer *peer)
 	if (!READ_ONCE(xpmem_windows[peer->id].start) || !xpmem_peer_map(peer))
 		return;		/* not (yet) a partition we can talk to */
 	s = &peer->mbox->slot;
-	/*
-	 * The nonce first, then what its incarnation wrote before it (the
-	 * writer's smp_wmb() in xpmem_fabric_start()): a new nonce is never
-	 * read with the previous incarnation's seen[] or state.  The other
-	 * partition's CPUs are this machine's, so smp_* barriers order it.
-	 */
 	magic = le64_to_cpu(READ_ONCE(s->magic));
 	nonce = le64_to_cpu(READ_ONCE(s->nonce));
-	/* pairs with the smp_wmb() before the nonce in xpmem_fabric_start() */
+	/*
+	 * The nonce first, then what its incarnation wrote before it (pairs
+	 * with the smp_wmb() before the nonce in xpmem_fabric_start()): a new
+	 * nonce is never read with the previous incarnation's seen[] or
+	 * state.  The other partition's CPUs are this machine's, so smp_*
+	 * barriers order it.
+	 */
 	smp_rmb();
 	beat = le64_to_cpu(READ_ONCE(s->heartbeat));
 	state = le32_to_cpu(READ_ONCE(s->state));
